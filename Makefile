@@ -1,0 +1,47 @@
+# Liên Thông hub. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+export HUB_DATA_DIR ?= $(CURDIR)/var
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test test-fast lint type bench serve clean install
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the hub with its dev tools
+
+demo: $(STAMP) ## generate the demo province, ingest it and serve the hub (PORT, default 8000)
+	$(BIN)/hub demo run --port $(PORT)
+
+test: $(STAMP) ## run the whole test suite (integration tests need the local services)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP) ## run the tests that need no services
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+
+type: $(STAMP) ## mypy strict on hub/
+	$(BIN)/mypy
+
+bench: $(STAMP) ## run every benchmark in bench/ (installs the peers measured against)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+serve: $(STAMP) ## serve the hub on the embedded default
+	$(BIN)/hub serve --port $(PORT)
+
+clean: ## remove the data directory, caches and .venv
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis $(VENV) *.egg-info

@@ -1,0 +1,1 @@
+"""Access: OAuth server and token validation, principals, grants, the audit log."""

@@ -1,0 +1,1 @@
+"""The live catalogue: metadata models, the loader of catalog/*.yaml, search."""

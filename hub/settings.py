@@ -1,0 +1,86 @@
+"""The one settings object of the hub.
+
+Every setting is read from an environment variable with the ``HUB_`` prefix (``HUB_DATA_DIR``,
+``HUB_DATABASE_URL``, ...) or from a ``.env`` file in the working directory. ``get_settings()`` builds
+it once per process; tests build their own with ``Settings(data_dir=tmp_path)``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Configuration of one hub instance. See README.md, section Configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    # --- storage -----------------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path("var"), description="Directory of the embedded default: database, warehouse, uploads."
+    )
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL of the metadata database (and the Iceberg SQL catalog). "
+        "Default: SQLite in WAL mode at DATA_DIR/hub.db. PostgreSQL: postgresql+psycopg://user@host/db.",
+    )
+    warehouse_dir: Path | None = Field(
+        default=None, description="Where the Iceberg tables' Parquet files live. Default: DATA_DIR/warehouse."
+    )
+    catalog_dir: Path = Field(
+        default=PROJECT_ROOT / "catalog", description="Folder of dataset definitions (catalog/<agency>/*.yaml)."
+    )
+    schemas_dir: Path = Field(
+        default=PROJECT_ROOT / "schemas", description="Folder of JSON Schema contracts (schemas/<domain>/*.json)."
+    )
+
+    # --- ingest ------------------------------------------------------------------------------
+    invalid_threshold: float = Field(
+        default=0.05, ge=0, le=1, description="Default share of invalid rows above which a run commits nothing."
+    )
+    batch_rows: int = Field(default=131_072, gt=0, description="Target rows per Arrow record batch.")
+
+    # --- web ---------------------------------------------------------------------------------
+    site_url: str = Field(default="http://127.0.0.1:8000", description="Public base URL, used in links.")
+    site_title: str = Field(default="Cổng dữ liệu Liên Thông", description="Portal title.")
+    upload_max_bytes: int = Field(default=100 * 1024 * 1024, description="Largest accepted resource upload.")
+
+    # --- security ----------------------------------------------------------------------------
+    secret_key: str = Field(
+        default="",
+        description="Key that encrypts connector secrets at rest. Required before secrets are stored.",
+    )
+    token_ttl_seconds: int = Field(default=900, description="Lifetime of access tokens (15 minutes).")
+
+    # --- SQL sandbox -------------------------------------------------------------------------
+    query_timeout_seconds: float = Field(default=30.0, description="Time limit of one SQL query.")
+    query_max_rows: int = Field(default=100_000, description="Most rows a SQL query returns through the API.")
+
+    @model_validator(mode="after")
+    def _derive_paths(self) -> Settings:
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if self.warehouse_dir is None:
+            self.warehouse_dir = self.data_dir / "warehouse"
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / 'hub.db'}"
+        return self
+
+    @property
+    def warehouse_path(self) -> Path:
+        assert self.warehouse_dir is not None
+        return self.warehouse_dir
+
+    def ensure_dirs(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.warehouse_path.mkdir(parents=True, exist_ok=True)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
