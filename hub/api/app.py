@@ -12,6 +12,8 @@ import importlib.util
 from fastapi import FastAPI
 
 from hub import __version__
+from hub.api.errors import install_error_handlers
+from hub.api.middleware import CollapseSlashesMiddleware
 from hub.settings import Settings, get_settings
 
 ROUTER_MODULES = (
@@ -38,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "the hub's own /api/v1, OAuth 2.0 and DCAT-AP.",
     )
     app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(CollapseSlashesMiddleware)
     for name in ROUTER_MODULES:
         if importlib.util.find_spec(name) is None:
             continue

@@ -1,0 +1,73 @@
+"""Dependencies shared by every router, as annotated aliases.
+
+- ``SettingsDep``: the app's one ``Settings`` object.
+- ``SessionDep``: a metadata-database session for the request; committed when the endpoint returns
+  without error, rolled back otherwise.
+- ``PrincipalDep``: the caller on CKAN routes (a missing or invalid token means anonymous, as in CKAN).
+- ``V1PrincipalDep``: the caller on ``/api/v1`` (an invalid token is a 401 ``AuthenticationError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.auth.principal import Principal
+from hub.auth.resolve import resolve_principal
+from hub.db import session_factory
+from hub.settings import Settings
+
+
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+
+
+def app_session_factory(request: Request) -> sessionmaker[Session]:
+    """The app's session factory (built once; the engine is migrated on first use)."""
+    factory: sessionmaker[Session] | None = getattr(request.app.state, "session_factory", None)
+    if factory is None:
+        factory = session_factory(request.app.state.settings)
+        request.app.state.session_factory = factory
+    return factory
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One session per request: commit on success, roll back on error, always close."""
+    session = app_session_factory(request)()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def get_principal(request: Request, settings: SettingsDep) -> Principal:
+    """The caller on CKAN routes: an unknown token is anonymous, never a 401."""
+    return resolve_principal(request.headers, _client_ip(request), settings, "ckan")
+
+
+def get_v1_principal(request: Request, settings: SettingsDep) -> Principal:
+    """The caller on ``/api/v1`` routes: an invalid token raises ``AuthenticationError`` (401)."""
+    return resolve_principal(request.headers, _client_ip(request), settings, "v1")
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+V1PrincipalDep = Annotated[Principal, Depends(get_v1_principal)]

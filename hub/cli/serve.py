@@ -1,0 +1,64 @@
+"""``hub serve``: the web server (CKAN Action API, DataStore, downloads, /api/v1, portal)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import typer
+
+from hub.cli.common import console, err_console
+from hub.settings import Settings, get_settings
+
+
+def _default_port() -> int:
+    try:
+        return int(os.environ.get("PORT", "8000"))
+    except ValueError:
+        return 8000
+
+
+def prepare(settings: Settings) -> None:
+    """What the server does once before it answers: migrate, sync the catalog, recover runs."""
+    from hub.catalog.loader import sync_catalog
+    from hub.db import get_engine, session_scope
+
+    get_engine(settings)
+    with session_scope(settings) as session:
+        datasets = sync_catalog(session, settings)
+        if importlib.util.find_spec("hub.catalog.ckan") is not None:
+            from hub.catalog.ckan import sync_ckan
+
+            sync_ckan(session, settings)
+    err_console.print(f"catalog: {len(datasets)} datasets from {settings.catalog_dir}")
+    if importlib.util.find_spec("hub.ingest.runner") is not None:
+        from hub.ingest import runner
+
+        recover = getattr(runner, "recover_interrupted_runs", None)
+        if recover is not None:
+            recover(settings)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("serve")
+    def serve(
+        host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 for every interface)."),
+        port: int = typer.Option(_default_port(), help="Port to listen on (default: env PORT, else 8000)."),
+        workers: int = typer.Option(1, min=1, help="Number of worker processes."),
+        log_level: str = typer.Option("info", help="uvicorn log level."),
+    ) -> None:
+        """Serve the hub: CKAN API at /api/3/action, DataStore, downloads, /api/v1, docs at /docs."""
+        import uvicorn
+
+        settings = get_settings()
+        prepare(settings)
+        console.print(f"serving on http://{host}:{port}  (docs: /docs, health: /healthz)")
+        uvicorn.run(
+            "hub.api.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            proxy_headers=True,
+        )
