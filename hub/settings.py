@@ -57,6 +57,23 @@ class Settings(BaseSettings):
         description="Key that encrypts connector secrets at rest. Required before secrets are stored.",
     )
     token_ttl_seconds: int = Field(default=900, description="Lifetime of access tokens (15 minutes).")
+    token_audience: str = Field(
+        default="", description="The 'aud' of the hub's access tokens and the audience it accepts. Default: SITE_URL."
+    )
+    token_alg: str = Field(default="ES256", description="Signing algorithm of the hub's tokens: ES256 or RS256.")
+    refresh_ttl_seconds: int = Field(default=30 * 86400, description="Lifetime of refresh tokens (30 days).")
+    api_token_ttl_days: int = Field(default=365, description="Default lifetime of people's CKAN API tokens.")
+    oidc_issuers: list[dict[str, str]] = Field(
+        default_factory=list,
+        description='External OpenID Connect issuers accepted by the APIs, as JSON: [{"issuer": '
+        '"https://sso.example/realms/tinh", "audience": "hub"}]. Keys found by discovery and JWKS.',
+    )
+    rate_limit_client_per_minute: int = Field(default=600, description="Requests per minute per OAuth client.")
+    rate_limit_anonymous_per_minute: int = Field(default=120, description="Requests per minute per anonymous IP.")
+    login_max_failures: int = Field(default=5, description="Failed logins before an account and IP are locked.")
+    login_lockout_seconds: int = Field(default=900, description="How long a login lockout lasts.")
+    audit_checkpoint_every: int = Field(default=100, description="Sign an audit checkpoint every N entries.")
+    audit_checkpoint_seconds: int = Field(default=300, description="... or when the last one is this old.")
 
     # --- SQL sandbox -------------------------------------------------------------------------
     query_timeout_seconds: float = Field(default=30.0, description="Time limit of one SQL query.")
