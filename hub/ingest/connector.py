@@ -27,6 +27,15 @@ file and row of an invalid record: ``_hub_row`` (int64, 1-based line or record n
 and ``_hub_source`` (string, e.g. the file name). The runner numbers rows itself when they are absent.
 Column values may be the contract's types or text (CSV, XML): the validator parses text columns.
 
+A row the connector could not read (a CSV line with the wrong number of columns or broken quoting, bytes
+that are not valid in the declared encoding) may be handed on instead of failing the run, when the
+source is configured for it (``on_error: quarantine``). Such a row carries a third reserved column,
+``_hub_error`` (string): the reason, e.g. ``expected 5 columns, found 4``; its data columns are null and
+its ``_hub_row``/``_hub_source`` say where it was. ``_hub_error`` is null on every readable row, and a
+connector that never quarantines leaves the column out. The validator sends every row whose
+``_hub_error`` is not null to quarantine with one error ``{path: "", keyword: "source", message:
+<_hub_error>}`` without checking its (null) fields, and drops the column from valid rows.
+
 Errors: raise ``hub.errors.SourceUnavailable`` (retryable) when the source cannot be reached,
 ``hub.errors.SourceDataError`` (file, line, column) when its data cannot be read, and
 ``hub.errors.ConnectorError(..., retryable=...)`` otherwise.
@@ -48,7 +57,8 @@ from hub.errors import ConfigError
 
 ROW_COLUMN = "_hub_row"
 SOURCE_COLUMN = "_hub_source"
-RESERVED_COLUMNS = (ROW_COLUMN, SOURCE_COLUMN)
+ERROR_COLUMN = "_hub_error"
+RESERVED_COLUMNS = (ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN)
 
 
 class WriteMode(StrEnum):
