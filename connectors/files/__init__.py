@@ -1,0 +1,1 @@
+"""The ``files`` connector: CSV, Excel .xlsx, JSON lines and Parquet files on the hub's disk."""

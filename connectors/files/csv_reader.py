@@ -1,0 +1,260 @@
+"""Streaming CSV reading: pyarrow's CSV reader behind the encoding filter, every column as text.
+
+``_hub_row`` is the line number where the record starts (the header line is line ``header_row``).
+A malformed record (wrong number of columns, a quote that is never closed, a value that runs over a
+line break when ``newlines_in_values`` is off, bytes not valid in the encoding) either raises
+``SourceDataError`` naming file, line and column (``on_error: fail``) or comes out as a row whose data
+columns are null and whose ``_hub_error`` says what is wrong (``on_error: quarantine``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from connectors.files.transcode import NormalizingReader, read_head
+from hub.errors import SourceDataError
+from hub.ingest.connector import ERROR_COLUMN, ROW_COLUMN, SOURCE_COLUMN
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    quote_char: str = '"'
+    header_row: int = 1
+    newlines_in_values: bool = False
+    on_error: Literal["fail", "quarantine"] = "fail"
+
+
+@dataclass(order=True)
+class _Problem:
+    record: int
+    line_count: int = field(compare=False)
+    column: int | None = field(compare=False)
+    reason: str = field(compare=False)
+
+
+def header_columns(path: Path, display: str, opts: CsvOptions) -> list[str]:
+    """The column names on line ``header_row``: NFC, stripped; empty or repeated names are errors."""
+    with path.open("rb") as raw:
+        head = read_head(raw, opts.encoding, display)
+    rows = csv.reader(io.StringIO(head), delimiter=opts.delimiter, quotechar=opts.quote_char)
+    names: list[str] | None = None
+    for i, row in enumerate(rows, start=1):
+        if i == opts.header_row:
+            names = row
+            break
+    if not names:
+        raise SourceDataError("no header line", file=display, line=opts.header_row)
+    cleaned = [n.strip() for n in names]
+    line = opts.header_row
+    for i, n in enumerate(cleaned, start=1):
+        if not n:
+            raise SourceDataError("empty column name in the header", file=display, line=line, column=i)
+        if cleaned.index(n) != i - 1:
+            raise SourceDataError(f"column name {n!r} appears twice", file=display, line=line, column=i)
+    return cleaned
+
+
+def _quote_problem(text: str, opts: CsvOptions) -> int | None:
+    """The 1-based column of a quote that is never closed, if any."""
+    inside = False
+    start = 0
+    for pos, ch in enumerate(text):
+        if ch == opts.quote_char:
+            if not inside:
+                start = pos
+            inside = not inside
+    if inside:
+        return text[:start].count(opts.delimiter) + 1
+    return None
+
+
+def _describe_invalid(row: Any, opts: CsvOptions) -> _Problem:
+    text: str = row.text or ""
+    quote_col = _quote_problem(text, opts)
+    if quote_col is not None:
+        reason, column = f"a quote opened in column {quote_col} is never closed", quote_col
+    elif row.actual_columns > row.expected_columns:
+        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+        column = row.expected_columns + 1
+    else:
+        reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+        column = row.actual_columns
+    snippet = text if len(text) <= 200 else text[:200] + "…"
+    return _Problem(int(row.number), 1 + text.count("\n"), column, f"{reason}: {snippet!r}")
+
+
+def _block_size(head: str, batch_rows: int) -> int:
+    lines = head.splitlines()[1:200] or [""]
+    avg = max(8, sum(len(x.encode("utf-8")) + 1 for x in lines) // len(lines))
+    return int(min(64 << 20, max(1 << 20, avg * batch_rows)))
+
+
+class CsvStream:
+    """One CSV file as a stream of record batches with ``_hub_row``, ``_hub_source`` (and ``_hub_error``)."""
+
+    def __init__(self, path: Path, display: str, opts: CsvOptions, batch_rows: int) -> None:
+        self.path, self.display, self.opts, self.batch_rows = path, display, opts, batch_rows
+        self.columns = header_columns(path, display, opts)
+        self._problems: list[_Problem] = []
+        self._bad_lines: dict[int, str] = {}
+        self._next_record = opts.header_row + 1
+        self._extra_lines = 0  # line breaks inside earlier records
+
+    @property
+    def quarantine(self) -> bool:
+        return self.opts.on_error == "quarantine"
+
+    def schema(self) -> pa.Schema:
+        fields = [pa.field(c, pa.string()) for c in self.columns]
+        fields += [pa.field(ROW_COLUMN, pa.int64()), pa.field(SOURCE_COLUMN, pa.string())]
+        if self.quarantine:
+            fields.append(pa.field(ERROR_COLUMN, pa.string()))
+        return pa.schema(fields)
+
+    def _on_invalid(self, row: Any) -> str:
+        self._problems.append(_describe_invalid(row, self.opts))
+        return "skip"
+
+    def _on_bad_bytes(self, line: int, reason: str) -> None:
+        self._bad_lines[line] = reason
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        with self.path.open("rb") as raw:
+            head = read_head(raw, self.opts.encoding, self.display)
+        with self.path.open("rb") as raw:
+            source = NormalizingReader(
+                raw, self.opts.encoding, self.display, on_bad=self._on_bad_bytes if self.quarantine else None
+            )
+            reader = pacsv.open_csv(
+                source,
+                read_options=pacsv.ReadOptions(
+                    column_names=self.columns,
+                    skip_rows=self.opts.header_row,
+                    block_size=_block_size(head, self.batch_rows),
+                    use_threads=False,  # row numbers of invalid rows are only known serially
+                ),
+                parse_options=pacsv.ParseOptions(
+                    delimiter=self.opts.delimiter,
+                    quote_char=self.opts.quote_char,
+                    newlines_in_values=self.opts.newlines_in_values,
+                    invalid_row_handler=self._on_invalid,
+                ),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={c: pa.string() for c in self.columns},
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=True,
+                ),
+            )
+            try:
+                for batch in reader:
+                    if batch.num_rows:
+                        yield self._finish(batch, final=False)
+            except pa.ArrowInvalid as exc:
+                raise SourceDataError(f"cannot parse the CSV: {exc}", file=self.display) from exc
+            if self._problems:
+                yield self._finish(pa.RecordBatch.from_pylist([], schema=self._raw_schema()), final=True)
+
+    def _raw_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c, pa.string()) for c in self.columns])
+
+    def _finish(self, batch: pa.RecordBatch, *, final: bool) -> pa.RecordBatch:
+        n = batch.num_rows
+        records = np.arange(self._next_record, self._next_record + n, dtype=np.int64)
+        # Records the parser skipped (wrong column count) sit between these; shift the numbers past them.
+        self._problems.sort()
+        taken: list[_Problem] = []
+        while self._problems and (final or (n and self._problems[0].record <= records[-1])):
+            p = self._problems.pop(0)
+            records[records >= p.record] += 1
+            taken.append(p)
+        self._next_record = int(records[-1]) + 1 if n else self._next_record + len(taken)
+        # Line breaks inside quoted values make a record longer than one line.
+        spans = np.ones(n, dtype=np.int64)
+        multiline: list[tuple[int, int, str]] = []  # (row index, column, reason)
+        for i, name in enumerate(self.columns):
+            col = batch.column(i)
+            if col.null_count == n:
+                continue
+            counts = pc.count_substring(col, "\n")
+            if pc.sum(counts).as_py():
+                extra = counts.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+                spans += extra
+                if not self.opts.newlines_in_values:
+                    reason = f"the value of column {name!r} runs over a line break (a quote never closed?)"
+                    multiline += [(int(idx), i + 1, reason) for idx in np.flatnonzero(extra)]
+        lines, taken_lines = self._lines(records, spans, taken)
+        # (line, column, reason, row index or None for a skipped record)
+        found: list[tuple[int, int | None, str, int | None]] = [
+            (int(lines[idx]), col, reason, idx) for idx, col, reason in multiline
+        ]
+        found += [(line, p.column, p.reason, None) for p, line in zip(taken, taken_lines, strict=True)]
+        if self._bad_lines:
+            for idx in np.flatnonzero(np.isin(lines, np.fromiter(self._bad_lines, dtype=np.int64))):
+                line = int(lines[idx])
+                found.append((line, None, self._bad_lines.pop(line), int(idx)))
+        if found and not self.quarantine:
+            line, column, reason, _ = min(found, key=lambda f: f[0])
+            raise SourceDataError(reason, file=self.display, line=line, column=column)
+        arrays = list(batch.columns)
+        arrays += [pa.array(lines, pa.int64()), pa.array([self.display] * n, pa.string())]
+        if not self.quarantine:
+            return pa.RecordBatch.from_arrays(arrays, schema=self.schema())
+        return self._with_problems(arrays, n, found)
+
+    def _lines(
+        self, records: np.ndarray, spans: np.ndarray, taken: list[_Problem]
+    ) -> tuple[np.ndarray, list[int]]:
+        """Start line of each record: its record number plus the extra lines of the records before it."""
+        if not taken and bool((spans == 1).all()):
+            return records + self._extra_lines, []
+        recs = np.concatenate([records, np.array([p.record for p in taken], dtype=np.int64)])
+        lens = np.concatenate([spans, np.array([p.line_count for p in taken], dtype=np.int64)])
+        order = np.argsort(recs, kind="stable")
+        extra_sorted = np.cumsum(lens[order] - 1) - (lens[order] - 1) + self._extra_lines
+        self._extra_lines += int((lens - 1).sum())
+        start = np.empty_like(recs)
+        start[order] = recs[order] + extra_sorted
+        return start[: len(records)], [int(x) for x in start[len(records) :]]
+
+    def _with_problems(
+        self, arrays: list[pa.Array], n: int, found: list[tuple[int, int | None, str, int | None]]
+    ) -> pa.RecordBatch:
+        errors: list[str | None] = [None] * n
+        extra_rows: list[tuple[int, str]] = []
+        for line, _col, reason, idx in found:
+            if idx is None:
+                extra_rows.append((line, reason))
+            else:
+                errors[idx] = reason
+        err = pa.array(errors, pa.string())
+        k = len(self.columns)
+        if any(e is not None for e in errors):
+            keep = pc.is_null(err)
+            arrays = [pc.if_else(keep, a, pa.scalar(None, a.type)) for a in arrays[:k]] + arrays[k:]
+        batch = pa.RecordBatch.from_arrays([*arrays, err], schema=self.schema())
+        if not extra_rows:
+            return batch
+        bad = pa.RecordBatch.from_arrays(
+            [pa.nulls(len(extra_rows), pa.string()) for _ in self.columns]
+            + [
+                pa.array([r for r, _ in extra_rows], pa.int64()),
+                pa.array([self.display] * len(extra_rows), pa.string()),
+                pa.array([m for _, m in extra_rows], pa.string()),
+            ],
+            schema=self.schema(),
+        )
+        table = pa.Table.from_batches([batch, bad]).sort_by(ROW_COLUMN)
+        return table.combine_chunks().to_batches()[0]
