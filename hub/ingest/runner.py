@@ -1,0 +1,434 @@
+"""The ingest runner: ``hub ingest DATASET``.
+
+One run reads the dataset's source through its connector, checks every batch against the contract,
+streams valid rows into new Parquet files of the dataset's Iceberg table and invalid rows (with their
+reasons) into its quarantine table, then commits one snapshot per table. The incremental state moves
+in the data snapshot's summary (``hub.state``, see ``hub.ingest.state``), so it can only move with the
+data. Write modes: ``append``, ``replace`` (the snapshot holds exactly the rows read) and ``upsert``
+(by primary key; only the files holding changed keys are rewritten, see ``hub.warehouse.changes``).
+
+A run passes through ``running`` to ``succeeded`` or ``failed`` in the ``runs`` table. A process killed
+mid-run leaves its run ``running``; ``recover_interrupted_runs`` (called when the CLI, server or worker
+starts) marks it ``failed`` ("killed") unless a snapshot carries its run id, and removes its files.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy import select
+
+from hub.auth.audit import record as audit
+from hub.auth.principal import SYSTEM
+from hub.catalog.loader import dataset_spec, get_dataset, load_catalog, upsert_dataset, upsert_organization
+from hub.catalog.models import Dataset, Run
+from hub.catalog.spec import DatasetSpec
+from hub.db import session_scope, utcnow
+from hub.errors import ConfigError, ConflictError, HubError, IngestError, ThresholdExceeded
+from hub.ingest.connector import ROW_COLUMN
+from hub.ingest.state import committed_state, dump_state, normalize_state, snapshot_of_run
+from hub.settings import Settings
+from hub.warehouse import Warehouse
+from hub.warehouse.changes import upsert
+from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, drop_run, with_run
+from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, local_path
+from hub.warehouse.writer import FileSink
+
+Progress = Callable[[int], None]
+"""Called after every batch with the number of rows read so far."""
+
+_ACTIVE: set[str] = set()
+
+
+@dataclass
+class RunResult:
+    """What a run did. ``status`` is ``succeeded`` or ``failed``; ``error`` says why it failed."""
+
+    run_id: str
+    dataset: str
+    mode: str
+    status: str = "running"
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    bytes_read: int = 0
+    seconds: float = 0.0
+    snapshot_id: int | None = None
+    error: str | None = None
+    error_code: str | None = None
+    reasons: dict[str, Any] | None = None
+    state_before: dict[str, Any] | None = None
+    state_after: dict[str, Any] | None = None
+    changed: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+def _sync_dataset(session: Any, settings: Settings, key: str) -> Dataset:
+    """Sync ``key``'s catalog file (if it has one) into the metadata DB, then return the dataset."""
+    orgs, datasets = load_catalog(settings.catalog_dir)
+    match = [d for d in datasets if key in (d.spec.id, d.spec.ckan_name)]
+    if match:
+        for org in orgs:
+            if org.name == match[0].organization:
+                upsert_organization(session, org)
+        upsert_dataset(session, match[0])
+    return get_dataset(session, key)
+
+
+def _start_run(settings: Settings, dataset_id: str, key: str, mode: str, state: Any, who: str | None) -> str:
+    recover_interrupted_runs(settings, dataset_id=dataset_id)
+    with session_scope(settings) as session:
+        busy = session.scalar(select(Run).where(Run.dataset_id == dataset_id, Run.status == "running"))
+        if busy is not None:
+            raise ConflictError(
+                f"dataset {key} is already being ingested by run {busy.id} "
+                f"(pid {busy.pid} on {busy.hostname})"
+            )
+        run = Run(
+            dataset_id=dataset_id,
+            status="running",
+            mode=mode,
+            started_at=utcnow(),
+            pid=os.getpid(),
+            hostname=socket.gethostname(),
+            triggered_by=who,
+            state_before=state,
+            rows_read=0,
+            rows_loaded=0,
+            rows_quarantined=0,
+            bytes_read=0,
+        )
+        session.add(run)
+        session.flush()
+        audit(session, "run.start", SYSTEM, dataset_id=dataset_id, details={"run_id": run.id, "mode": mode})
+        _ACTIVE.add(run.id)
+        return run.id
+
+
+class _Ingest:
+    """The work of one run, between the ``running`` record and its final status."""
+
+    def __init__(
+        self, settings: Settings, key: str, spec: DatasetSpec, result: RunResult, progress: Progress | None
+    ):
+        from hub.contracts import Validator, load_contract
+
+        self.settings = settings
+        self.key = key
+        self.spec = spec
+        self.result = result
+        self.progress = progress
+        self.contract = load_contract(spec.contract, settings.schemas_dir)
+        self.validator = Validator(self.contract)
+        self.primary_key = tuple(spec.primary_key or self.contract.primary_key)
+        if spec.write_mode == "upsert" and not self.primary_key:
+            raise ConfigError(f"dataset {key} uses write_mode upsert but has no primary key")
+        self.threshold = (
+            spec.invalid_threshold if spec.invalid_threshold is not None else settings.invalid_threshold
+        )
+        self.wh = Warehouse(settings)
+        self.table = self.wh.ensure_table(key, self.contract.arrow_schema)
+        self.sink = FileSink(self.table, self.wh.data_dir(self.table), result.run_id)
+        self.qsink: FileSink | None = None
+        self.reasons = ReasonCounter()
+        self.cursor_max: Any = None
+        self.quarantine_committed = False
+
+    def read(self) -> None:
+        from hub.ingest.registry import build_connector
+
+        if self.spec.source is None:
+            raise ConfigError(f"dataset {self.key} has no source: block; nothing to ingest")
+        with session_scope(self.settings) as session:
+            connector = build_connector(
+                self.settings, self.spec.source, session=session, dataset_spec=self.spec
+            )
+        connector.context.arrow_schema = self.contract.arrow_schema
+        stream = connector.stream(self.spec.source.stream).name
+        self.cursor_field = self.spec.cursor_field or connector.stream(stream).cursor_field
+        at = datetime.now(UTC)
+        for batch in connector.read(stream, self.result.state_before):
+            if batch.num_rows == 0:
+                continue
+            if ROW_COLUMN not in batch.schema.names:
+                start = self.result.rows_read + 1
+                batch = batch.append_column(
+                    ROW_COLUMN, pa.array(range(start, start + batch.num_rows), pa.int64())
+                )
+            self.result.rows_read += batch.num_rows
+            self.result.bytes_read += batch.nbytes
+            verdict = self.validator.validate(batch)
+            if verdict.n_valid:
+                self.sink.write(verdict.valid)
+                self._track_cursor(verdict.valid)
+            if verdict.n_invalid:
+                self.result.rows_quarantined += verdict.n_invalid
+                self.reasons.add(verdict.invalid)
+                self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
+            if self.progress is not None:
+                self.progress(self.result.rows_read)
+        self.result.state_after = normalize_state(
+            connector.next_state(stream, self.result.state_before, self.cursor_max)
+        )
+
+    def _quarantine_sink(self) -> FileSink:
+        if self.qsink is None:
+            qtable = self.wh.ensure_table(self.key, QUARANTINE_TABLE_SCHEMA, quarantine=True)
+            self.qsink = FileSink(qtable, self.wh.data_dir(qtable), self.result.run_id)
+        return self.qsink
+
+    def _track_cursor(self, valid: pa.RecordBatch) -> None:
+        if not self.cursor_field or self.cursor_field not in valid.schema.names:
+            return
+        value = pc.max(valid.column(self.cursor_field)).as_py()
+        if value is not None and (self.cursor_max is None or value > self.cursor_max):
+            self.cursor_max = value
+
+    def check_threshold(self) -> None:
+        r = self.result
+        if r.rows_read and r.rows_quarantined / r.rows_read > self.threshold:
+            share = r.rows_quarantined / r.rows_read
+            raise ThresholdExceeded(
+                f"{r.rows_quarantined} of {r.rows_read} rows ({share:.1%}) are invalid, "
+                f"more than the threshold of {self.threshold:.1%}; nothing was committed. Reasons:\n"
+                + self.reasons.text()
+            )
+
+    def commit(self) -> None:
+        r = self.result
+        props = {
+            RUN_ID_PROP: r.run_id,
+            STATE_PROP: dump_state(r.state_after),
+            MODE_PROP: self.spec.write_mode,
+        }
+        if self.qsink is not None and (qfiles := self.qsink.close()):
+            self.wh.commit(self.qsink.table, add=qfiles, properties={RUN_ID_PROP: r.run_id})
+            self.quarantine_committed = True
+        files = self.sink.close()
+        state_moved = r.state_after != r.state_before
+        mode = self.spec.write_mode
+        if mode == "append":
+            r.rows_loaded = self.sink.rows
+            if files or state_moved:
+                r.snapshot_id = self.wh.commit(self.table, add=files, properties=props)
+        elif mode == "replace":
+            current = self.wh.data_file_entries(self.table)
+            r.rows_loaded = self.sink.rows
+            r.snapshot_id = self.wh.commit(self.table, add=files, delete=current, properties=props)
+        else:
+            staged = [local_path(f.file_path) for f in files]
+            out = FileSink(self.table, self.wh.data_dir(self.table), f"{r.run_id}-u")
+            try:
+                plan = upsert(
+                    staged,
+                    self.wh.data_file_entries(self.table),
+                    self.primary_key,
+                    self.table.schema().column_names,
+                    out,
+                )
+                r.rows_loaded = plan.changed
+                r.changed = {"inserted": plan.inserted, "updated": plan.updated}
+                if plan.changed or state_moved:
+                    props["hub.upsert"] = f"inserted={plan.inserted},updated={plan.updated}"
+                    r.snapshot_id = self.wh.commit(
+                        self.table, add=plan.add, delete=plan.delete, properties=props
+                    )
+            except BaseException:
+                out.abort()
+                raise
+            finally:
+                self.sink.abort()  # the staged files were never committed
+        if r.snapshot_id is None:
+            snap = self.table.current_snapshot()
+            r.snapshot_id = snap.snapshot_id if snap else None
+
+    def abort(self) -> None:
+        self.sink.abort()
+        if self.qsink is not None:
+            self.qsink.abort()
+        if self.quarantine_committed:
+            drop_run(self.wh, self.key, self.result.run_id)
+
+
+def _finish(settings: Settings, result: RunResult, dataset_id: str) -> None:
+    with session_scope(settings) as session:
+        run = session.get(Run, result.run_id)
+        assert run is not None
+        run.status = result.status
+        run.finished_at = utcnow()
+        for name in (
+            "rows_read",
+            "rows_loaded",
+            "rows_quarantined",
+            "bytes_read",
+            "seconds",
+            "snapshot_id",
+            "error",
+            "error_code",
+            "reasons",
+            "state_after",
+        ):
+            setattr(run, name, getattr(result, name))
+        audit(
+            session,
+            "run.finish",
+            SYSTEM,
+            outcome="allowed" if result.ok else "error",
+            dataset_id=dataset_id,
+            snapshot_id=result.snapshot_id,
+            rows=result.rows_loaded,
+            reason=result.error,
+            details={
+                "run_id": result.run_id,
+                "status": result.status,
+                "rows_read": result.rows_read,
+                "rows_quarantined": result.rows_quarantined,
+            },
+        )
+    _ACTIVE.discard(result.run_id)
+
+
+def run_ingest(
+    settings: Settings, key: str, *, progress: Progress | None = None, triggered_by: str | None = None
+) -> RunResult:
+    """Ingest dataset ``key`` once. Catalog problems raise; a failed run returns ``status="failed"``."""
+    started = time.monotonic()
+    with session_scope(settings) as session:
+        ds = _sync_dataset(session, settings, key)
+        dataset_id, key, spec = ds.id, ds.key, dataset_spec(ds)
+    wh = Warehouse(settings)
+    state = committed_state(wh.table(key)) if wh.has_table(key) else None
+    run_id = _start_run(settings, dataset_id, key, spec.write_mode, state, triggered_by)
+    result = RunResult(run_id=run_id, dataset=key, mode=spec.write_mode, state_before=state)
+    work: _Ingest | None = None
+    try:
+        work = _Ingest(settings, key, spec, result, progress)
+        work.read()
+        work.check_threshold()
+        work.commit()
+        result.status = "succeeded"
+    except BaseException as exc:
+        result.status = "failed"
+        result.state_after = result.state_before
+        result.error = exc.message if isinstance(exc, HubError) else f"{type(exc).__name__}: {exc}"
+        result.error_code = exc.code if isinstance(exc, HubError) else IngestError.code
+        if work is not None:
+            if work.reasons.rows:
+                result.reasons = work.reasons.summary()
+            try:
+                work.abort()
+            finally:
+                result.snapshot_id = None
+        if not isinstance(exc, Exception):
+            result.seconds = time.monotonic() - started
+            _finish(settings, result, dataset_id)
+            raise
+    else:
+        if work.reasons.rows:
+            result.reasons = work.reasons.summary()
+    result.seconds = time.monotonic() - started
+    _finish(settings, result, dataset_id)
+    return result
+
+
+def _process_alive(pid: int | None, hostname: str | None, run_id: str) -> bool:
+    """Whether the process of a ``running`` run may still be at work."""
+    if run_id in _ACTIVE:
+        return True
+    if hostname and hostname != socket.gethostname():
+        return True  # another machine: it settles its own runs when it starts
+    if pid is None or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
+    except OSError:
+        return True
+
+
+def recover_interrupted_runs(settings: Settings, *, dataset_id: str | None = None) -> list[RunResult]:
+    """Settle runs left ``running`` by a process that is gone: ``succeeded`` when a snapshot carries the
+    run id (the process died after its commit), otherwise ``failed`` ("killed") with its files removed."""
+    out: list[RunResult] = []
+    wh: Warehouse | None = None
+    with session_scope(settings) as session:
+        query = (
+            select(Run, Dataset.key)
+            .join(Dataset, Run.dataset_id == Dataset.id)
+            .where(Run.status == "running")
+        )
+        if dataset_id is not None:
+            query = query.where(Run.dataset_id == dataset_id)
+        for run, key in session.execute(query).all():
+            if _process_alive(run.pid, run.hostname, run.id):
+                continue
+            wh = wh or Warehouse(settings)
+            table = wh.table(key) if wh.has_table(key) else None
+            snapshot_id = snapshot_of_run(table, run.id) if table is not None else None
+            run.finished_at = utcnow()
+            if snapshot_id is not None:
+                run.status, run.snapshot_id = "succeeded", snapshot_id
+                run.error = "the process ended after its commit; the run's snapshot is complete"
+            else:
+                run.status, run.error_code = "failed", "killed"
+                run.error = (
+                    f"killed: process {run.pid} on {run.hostname} ended during the run; nothing was committed"
+                )
+                run.state_after = run.state_before
+                _remove_files_of(wh, key, run.id)
+            audit(
+                session,
+                "run.finish",
+                SYSTEM,
+                outcome="error" if run.status == "failed" else "allowed",
+                dataset_id=run.dataset_id,
+                snapshot_id=run.snapshot_id,
+                reason=run.error,
+                details={"run_id": run.id, "status": run.status, "recovered": True},
+            )
+            out.append(
+                RunResult(
+                    run_id=run.id,
+                    dataset=key,
+                    mode=run.mode,
+                    status=run.status,
+                    snapshot_id=run.snapshot_id,
+                    error=run.error,
+                    error_code=run.error_code,
+                )
+            )
+    return out
+
+
+def _remove_files_of(wh: Warehouse, key: str, run_id: str) -> None:
+    """Delete a dead run's uncommitted files and take its quarantine rows out of the current snapshot."""
+    if wh.has_table(key):
+        table = wh.table(key)
+        for path in wh.data_dir(table).glob(f"{run_id}*.parquet"):
+            path.unlink(missing_ok=True)  # no snapshot carries the run: none of its files is referenced
+    try:
+        qtable = wh.quarantine_table(key)
+    except HubError:
+        return
+    if snapshot_of_run(qtable, run_id) is not None:
+        drop_run(wh, key, run_id)
+    else:
+        for path in wh.data_dir(qtable).glob(f"{run_id}*.parquet"):
+            path.unlink(missing_ok=True)

@@ -1,0 +1,132 @@
+"""Streaming Parquet writer: record batches in, Iceberg ``DataFile`` entries out.
+
+Batches are written as they come (one row group per batch) into the table's data folder, rolling
+over to a new file every ``target_rows`` rows, so memory stays bounded whatever the run's size. The
+files are registered with the table only by a later commit (``Warehouse.commit``); until then no
+reader sees them, and ``abort()`` removes them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pyiceberg.io.pyarrow import (
+    compute_statistics_plan,
+    data_file_statistics_from_parquet_metadata,
+    parquet_path_to_id_mapping,
+)
+from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+from pyiceberg.table import Table
+from pyiceberg.typedef import Record
+
+from hub.warehouse.tables import file_schema
+
+DEFAULT_TARGET_ROWS = 2_000_000
+
+
+class FileSink:
+    """Writes batches of ``table``'s schema to Parquet (zstd) files named ``<prefix>-<n>.parquet``."""
+
+    def __init__(
+        self, table: Table, folder: Path, prefix: str, *, target_rows: int = DEFAULT_TARGET_ROWS
+    ) -> None:
+        self.table = table
+        self.folder = folder
+        self.prefix = prefix
+        self.target_rows = target_rows
+        self.schema = file_schema(table)
+        self._iceberg_schema = table.schema()
+        self._stats_plan = compute_statistics_plan(self._iceberg_schema, table.metadata.properties)
+        self._path_ids = parquet_path_to_id_mapping(self._iceberg_schema)
+        self._writer: pq.ParquetWriter | None = None
+        self._path: Path | None = None
+        self._rows_in_file = 0
+        self._seq = 0
+        self.rows = 0
+        self.paths: list[Path] = []
+        self.files: list[DataFile] = []
+
+    def conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """``batch`` with the file schema's column order, types and field ids."""
+        names = self.schema.names
+        if batch.schema.names != names:
+            batch = pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=names)
+        if not batch.schema.equals(self.schema, check_metadata=False):
+            batch = batch.cast(self.schema)
+        return batch
+
+    def write(self, batch: pa.RecordBatch | pa.Table) -> None:
+        if batch.num_rows == 0:
+            return
+        if isinstance(batch, pa.Table):
+            for b in batch.to_batches():
+                self.write(b)
+            return
+        batch = self.conform(batch)
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        self._writer.write_batch(batch)
+        self._rows_in_file += batch.num_rows
+        self.rows += batch.num_rows
+        if self._rows_in_file >= self.target_rows:
+            self._close_file()
+
+    def _open(self) -> None:
+        self._seq += 1
+        self._path = self.folder / f"{self.prefix}-{self._seq:05d}.parquet"
+        self.paths.append(self._path)
+        self._writer = pq.ParquetWriter(
+            self._path,
+            self.schema,
+            compression="zstd",
+            write_statistics=True,
+            store_decimal_as_integer=True,
+        )
+        self._rows_in_file = 0
+
+    def _close_file(self) -> None:
+        if self._writer is None or self._path is None:
+            return
+        self._writer.close()
+        stats = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=self._writer.writer.metadata,
+            stats_columns=self._stats_plan,
+            parquet_column_mapping=self._path_ids,
+        )
+        self.files.append(
+            DataFile.from_args(
+                content=DataFileContent.DATA,
+                file_path=f"file://{self._path}",
+                file_format=FileFormat.PARQUET,
+                partition=Record(),
+                file_size_in_bytes=os.path.getsize(self._path),
+                sort_order_id=None,
+                spec_id=self.table.metadata.default_spec_id,
+                equality_ids=None,
+                key_metadata=None,
+                **stats.to_serialized_dict(),
+            )
+        )
+        self._writer = None
+        self._path = None
+
+    def close(self) -> list[DataFile]:
+        """Finish the open file; the data files written, ready to commit."""
+        self._close_file()
+        return list(self.files)
+
+    def abort(self) -> None:
+        """Remove every file written (nothing was committed)."""
+        if self._writer is not None:
+            with contextlib.suppress(Exception):  # the file is removed just below
+                self._writer.close()
+            self._writer = None
+        for path in self.paths:
+            path.unlink(missing_ok=True)
+        self.paths.clear()
+        self.files.clear()
