@@ -18,6 +18,7 @@ import secrets
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -76,7 +77,7 @@ class FormRequest(OAuth2Request):  # type: ignore[misc]
         self,
         method: str,
         uri: str,
-        headers: dict[str, str],
+        headers: Mapping[str, str],
         query: list[tuple[str, str]],
         form: list[tuple[str, str]],
     ) -> None:
