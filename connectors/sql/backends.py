@@ -87,7 +87,7 @@ def read_adbc(
     try:
         cur = conn.cursor()
         cur.adbc_statement.set_options(
-            **{"adbc.postgresql.batch_size_hint_bytes": str(max(1 << 20, batch_rows * 64))}
+            **{"adbc.postgresql.batch_size_hint_bytes": str(max(4 << 20, batch_rows * 128))}
         )
         try:
             cur.execute(sql)
@@ -167,6 +167,13 @@ def read_connectorx(
 # --- everything else: SQLAlchemy with a server-side cursor ------------------------------------------
 
 
+def driver_sql(engine: sa.engine.Engine, sql: str) -> str:
+    """``sql`` as the DB-API driver must see it: ``%`` doubled where ``%s`` marks a parameter."""
+    if engine.dialect.paramstyle in ("format", "pyformat"):
+        return sql.replace("%", "%%")
+    return sql
+
+
 def read_sqlalchemy(
     engine: sa.engine.Engine, sql: str, batch_rows: int, types: dict[str, pa.DataType]
 ) -> Iterator[pa.RecordBatch]:
@@ -177,7 +184,8 @@ def read_sqlalchemy(
         raise classify(exc, url) from exc
     try:
         try:
-            result = conn.execution_options(stream_results=True, yield_per=batch_rows).exec_driver_sql(sql)
+            streaming = conn.execution_options(stream_results=True, yield_per=batch_rows)
+            result = streaming.exec_driver_sql(driver_sql(engine, sql))
         except sa.exc.DBAPIError as exc:
             raise classify(exc, url) from exc
         names = list(result.keys())

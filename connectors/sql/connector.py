@@ -252,7 +252,8 @@ class SqlConnector(Connector[SqlConfig]):
         engine = self._engine(url)
         try:
             with engine.connect() as conn:
-                result = conn.exec_driver_sql(f"SELECT * FROM {self._source(url)} WHERE 1 = 0")
+                sql = f"SELECT * FROM {self._source(url)} WHERE 1 = 0"
+                result = conn.exec_driver_sql(backends.driver_sql(engine, sql))
                 return list(result.keys())
         except sa.exc.DBAPIError as exc:
             raise backends.classify(exc, url) from exc
