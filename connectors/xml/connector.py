@@ -1,0 +1,302 @@
+"""The ``xml`` connector: records of an XML file, one row per record element.
+
+The file is read in blocks of whole records (``splitter.py``) that lxml parses in one go; each column
+is pulled out of a whole block by one XPath expression when every record has exactly one value there
+(the usual case), and record by record otherwise. A record that is not well-formed, or that fails the
+optional XSD, becomes a row with ``_hub_error`` (the reason and its line) and null fields, so it is
+quarantined while the rest of the file loads. Values are text; the contract's validator parses them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from lxml import etree
+
+from connectors.xml.config import XmlConfig
+from connectors.xml.splitter import Block, RecordSplitter
+from hub.errors import ConfigError, SourceDataError, SourceUnavailable
+from hub.ingest.connector import (
+    ERROR_COLUMN,
+    ROW_COLUMN,
+    SOURCE_COLUMN,
+    CheckResult,
+    Connector,
+    StreamSpec,
+)
+
+WRAPPER = "_hub_block"
+_LINE = re.compile(r"\bline (\d+)")
+_STEP = re.compile(r"^(@?)([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)$")
+
+
+class XmlConnector(Connector[XmlConfig]):
+    name = "xml"
+    version = "1.0.0"
+    config_model = XmlConfig
+    description = "Records of an XML file (streaming, record path and field mapping, optional XSD)."
+
+    # --- setup -----------------------------------------------------------------------------------
+    @property
+    def file(self) -> Path:
+        p = Path(self.config.path)
+        return p if p.is_absolute() else Path(self.context.base_dir) / p
+
+    def streams(self) -> list[StreamSpec]:
+        return [
+            StreamSpec(
+                name=self.config.stream or Path(self.config.path).stem,
+                primary_key=tuple(self.config.primary_key),
+                cursor_field=self.config.cursor_field,
+                write_mode=self.config.write_mode,
+            )
+        ]
+
+    def _schema(self) -> etree.XMLSchema | None:
+        if not self.config.xsd:
+            return None
+        p = Path(self.config.xsd)
+        p = p if p.is_absolute() else Path(self.context.base_dir) / p
+        try:
+            return etree.XMLSchema(etree.parse(str(p)))
+        except (OSError, etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+            raise ConfigError(f"connector xml: XSD {p} cannot be used: {exc}") from exc
+
+    def check(self) -> CheckResult:
+        if not self.file.is_file():
+            return CheckResult(False, f"{self.file}: no such file")
+        try:
+            self._schema()
+            first = next(iter(self._batches(limit_blocks=1)), None)
+        except (ConfigError, SourceDataError, OSError) as exc:
+            return CheckResult(False, str(exc))
+        if first is None or first.num_rows == 0:
+            return CheckResult(False, f"{self.file}: no <{self.config.tag}> element found")
+        fields = [n for n in first.schema.names if not n.startswith("_hub_")]
+        return CheckResult(
+            True, f"{self.file}: records found; columns {', '.join(fields)}", {"columns": fields}
+        )
+
+    def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
+        self.stream(stream)
+        yield from self._batches()
+
+    # --- reading ---------------------------------------------------------------------------------
+    def _batches(self, limit_blocks: int | None = None) -> Iterator[pa.RecordBatch]:
+        splitter = RecordSplitter(self.config.tag, self.config.block_bytes)
+        xsd = self._schema()
+        reader = _BlockReader(self.config, splitter, xsd, self.file.name)
+        try:
+            fh = self.file.open("rb")
+        except OSError as exc:
+            raise SourceUnavailable(f"{self.file}: cannot open: {exc}") from exc
+        with fh:
+            for n, block in enumerate(splitter.blocks(fh), 1):
+                batch = reader.read(block)
+                if batch.num_rows:
+                    if self.context.progress is not None:
+                        self.context.progress(batch.num_rows)
+                    yield batch
+                if limit_blocks is not None and n >= limit_blocks:
+                    return
+
+
+class _BlockReader:
+    def __init__(self, config: XmlConfig, splitter: RecordSplitter, xsd: etree.XMLSchema | None, source: str):
+        self.config = config
+        self.splitter = splitter
+        self.xsd = xsd
+        self.source = source
+        self.fields: dict[str, str] | None = dict(config.fields) or None
+        self.ns: dict[str, str] = dict(config.namespaces)
+        self.parser: etree.XMLParser | None = None
+        self.record_xpath = ""
+
+    def _setup(self) -> None:
+        prolog = self.splitter.prolog
+        assert prolog is not None
+        if "" in prolog.namespaces and "_d" not in self.ns:
+            self.ns["_d"] = prolog.namespaces[""]
+        self.parser = etree.XMLParser(
+            encoding=prolog.encoding, resolve_entities=False, no_network=True, huge_tree=True
+        )
+        self.record_xpath = self._qualify(self.config.tag)
+
+    def _qualify(self, path: str) -> str:
+        steps = []
+        for step in path.split("/"):
+            m = _STEP.match(step)
+            if m is None:
+                raise ConfigError(f"connector xml: {path!r} is not a path like child, child/@attr or @attr")
+            at, prefix, local = m.groups()
+            if prefix:
+                p = prefix[:-1]
+                if p not in self.ns and self.splitter.prolog and p in self.splitter.prolog.namespaces:
+                    self.ns[p] = self.splitter.prolog.namespaces[p]
+            elif not at and "_d" in self.ns:
+                prefix = "_d:"
+            steps.append(f"{at}{prefix or ''}{local}")
+        return "/".join(steps)
+
+    def _wrap(self, data: bytes) -> bytes:
+        assert self.splitter.prolog is not None
+        return (
+            b"<"
+            + WRAPPER.encode()
+            + self.splitter.prolog.declarations
+            + b">"
+            + data
+            + b"</"
+            + WRAPPER.encode()
+            + b">"
+        )
+
+    def _discover(self, record: etree._Element) -> dict[str, str]:
+        fields: dict[str, str] = {}
+        for attr in record.attrib:
+            local = etree.QName(attr).localname
+            fields.setdefault(local, f"@{local}")
+        for child in record:
+            if isinstance(child.tag, str):
+                q = etree.QName(child)
+                prefix = next(
+                    (
+                        p
+                        for p, u in (self.splitter.prolog.namespaces.items() if self.splitter.prolog else [])
+                        if u == q.namespace and p
+                    ),
+                    "",
+                )
+                fields.setdefault(q.localname, f"{prefix}:{q.localname}" if prefix else q.localname)
+        return fields
+
+    def read(self, block: Block) -> pa.RecordBatch:
+        if self.parser is None:
+            self._setup()
+        try:
+            root = etree.fromstring(self._wrap(block.data), self.parser)
+        except etree.XMLSyntaxError:
+            return self._one_by_one(block)
+        records = root.xpath(self.record_xpath, namespaces=self.ns)
+        starts = self.splitter.record_starts(block)
+        if len(records) != len(starts):
+            return self._one_by_one(block)
+        if not records:
+            return self._batch({}, [], [])
+        if self.fields is None:
+            self.fields = self._discover(records[0])
+        errors: list[str | None] = [None] * len(records)
+        if self.xsd is not None:
+            for i, r in enumerate(records):
+                if not self.xsd.validate(r):
+                    errors[i] = (
+                        f"line {_line(block, starts[i])}: XSD: {self.xsd.error_log.last_error.message}"
+                    )
+        columns = {name: self._column(root, records, path) for name, path in self.fields.items()}
+        if any(errors):
+            for values in columns.values():
+                for i, e in enumerate(errors):
+                    if e:
+                        values[i] = None
+        nl = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == 10)
+        lines = (block.line + np.searchsorted(nl, np.asarray(starts))).tolist()
+        return self._batch(columns, lines, errors)
+
+    def _column(self, root: etree._Element, records: list[etree._Element], path: str) -> list[Any]:
+        rec, n = self.record_xpath, len(records)
+        q = self._qualify(path)
+        if q.rsplit("/", 1)[-1].startswith("@"):
+            if root.xpath(f"count({rec}[count({q}) != 1])", namespaces=self.ns) == 0:
+                values = root.xpath(f"{rec}/{q}", namespaces=self.ns, smart_strings=False)
+                if len(values) == n:
+                    return list(values)
+            return [_first(r.xpath(q, namespaces=self.ns, smart_strings=False)) for r in records]
+        if (
+            root.xpath(
+                f"count({rec}[count({q}) != 1 or count({q}/text()) != 1 or count({q}/*) != 0])",
+                namespaces=self.ns,
+            )
+            == 0
+        ):
+            values = root.xpath(f"{rec}/{q}/text()", namespaces=self.ns, smart_strings=False)
+            if len(values) == n:
+                return list(values)
+        return [_text(r.xpath(q, namespaces=self.ns)) for r in records]
+
+    def _one_by_one(self, block: Block) -> pa.RecordBatch:
+        """A block that does not parse: each record alone; the broken ones become error rows."""
+        good: list[tuple[int, etree._Element]] = []
+        bad: list[tuple[int, str]] = []
+        for line, data in self.splitter.records(block):
+            try:
+                wrapper = etree.fromstring(self._wrap(data), self.parser)
+                element = wrapper[0]
+            except etree.XMLSyntaxError as exc:
+                where = line + max(0, (exc.lineno or 1) - 1)
+                msg = _LINE.sub(lambda m, base=line: f"line {base + int(m.group(1)) - 1}", exc.msg or "")
+                bad.append((line, f"line {where}: malformed XML: {msg}"))
+                continue
+            except IndexError:
+                bad.append((line, f"line {line}: empty record"))
+                continue
+            if self.xsd is not None and not self.xsd.validate(element):
+                bad.append((line, f"line {line}: XSD: {self.xsd.error_log.last_error.message}"))
+                continue
+            good.append((line, element))
+        if self.fields is None and good:
+            self.fields = self._discover(good[0][1])
+        fields = self.fields or {}
+        columns: dict[str, list[Any]] = {name: [] for name in fields}
+        lines: list[int] = []
+        errors: list[str | None] = []
+        for line, element in good:
+            for name, path in fields.items():
+                q = self._qualify(path)
+                found = element.xpath(q, namespaces=self.ns, smart_strings=False)
+                columns[name].append(_first(found) if q.rsplit("/", 1)[-1].startswith("@") else _text(found))
+            lines.append(line)
+            errors.append(None)
+        for line, message in bad:
+            for values in columns.values():
+                values.append(None)
+            lines.append(line)
+            errors.append(message)
+        order = np.argsort(np.asarray(lines, dtype=np.int64), kind="stable").tolist() if lines else []
+        columns = {k: [v[i] for i in order] for k, v in columns.items()}
+        return self._batch(columns, [lines[i] for i in order], [errors[i] for i in order])
+
+    def _batch(
+        self, columns: dict[str, list[Any]], lines: list[int], errors: list[str | None]
+    ) -> pa.RecordBatch:
+        names = list(columns)
+        arrays = [pa.array(v, type=pa.string()) for v in columns.values()]
+        n = len(lines)
+        names += [ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN]
+        arrays += [
+            pa.array(lines, type=pa.int64()),
+            pa.repeat(self.source, n) if n else pa.array([], type=pa.string()),
+            pa.array(errors, type=pa.string()),
+        ]
+        return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _line(block: Block, offset: int) -> int:
+    return block.line + block.data.count(b"\n", 0, offset)
+
+
+def _first(values: list[Any]) -> str | None:
+    return str(values[0]) if values else None
+
+
+def _text(found: list[Any]) -> str | None:
+    if not found:
+        return None
+    element = found[0]
+    if isinstance(element, str):
+        return element
+    return "".join(element.itertext()) if len(element) or element.text is not None else None

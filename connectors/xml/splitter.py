@@ -1,0 +1,126 @@
+"""Cutting an XML file into blocks of whole records at the byte level.
+
+``lxml.iterparse`` stops at the first well-formedness error. To load the rest of a file around one
+broken record, the file is cut, without parsing, into blocks that hold only whole ``<record>``
+elements (found by their start and end tags), each with the line number where it begins. A block is
+parsed in one go; only a block that fails is split into single records, so that the broken one is
+quarantined with its line number and its neighbours load. Memory stays at a few blocks.
+
+Limits: the record tag must not occur inside comments or CDATA sections, records do not nest, and
+the encoding must be ASCII-compatible (UTF-8, Windows-1258, ISO-8859-x), as is usual.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+_NSDECL = re.compile(rb"""\sxmlns(?::([A-Za-z_][\w.-]*))?\s*=\s*("[^"]*"|'[^']*')""")
+_ENCODING = re.compile(rb"""<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+
+
+@dataclass
+class Block:
+    data: bytes
+    line: int  # line of data[0], 1-based
+    offset: int  # byte offset of data[0] in the file
+
+
+@dataclass
+class Prolog:
+    namespaces: dict[str, str]  # prefix ("" = default) -> URI
+    encoding: str | None
+    declarations: bytes  # the xmlns attributes, ready to put on a wrapper element
+
+
+class RecordSplitter:
+    def __init__(self, tag: str, block_bytes: int = 4 << 20) -> None:
+        name = re.escape(tag.encode())
+        self.start = re.compile(rb"<" + name + rb"(?=[\s/>])")
+        self.end = re.compile(rb"</" + name + rb"\s*>")
+        self.self_closing = re.compile(rb"<" + name + rb"(?:\s[^<>]*)?/>")
+        self.block_bytes = block_bytes
+        self.prolog: Prolog | None = None
+
+    def _read_prolog(self, head: bytes) -> None:
+        namespaces: dict[str, str] = {}
+        decls: list[bytes] = []
+        for m in _NSDECL.finditer(head):
+            prefix = (m.group(1) or b"").decode()
+            if prefix not in namespaces:
+                namespaces[prefix] = m.group(2)[1:-1].decode()
+                decls.append(m.group(0))
+        enc = _ENCODING.search(head)
+        self.prolog = Prolog(namespaces, enc.group(1).decode() if enc else None, b"".join(decls))
+
+    def blocks(self, fh: BinaryIO) -> Iterator[Block]:
+        """Blocks of whole records; the prolog before the first record and the epilogue are skipped."""
+        buf = b""
+        line, offset = 1, 0
+        started = False
+        eof = False
+        while not eof:
+            chunk = fh.read(self.block_bytes)
+            eof = not chunk
+            buf += chunk
+            if not started:
+                m = self.start.search(buf)
+                if m is None:
+                    if eof:
+                        self._read_prolog(buf)
+                        return
+                    continue
+                self._read_prolog(buf[: m.start()])
+                line += buf.count(b"\n", 0, m.start())
+                offset += m.start()
+                buf = buf[m.start() :]
+                started = True
+            if eof:
+                cut = self._end_of_last(buf)
+            else:
+                last = self._last_start(buf, max(0, len(buf) - self.block_bytes))
+                if last is None or last.start() == 0:
+                    continue  # one record longer than a block: read more
+                cut = last.start()
+            if cut:
+                yield Block(buf[:cut], line, offset)
+                line += buf.count(b"\n", 0, cut)
+                offset += cut
+            buf = buf[cut:]
+
+    def _last_start(self, buf: bytes, pos: int) -> re.Match[bytes] | None:
+        found = deque(self.start.finditer(buf, pos), maxlen=1)
+        return found[0] if found else None
+
+    def _end_of_last(self, buf: bytes) -> int:
+        """Where the records end in the file's last bytes (the epilogue ``</records></root>`` follows)."""
+        last = self._last_start(buf, 0)
+        if last is None:
+            return 0
+        end = self.end.search(buf, last.start())
+        if end is not None:
+            return end.end()
+        closing = self.self_closing.match(buf, last.start())
+        return closing.end() if closing is not None else len(buf)
+
+    def records(self, block: Block) -> Iterator[tuple[int, bytes]]:
+        """The single records of a block, each with its line: from its start tag to its end tag."""
+        starts = [m.start() for m in self.start.finditer(block.data)]
+        line = block.line
+        previous = 0
+        for i, s in enumerate(starts):
+            line += block.data.count(b"\n", previous, s)
+            previous = s
+            nxt = starts[i + 1] if i + 1 < len(starts) else len(block.data)
+            closing = self.self_closing.match(block.data, s)
+            if closing is not None and closing.end() <= nxt:
+                yield line, block.data[s : closing.end()]
+                continue
+            end = self.end.search(block.data, s, nxt)
+            yield line, block.data[s : end.end() if end is not None else nxt]
+
+    def record_starts(self, block: Block) -> list[int]:
+        return [m.start() for m in self.start.finditer(block.data)]
