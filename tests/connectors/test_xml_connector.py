@@ -58,7 +58,8 @@ def test_reads_every_record_with_mapping_and_lines(tmp_path: Path, block_bytes: 
 def test_one_malformed_record_is_quarantined_with_its_line(tmp_path: Path) -> None:
     body = [record_xml(i) for i in range(1, 101)]
     body[49] = (
-        '  <record id="KS-00050" ward="00005">\n    <name>Lê Văn <b>50</name>\n    <weight>1</weight>\n  </record>\n'
+        '  <record id="KS-00050" ward="00005">\n    <name>Lê Văn <b>50</name>\n'
+        "    <weight>1</weight>\n  </record>\n"
     )
     write(tmp_path / "births.xml", "".join(body))
     table = read(tmp_path, path="births.xml", record="record", fields=FIELDS, block_bytes=2048)
