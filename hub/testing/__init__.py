@@ -1,0 +1,1 @@
+"""Helpers for testing the hub and its plugins: the connector conformance suite (``conformance``)."""
