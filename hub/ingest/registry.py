@@ -59,7 +59,7 @@ _in_process: dict[str, ConnectorInfo] = {}
 def _package_of(ep: EntryPoint) -> str:
     dist = getattr(ep, "dist", None)
     if dist is not None:
-        return f"{dist.metadata['Name']} {dist.version}"
+        return str(dist.metadata["Name"])
     return ep.value.split(":", 1)[0].split(".", 1)[0]
 
 
