@@ -156,9 +156,11 @@ class _Ingest:
             )
         connector.context.arrow_schema = self.contract.arrow_schema
         stream = connector.stream(self.spec.source.stream).name
-        self.cursor_field = self.spec.cursor_field or connector.stream(stream).cursor_field
+        self.cursor_field = self.spec.cursor_field
+        # replace mode reads everything: the new snapshot must hold exactly the source's rows
+        state_in = None if self.spec.write_mode == "replace" else self.result.state_before
         at = datetime.now(UTC)
-        for batch in connector.read(stream, self.result.state_before):
+        for batch in connector.read(stream, state_in):
             if batch.num_rows == 0:
                 continue
             if ROW_COLUMN not in batch.schema.names:
@@ -178,9 +180,7 @@ class _Ingest:
                 self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
             if self.progress is not None:
                 self.progress(self.result.rows_read)
-        self.result.state_after = normalize_state(
-            connector.next_state(stream, self.result.state_before, self.cursor_max)
-        )
+        self.result.state_after = normalize_state(connector.next_state(stream, state_in, self.cursor_max))
 
     def _quarantine_sink(self) -> FileSink:
         if self.qsink is None:

@@ -44,6 +44,11 @@ def duck(memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnec
     return con
 
 
+def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
+    rows = con.execute(sql).fetchall()
+    return int(rows[0][0]) if rows else 0
+
+
 @dataclass
 class UpsertPlan:
     add: list[DataFile] = field(default_factory=list)
@@ -95,15 +100,13 @@ def upsert(
         else:
             con.execute(f"CREATE TEMP TABLE changed AS SELECT {cols} FROM staged")
             affected = []
-        total = con.execute("SELECT count(*) FROM changed").fetchone()
-        changed = int(total[0]) if total else 0
+        changed = _count(con, "SELECT count(*) FROM changed")
         if changed == 0:
             return plan
         by_path = {local_path(f.file_path): f for f in current}
         plan.delete = [by_path[p] for p in affected]
         if affected:
-            row = con.execute(f"SELECT count(*) FROM changed SEMI JOIN cur USING ({keys})").fetchone()
-            plan.updated = int(row[0]) if row else 0
+            plan.updated = _count(con, f"SELECT count(*) FROM changed SEMI JOIN cur USING ({keys})")
             query = (
                 f"SELECT {cols} FROM read_parquet({sql_list(affected)}) ANTI JOIN changed USING ({keys}) "
                 f"UNION ALL SELECT {cols} FROM changed"

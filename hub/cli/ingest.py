@@ -1,0 +1,222 @@
+"""``hub ingest``, ``hub query``, ``hub history`` and ``hub quarantine``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import pyarrow as pa
+import typer
+from rich.table import Table as RichTable
+from sqlalchemy import select
+
+from hub.cli.common import console, err_console, progress, session, settings
+
+
+def _recover() -> None:
+    from hub.ingest.runner import recover_interrupted_runs
+
+    for run in recover_interrupted_runs(settings()):
+        err_console.print(
+            f"[yellow]run {run.run_id} of {run.dataset}[/] was left running: marked {run.status}"
+        )
+
+
+def _dataset_keys(all_: bool, dataset: str | None) -> list[str]:
+    from hub.catalog.loader import dataset_spec, sync_catalog
+    from hub.catalog.models import Dataset
+
+    if dataset and not all_:
+        return [dataset]
+    if not all_:
+        raise typer.BadParameter("name a dataset, or use --all")
+    with session() as s:
+        sync_catalog(s, settings())
+        found = s.scalars(select(Dataset).where(Dataset.state == "active").order_by(Dataset.key)).all()
+        return [d.key for d in found if dataset_spec(d).source is not None]
+
+
+def ingest(
+    dataset: str | None = typer.Argument(None, help="Dataset key (civil_status.births) or CKAN name."),
+    all_: bool = typer.Option(
+        False, "--all", help="Ingest every dataset of the catalogue that has a source."
+    ),
+) -> None:
+    """Read a dataset's source, validate it, and commit a new snapshot (invalid rows go to quarantine)."""
+    from hub.ingest.runner import run_ingest
+
+    _recover()
+    failed = 0
+    for key in _dataset_keys(all_, dataset):
+        started = time.monotonic()
+        with progress() as bar:
+            task = bar.add_task(key, total=None, rate="")
+
+            def update(rows: int, task: Any = task, bar: Any = bar, started: float = started) -> None:
+                rate = rows / max(time.monotonic() - started, 1e-6)
+                bar.update(task, completed=rows, rate=f"{rate:,.0f} rows/s")
+
+            result = run_ingest(settings(), key, progress=update, triggered_by="cli")
+        rate = result.rows_read / result.seconds if result.seconds else 0.0
+        if result.ok:
+            console.print(
+                f"[green]✓[/] {key}: {result.rows_read:,} read, {result.rows_loaded:,} loaded, "
+                f"{result.rows_quarantined:,} quarantined in {result.seconds:.2f} s ({rate:,.0f} rows/s); "
+                f"snapshot {result.snapshot_id}; run {result.run_id}"
+            )
+        else:
+            failed += 1
+            err_console.print(f"[bold red]✗[/] {key}: run {result.run_id} failed ({result.error_code}):")
+            err_console.print(result.error or "", markup=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _parse_as_of(values: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values or []:
+        key, sep, when = value.partition("=")
+        if not sep or not key or not when:
+            raise typer.BadParameter(
+                f"--as-of {value!r}: write DATASET=SNAPSHOT_ID or DATASET=2026-01-31T12:00:00Z"
+            )
+        out[key.strip()] = when.strip()
+    return out
+
+
+def _print_table(table: pa.Table, fmt: str) -> None:
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        sys.stdout.write(sink.getvalue().to_pybytes().decode("utf-8"))
+        return
+    if fmt == "json":
+        sys.stdout.write(json.dumps(table.to_pylist(), default=str, ensure_ascii=False, indent=1) + "\n")
+        return
+    out = RichTable(show_lines=False)
+    for name in table.column_names:
+        out.add_column(name, overflow="fold")
+    for row in table.to_pylist():
+        out.add_row(*["" if v is None else str(v) for v in row.values()])
+    console.print(out)
+    console.print(f"[dim]{table.num_rows} row(s)[/]")
+
+
+def query(
+    sql: str = typer.Argument(
+        ...,
+        help="SQL over the datasets; each dataset is a view named by its key, e.g. "
+        '"SELECT ward_code, count(*) FROM civil_status.births GROUP BY 1".',
+    ),
+    as_of: list[str] = typer.Option(
+        None, "--as-of", help="DATASET=SNAPSHOT_ID or DATASET=ISO time (repeatable)."
+    ),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+    limit: int = typer.Option(10_000, "--limit", help="Most rows to print."),
+) -> None:
+    """Run SQL (DuckDB) over the current snapshots, or over earlier ones with --as-of."""
+    from hub.warehouse import Warehouse
+    from hub.warehouse.query import run_sql
+
+    if fmt not in ("table", "csv", "json"):
+        raise typer.BadParameter("--format must be table, csv or json")
+    _print_table(run_sql(Warehouse(settings()), sql, _parse_as_of(as_of), max_rows=limit), fmt)
+
+
+def history(dataset: str = typer.Argument(..., help="Dataset key.")) -> None:
+    """List a dataset's snapshots (time travel targets) and its runs."""
+    from hub.catalog.loader import get_dataset
+    from hub.catalog.models import Run
+    from hub.warehouse import Warehouse
+
+    _recover()
+    with session() as s:
+        ds = get_dataset(s, dataset)
+        key = ds.key
+        runs = s.scalars(select(Run).where(Run.dataset_id == ds.id).order_by(Run.started_at)).all()
+    wh = Warehouse(settings())
+    snaps = wh.snapshots(key) if wh.has_table(key) else []
+    table = RichTable(title=f"snapshots of {key}")
+    for col in ("snapshot", "time (UTC)", "operation", "added", "deleted", "total rows", "run"):
+        table.add_column(col)
+    for snap in snaps:
+        mark = " *" if snap.current else ""
+        table.add_row(
+            f"{snap.snapshot_id}{mark}",
+            snap.timestamp.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            snap.operation,
+            snap.summary.get("added-records", "0"),
+            snap.summary.get("deleted-records", "0"),
+            snap.summary.get("total-records", "0"),
+            snap.run_id or "",
+        )
+    console.print(table)
+    rt = RichTable(title=f"runs of {key}")
+    for col in (
+        "run",
+        "status",
+        "mode",
+        "started (UTC)",
+        "read",
+        "loaded",
+        "quarantined",
+        "seconds",
+        "snapshot",
+        "error",
+    ):
+        rt.add_column(col, overflow="fold")
+    for run in runs:
+        style = {"succeeded": "green", "failed": "red"}.get(run.status, "yellow")
+        rt.add_row(
+            run.id,
+            f"[{style}]{run.status}[/]",
+            run.mode,
+            run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{run.rows_read:,}",
+            f"{run.rows_loaded:,}",
+            f"{run.rows_quarantined:,}",
+            f"{run.seconds:.2f}" if run.seconds is not None else "",
+            str(run.snapshot_id or ""),
+            (run.error or "").splitlines()[0] if run.error else "",
+        )
+    console.print(rt)
+
+
+def quarantine(
+    dataset: str = typer.Argument(..., help="Dataset key."),
+    run: str | None = typer.Option(None, "--run", help="Only the rows of this run (id or its beginning)."),
+    limit: int = typer.Option(100, "--limit", help="Most rows to show."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
+) -> None:
+    """Show the rows a dataset's runs rejected, where they were and why."""
+    from hub.catalog.loader import get_dataset
+    from hub.warehouse import Warehouse
+    from hub.warehouse.quarantine import read_quarantine
+
+    with session() as s:
+        key = get_dataset(s, dataset).key
+    rows = read_quarantine(Warehouse(settings()), key, run_id=run, limit=limit)
+    if fmt != "table":
+        _print_table(rows, fmt)
+        return
+    out = RichTable(title=f"quarantine of {key}")
+    for col in ("run", "source", "row", "problems", "record"):
+        out.add_column(col, overflow="fold")
+    for r in rows.to_pylist():
+        problems = "\n".join(
+            f"{e['path'] or '(row)'} {e['keyword']}: {e['message']}" for e in r["errors"] or []
+        )
+        out.add_row(r["run_id"][:8], r["_hub_source"] or "", str(r["_hub_row"]), problems, r["record"] or "")
+    console.print(out)
+    console.print(f"[dim]{rows.num_rows} row(s)[/]")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ingest")(ingest)
+    app.command("query")(query)
+    app.command("history")(history)
+    app.command("quarantine")(quarantine)
