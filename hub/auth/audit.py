@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.auth.models import AuditCheckpoint, AuditEntry, AuditHead
@@ -203,9 +203,18 @@ def search(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    orgs: set[str] | None = None,
 ) -> list[AuditEntry]:
-    """Entries matching every given filter, newest first. ``action`` ending in ``*`` is a prefix."""
+    """Entries matching every given filter, newest first. ``action`` ending in ``*`` is a prefix.
+
+    ``orgs``: only entries of callers of these organizations or about datasets they own.
+    """
     q = select(AuditEntry)
+    if orgs is not None:
+        from hub.catalog.models import Dataset
+
+        owned = select(Dataset.id).where(Dataset.owner_org_id.in_(orgs))
+        q = q.where(or_(AuditEntry.org_id.in_(orgs), AuditEntry.dataset_id.in_(owned)))
     if action:
         q = q.where(
             AuditEntry.action.startswith(action[:-1]) if action.endswith("*") else AuditEntry.action == action

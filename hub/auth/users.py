@@ -142,7 +142,7 @@ def user_scopes(user: User, roles: dict[str, str]) -> frozenset[str]:
     if any(r in ("admin", "editor") for r in roles.values()):
         base |= {"catalog:write", "connectors:manage"}
     if any(r == "admin" for r in roles.values()):
-        base |= {"grants:manage"}
+        base |= {"grants:manage", "audit:read"}
     if user.sysadmin:
         base = set(SCOPES)
     return frozenset(base)
