@@ -1,0 +1,218 @@
+"""Input column -> the field's Arrow type, vectorized; which rows are not of the field's JSON type.
+
+See docs/contracts.md, "From a column to JSON values", for the rules. In short: a column that already
+has a compatible Arrow type is taken as is; in *text mode* (CSV, XML) a string column is parsed into
+the field's type and the empty text is null; a ``format: date``/``date-time`` string is checked
+(RFC 3339, as the ``jsonschema`` format checker does) and converted to ``date32``/``timestamp[us, UTC]``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from hub.contracts.model import FieldInfo
+
+DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\z"
+# rfc3339_validator's grammar, applied by jsonschema to value.upper(); its "$" admits a final newline.
+DATETIME_SHAPE = (
+    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-[0-9]{2}[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+    r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\n?\z"
+)
+INT_TEXT = r"^[+-]?[0-9]+\z"
+NUM_TEXT = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\z"
+DAY_ONE = -719162  # 0001-01-01 as days since 1970-01-01
+_DIM = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+
+
+def mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow array as a numpy bool array, null -> False."""
+    out = pc.fill_null(arr, False)
+    if isinstance(out, pa.ChunkedArray):
+        out = out.combine_chunks()
+    return np.asarray(out.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def is_string(t: pa.DataType) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+
+
+@dataclass
+class Column:
+    """A field's values, coerced. ``bad``: rows whose value is not of the field's JSON type."""
+
+    typed: pa.Array  # the contract's Arrow type; null where ``bad`` or the value is null
+    text: pa.Array | None  # the JSON string of each value (string fields), for string keywords
+    null: np.ndarray  # the value is a JSON null
+    bad: np.ndarray
+    format_bad: np.ndarray | None = None  # date/date-time string that is not a valid date
+    source: pa.Array | None = None  # the column as given
+
+
+def _ints(s: pa.Array, start: int, stop: int) -> np.ndarray:
+    part = pc.utf8_slice_codeunits(s, start, stop)
+    return np.asarray(pc.fill_null(pc.cast(part, pa.int32()), 0).to_numpy(zero_copy_only=False))
+
+
+def _valid_ymd(s: pa.Array, ok: np.ndarray) -> np.ndarray:
+    """Rows of ``s`` (shape already checked where ``ok``) whose first 10 characters are a real date."""
+    cand = pc.if_else(pa.array(ok), s, pa.scalar(None, pa.string()))
+    y, m, d = _ints(cand, 0, 4), _ints(cand, 5, 7), _ints(cand, 8, 10)
+    month_ok = (m >= 1) & (m <= 12)
+    dim = _DIM[np.clip(m, 1, 12) - 1] + ((m == 2) & (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0)))
+    return ok & (y >= 1) & month_ok & (d >= 1) & (d <= dim)
+
+
+def parse_dates(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """ISO dates (YYYY-MM-DD, as ``jsonschema``'s ``date`` format) -> (date32, format-failure mask)."""
+    s = s.cast(pa.string())
+    notnull = mask(pc.is_valid(s))
+    try:
+        days = pc.cast(s, pa.date32())
+        ok_len = mask(pc.equal(pc.binary_length(s), 10))
+        after = mask(pc.greater_equal(days.cast(pa.int32()), DAY_ONE))
+        good = ok_len & after
+        if bool(np.all(good | ~notnull)):
+            return days, np.zeros(len(s), dtype=bool)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    ok = _valid_ymd(s, mask(pc.match_substring_regex(s, DATE_SHAPE)))
+    days = pc.cast(pc.if_else(pa.array(ok), s, pa.scalar(None, pa.string())), pa.date32())
+    return days, notnull & ~ok
+
+
+def parse_datetimes(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """RFC 3339 date-times (as ``jsonschema``'s ``date-time`` format) -> (timestamp[us, UTC], failures)."""
+    s = s.cast(pa.string())
+    notnull = mask(pc.is_valid(s))
+    ok = _valid_ymd(s, mask(pc.match_substring_regex(s, DATETIME_SHAPE)))
+    cand = pc.if_else(pa.array(ok), s, pa.scalar(None, pa.string()))
+    target = pa.timestamp("us", tz="UTC")
+    try:
+        ts = pc.cast(cand, target)
+    except pa.ArrowInvalid:
+        norm = pc.utf8_rtrim(pc.utf8_upper(cand), characters="\n")
+        norm = pc.replace_substring_regex(norm, r"(\.[0-9]{6})[0-9]+", r"\1")
+        ts = pc.cast(norm, target)
+    return ts, notnull & ~ok
+
+
+def _typed_from_text(s: pa.Array, kind: str, n: int) -> tuple[pa.Array, np.ndarray]:
+    """Text -> integer/number/boolean/object/array; returns (typed, bad)."""
+    notnull = mask(pc.is_valid(s))
+    null_s = pa.scalar(None, pa.string())
+    if kind in ("integer", "number"):
+        ok = mask(pc.match_substring_regex(s, INT_TEXT if kind == "integer" else NUM_TEXT))
+        cand = pc.if_else(pa.array(ok), s, null_s)
+        target = pa.int64() if kind == "integer" else pa.float64()
+        try:
+            typed = pc.cast(cand, target)
+        except pa.ArrowInvalid:  # out of range: decide per value
+            vals: list[Any] = []
+            for i, v in enumerate(cand.to_pylist()):
+                try:
+                    x = int(v) if kind == "integer" else float(v)
+                    if (kind == "integer" and not -(2**63) <= x < 2**63) or (kind == "number" and not np.isfinite(x)):
+                        raise ValueError
+                    vals.append(x)
+                except (TypeError, ValueError):
+                    vals.append(None)
+                    ok[i] = False
+            typed = pa.array(vals, target)
+        return typed, notnull & ~ok
+    if kind == "boolean":
+        low = pc.utf8_lower(s)
+        t = pc.is_in(low, value_set=pa.array(["true", "1"]))
+        f = pc.is_in(low, value_set=pa.array(["false", "0"]))
+        ok = mask(pc.or_(t, f))
+        return pc.if_else(pa.array(ok), t, pa.scalar(None, pa.bool_())), notnull & ~ok
+    # object / array: JSON text
+    out: list[str | None] = []
+    bad = np.zeros(n, dtype=bool)
+    for i, v in enumerate(s.to_pylist()):
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            parsed = json.loads(v)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, dict if kind == "object" else list):
+            out.append(json.dumps(parsed, ensure_ascii=False, separators=(",", ":")))
+        else:
+            out.append(None)
+            bad[i] = True
+    return pa.array(out, pa.string()), bad
+
+
+def _iso_text(typed: pa.Array, fmt: str) -> pa.Array:
+    if fmt == "date":
+        return pc.strftime(typed, format="%Y-%m-%d")
+    return pc.strftime(typed, format="%Y-%m-%dT%H:%M:%SZ")
+
+
+def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
+    """Bring one input column to ``info.arrow_type`` and find the rows not of the field's JSON type."""
+    n = len(arr)
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary_decode()
+    t = arr.type
+    kind = info.json_type
+    if text_mode and is_string(t):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, t), arr)
+    null = ~mask(pc.is_valid(arr)) if t != pa.null() else np.ones(n, dtype=bool)
+    target = info.arrow_type
+    if t == pa.null():
+        return Column(pa.nulls(n, target), None, null, np.zeros(n, dtype=bool), source=arr)
+    if kind == "string":
+        if is_string(t):
+            s = arr.cast(pa.string())
+            if info.format == "date":
+                typed, fbad = parse_dates(s)
+                return Column(typed, s, null, np.zeros(n, dtype=bool), fbad, source=arr)
+            if info.format == "date-time":
+                typed, fbad = parse_datetimes(s)
+                return Column(typed, s, null, np.zeros(n, dtype=bool), fbad, source=arr)
+            return Column(s, s, null, np.zeros(n, dtype=bool), source=arr)
+        if info.format == "date" and pa.types.is_date(t):
+            typed = arr.cast(pa.date32())
+            return Column(typed, _iso_text(typed, "date"), null, np.zeros(n, dtype=bool), source=arr)
+        if info.format == "date-time" and pa.types.is_timestamp(t):
+            typed = arr.cast(pa.timestamp("us", tz=t.tz or "UTC")).cast(target)
+            return Column(typed, _iso_text(typed, "date-time"), null, np.zeros(n, dtype=bool), source=arr)
+        return Column(pa.nulls(n, target), None, null, ~null, source=arr)
+    if kind in ("integer", "number") and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
+        if pa.types.is_floating(t) and kind == "number":
+            ok = mask(pc.is_finite(arr)) | null
+            typed = pc.if_else(pa.array(ok), arr, pa.scalar(None, t)).cast(target)
+            return Column(typed, None, null, ~ok, source=arr)
+        if kind == "number" or pa.types.is_integer(t):
+            try:
+                return Column(arr.cast(target), None, null, np.zeros(n, dtype=bool), source=arr)
+            except pa.ArrowInvalid:  # uint64 beyond int64
+                ok = mask(pc.less_equal(arr, 2**63 - 1))
+                typed = pc.if_else(pa.array(ok), arr, pa.scalar(None, t)).cast(target)
+                return Column(typed, None, null, ~null & ~ok, source=arr)
+        f = arr.cast(pa.float64())
+        ok = mask(pc.and_(pc.is_finite(f), pc.equal(pc.floor(f), f))) & mask(pc.less(pc.abs(f), 2.0**63))
+        typed = pc.if_else(pa.array(ok), f, pa.scalar(None, pa.float64())).cast(target)
+        return Column(typed, None, null, ~null & ~ok, source=arr)
+    if kind == "boolean" and pa.types.is_boolean(t):
+        return Column(arr, None, null, np.zeros(n, dtype=bool), source=arr)
+    if is_string(t) and (text_mode or kind in ("object", "array")):
+        typed, bad = _typed_from_text(arr.cast(pa.string()), kind, n)
+        return Column(typed, None, null, bad, source=arr)
+    if kind in ("object", "array") and (
+        pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t)
+    ):
+        want = dict if kind == "object" else list
+        vals = arr.to_pylist()
+        bad = np.array([v is not None and not isinstance(v, want) for v in vals], dtype=bool)
+        out = [None if v is None or b else json.dumps(v, ensure_ascii=False, default=str) for v, b in zip(vals, bad)]
+        return Column(pa.array(out, pa.string()), None, null, bad, source=arr)
+    return Column(pa.nulls(n, target), None, null, ~null, source=arr)

@@ -1,0 +1,234 @@
+"""``Validator(contract).validate(batch) -> BatchVerdict``: valid rows in the contract's Arrow schema,
+invalid rows in quarantine with every reason (row, field path, keyword, message).
+
+A column absent from the batch is a property absent from every row; a null in a present column is a
+JSON null. See docs/contracts.md for text mode (CSV, XML) and the reserved columns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from jsonschema import Draft202012Validator
+
+from hub.contracts.checks import CheckContext, get_check
+from hub.contracts.coerce import Column, coerce, is_string, mask
+from hub.contracts.evaluate import FORMAT_CHECKER, Failure, FieldEvaluator
+from hub.contracts.model import Contract
+
+ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN = "_hub_row", "_hub_source", "_hub_error"
+RESERVED = (ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN)
+ERROR_TYPE = pa.struct([("path", pa.string()), ("keyword", pa.string()), ("message", pa.string())])
+QUARANTINE_SCHEMA = pa.schema(
+    [
+        pa.field(ROW_COLUMN, pa.int64()),
+        pa.field(SOURCE_COLUMN, pa.string()),
+        pa.field("record", pa.string()),
+        pa.field("errors", pa.list_(ERROR_TYPE)),
+    ]
+)
+TEXT_METADATA_KEY = b"hub.text"
+PARALLEL_ROWS = 20_000
+_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="hub-validate")
+
+
+@dataclass
+class BatchVerdict:
+    valid: pa.RecordBatch
+    invalid: pa.Table
+
+    @property
+    def n_valid(self) -> int:
+        return self.valid.num_rows
+
+    @property
+    def n_invalid(self) -> int:
+        return self.invalid.num_rows
+
+
+def is_text_batch(batch: pa.RecordBatch) -> bool:
+    """Text mode: schema metadata ``hub.text`` = ``1``/``true``, or (no such key) every data column is text."""
+    meta = batch.schema.metadata or {}
+    if TEXT_METADATA_KEY in meta:
+        return meta[TEXT_METADATA_KEY].lower() in (b"1", b"true", b"yes")
+    types = [f.type for f in batch.schema if f.name not in RESERVED]
+    return bool(types) and all(is_string(t) or t == pa.null() for t in types)
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8", "replace")
+    return str(v)
+
+
+class Validator:
+    """Compiled checks of one contract; ``validate`` a batch at a time (thread-safe)."""
+
+    def __init__(self, contract: Contract, *, now: datetime | None = None) -> None:
+        self.contract = contract
+        self.now = now
+        self.fields = {f.name: f for f in contract.fields}
+        self._root_validator: Draft202012Validator | None = None
+        if contract.residual:
+            self._root_validator = Draft202012Validator(
+                contract.schema, registry=contract.registry, format_checker=FORMAT_CHECKER
+            )
+
+    def validate(self, batch: pa.RecordBatch, *, text: bool | None = None, row_offset: int = 0) -> BatchVerdict:
+        """Check ``batch``; ``text`` forces text mode (default: see ``is_text_batch``)."""
+        if isinstance(batch, pa.Table):
+            batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else pa.RecordBatch.from_pylist([])
+        text_mode = is_text_batch(batch) if text is None else text
+        n = batch.num_rows
+        names = batch.schema.names
+        failures: list[Failure] = []
+        present = [f for f in self.contract.fields if f.name in names]
+
+        def one(info_name: str) -> tuple[str, Column, list[Failure]]:
+            info = self.fields[info_name]
+            col = coerce(batch.column(names.index(info_name)), info, text_mode)
+            ev = FieldEvaluator(info, self.contract.plans[info_name], col, self.contract)
+            return info_name, col, ev.failures()
+
+        if n >= PARALLEL_ROWS and len(present) > 1:
+            results = list(_POOL.map(one, [f.name for f in present]))
+        else:
+            results = [one(f.name) for f in present]
+        columns = {name: col for name, col, _ in results}
+        field_fail: dict[str, np.ndarray] = {}
+        for name, _, fs in results:
+            failures.extend(fs)
+            acc = np.zeros(n, dtype=bool)
+            for f in fs:
+                acc |= f.rows
+            field_fail[name] = acc
+        failures.extend(self._checks(columns, field_fail, n))
+        for f in self.contract.fields:
+            if f.required and f.name not in names:
+                failures.append(
+                    Failure(np.ones(n, dtype=bool), f.name, "required", lambda i, m=f.name: f"{m!r} is a required property")
+                )
+        if not self.contract.additional_allowed:
+            for extra in (c for c in names if c not in self.fields and c not in RESERVED):
+                failures.append(
+                    Failure(
+                        np.ones(n, dtype=bool), extra, "additionalProperties",
+                        lambda i, e=extra: f"Additional properties are not allowed ({e!r} was unexpected)",
+                    )
+                )  # fmt: skip
+        source_err = np.zeros(n, dtype=bool)
+        if ERROR_COLUMN in names:
+            source_err = mask(pc.is_valid(batch.column(names.index(ERROR_COLUMN))))
+        if self._root_validator is not None:
+            failures.extend(self._residual(batch, columns, ~source_err))
+        invalid = source_err.copy()
+        for f in failures:
+            invalid |= f.rows
+        return BatchVerdict(self._valid(columns, invalid, n), self._quarantine(batch, failures, invalid, source_err, row_offset))
+
+    def _checks(self, columns: dict[str, Column], field_fail: dict[str, np.ndarray], n: int) -> list[Failure]:
+        typed = {name: col.typed for name, col in columns.items()}
+        out: list[Failure] = []
+        for name, col in columns.items():
+            for c in self.contract.plans[name].constraints:
+                if c.keyword != "x-check":
+                    continue
+                fn = get_check(c.value)
+                assert fn is not None
+                ctx = CheckContext(self.fields[name], typed, self.fields)
+                if self.now is not None:
+                    ctx.now = self.now
+                res = fn(col.typed, ctx)
+                rows = res.fails if isinstance(res.fails, np.ndarray) else mask(res.fails)
+                rows = rows & ~col.null & ~field_fail[name]
+                if not rows.any():
+                    continue
+                msg = res.message
+                if isinstance(msg, str):
+                    out.append(Failure(rows, name, f"x-check:{c.value}", lambda i, m=msg: m))
+                else:
+                    msgs = msg.to_pylist() if isinstance(msg, pa.Array) else list(msg)
+                    out.append(Failure(rows, name, f"x-check:{c.value}", lambda i, m=msgs: str(m[i])))
+        return out
+
+    def _residual(self, batch: pa.RecordBatch, columns: dict[str, Column], rows: np.ndarray) -> list[Failure]:
+        """Root keywords left to ``jsonschema``, row by row."""
+        assert self._root_validator is not None
+        keep = set(self.contract.residual)
+        data_names = [c for c in batch.schema.names if c not in RESERVED]
+        records = batch.select(data_names).to_pylist()
+        for name, col in columns.items():
+            if col.text is not None:
+                for rec, v in zip(records, col.text.to_pylist()):
+                    rec[name] = v
+        found: list[tuple[int, Any]] = []
+        for i in np.flatnonzero(rows):
+            for e in self._root_validator.iter_errors(records[i]):
+                if e.schema_path and e.schema_path[0] in keep:
+                    found.append((int(i), e))
+        out = []
+        for i, e in found:
+            one = np.zeros(batch.num_rows, dtype=bool)
+            one[i] = True
+            path = "/".join(str(p) for p in e.path)
+            out.append(Failure(one, path, str(e.validator), lambda _i, m=e.message: m))
+        return out
+
+    def _valid(self, columns: dict[str, Column], invalid: np.ndarray, n: int) -> pa.RecordBatch:
+        keep = None if not invalid.any() else pa.array(~invalid)
+        arrays = []
+        for f in self.contract.fields:
+            arr = columns[f.name].typed if f.name in columns else pa.nulls(n, f.arrow_type)
+            arrays.append(arr if keep is None else arr.filter(keep))
+        return pa.RecordBatch.from_arrays(arrays, schema=self.contract.arrow_schema)
+
+    def _quarantine(
+        self, batch: pa.RecordBatch, failures: list[Failure], invalid: np.ndarray, source_err: np.ndarray, offset: int
+    ) -> pa.Table:
+        idx = np.flatnonzero(invalid)
+        if not len(idx):
+            return QUARANTINE_SCHEMA.empty_table()
+        names = batch.schema.names
+        take = pa.array(idx)
+        if ROW_COLUMN in names:
+            row_no = batch.column(names.index(ROW_COLUMN)).take(take).cast(pa.int64()).to_pylist()
+        else:
+            row_no = [offset + int(i) + 1 for i in idx]
+        sources = (
+            batch.column(names.index(SOURCE_COLUMN)).take(take).cast(pa.string()).to_pylist()
+            if SOURCE_COLUMN in names
+            else [None] * len(idx)
+        )
+        data = batch.select([c for c in names if c not in RESERVED]).take(take).to_pylist()
+        records = [json.dumps(r, ensure_ascii=False, default=_json_default) for r in data]
+        errors: dict[int, list[dict[str, str]]] = {int(i): [] for i in idx}
+        if source_err.any():
+            col = batch.column(names.index(ERROR_COLUMN))
+            for i in np.flatnonzero(source_err):
+                errors[int(i)].append({"path": "", "keyword": "source", "message": str(col[int(i)].as_py())})
+        for f in failures:
+            for i in np.flatnonzero(f.rows & ~source_err):
+                msg = f.message(int(i))
+                if f.keyword == "fallback":
+                    for part in msg.split("\x00"):
+                        path, kw, text = part.split("\x01", 2)
+                        errors[int(i)].append({"path": path, "keyword": kw, "message": text})
+                else:
+                    errors[int(i)].append({"path": f.path, "keyword": f.keyword, "message": msg})
+        return pa.Table.from_arrays(
+            [
+                pa.array(row_no, pa.int64()),
+                pa.array(sources, pa.string()),
+                pa.array(records, pa.string()),
+                pa.array([errors[int(i)] for i in idx], pa.list_(ERROR_TYPE)),
+            ],
+            schema=QUARANTINE_SCHEMA,
+        )
