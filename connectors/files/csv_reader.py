@@ -101,6 +101,15 @@ def _block_size(head: str, batch_rows: int) -> int:
     return int(min(64 << 20, max(1 << 20, avg * batch_rows)))
 
 
+def _slices(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
+    """Zero-copy slices of at most about ``rows`` rows (a parsed block can hold many more)."""
+    if batch.num_rows <= rows * 3 // 2:
+        yield batch
+        return
+    for offset in range(0, batch.num_rows, rows):
+        yield batch.slice(offset, rows)
+
+
 class CsvStream:
     """One CSV file as a stream of record batches with ``_hub_row``, ``_hub_source`` (and ``_hub_error``)."""
 
@@ -161,7 +170,7 @@ class CsvStream:
             try:
                 for batch in reader:
                     if batch.num_rows:
-                        yield self._finish(batch, final=False)
+                        yield from _slices(self._finish(batch, final=False), self.batch_rows)
             except pa.ArrowInvalid as exc:
                 raise SourceDataError(f"cannot parse the CSV: {exc}", file=self.display) from exc
             if self._problems:

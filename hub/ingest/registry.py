@@ -14,7 +14,6 @@ a connector name and a stored config.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import threading
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -164,10 +163,20 @@ def get_connector_class(name: str) -> type[Connector[Any]]:
     return info.cls
 
 
+def _optional_module(name: str) -> Any:
+    """A module another part of the hub may provide; None while it does not exist."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
 def _lookup_instance(session: Session | None, name: str) -> tuple[str, dict[str, Any]] | None:
-    if importlib.util.find_spec("hub.ingest.instances") is None:
+    module = _optional_module("hub.ingest.instances")
+    if module is None:
         return None
-    module = importlib.import_module("hub.ingest.instances")
     lookup = getattr(module, "lookup", None)
     if lookup is None:
         return None
@@ -182,9 +191,9 @@ def _lookup_instance(session: Session | None, name: str) -> tuple[str, dict[str,
 
 def _secret_resolver(settings: Settings, session: Session | None) -> Any:
     """The stored-secret resolver of ``hub.ingest.secrets`` when that module offers one."""
-    if importlib.util.find_spec("hub.ingest.secrets") is None:
+    module = _optional_module("hub.ingest.secrets")
+    if module is None:
         return None
-    module = importlib.import_module("hub.ingest.secrets")
     factory = getattr(module, "resolver", None) or getattr(module, "make_resolver", None)
     if factory is None:
         return None
