@@ -19,6 +19,7 @@ import pyarrow as pa
 from lxml import etree
 
 from connectors.xml.config import XmlConfig
+from connectors.xml.fastlane import FastLane
 from connectors.xml.splitter import Block, RecordSplitter
 from hub.errors import ConfigError, SourceDataError, SourceUnavailable
 from hub.ingest.connector import (
@@ -116,6 +117,8 @@ class _BlockReader:
         self.ns: dict[str, str] = dict(config.namespaces)
         self.parser: etree.XMLParser | None = None
         self.record_xpath = ""
+        self.lane: FastLane | None = None
+        self.try_lane = True
 
     def _setup(self) -> None:
         prolog = self.splitter.prolog
@@ -178,6 +181,15 @@ class _BlockReader:
     def read(self, block: Block) -> pa.RecordBatch:
         if self.parser is None:
             self._setup()
+        if self.lane is None and self.try_lane:
+            self._build_lane(block)
+        if self.lane is not None:
+            done = self.lane.read(block.data)
+            if done is not None:
+                columns, starts = done
+                return self._batch(
+                    dict(zip(self.lane.names, columns, strict=True)), _lines(block, starts), None
+                )
         try:
             root = etree.fromstring(self._wrap(block.data), self.parser)
         except etree.XMLSyntaxError:
@@ -203,9 +215,24 @@ class _BlockReader:
                 for i, e in enumerate(errors):
                     if e:
                         values[i] = None
-        nl = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == 10)
-        lines = (block.line + np.searchsorted(nl, np.asarray(starts))).tolist()
-        return self._batch(columns, lines, errors)
+        return self._batch(columns, _lines(block, starts), errors)
+
+    def _build_lane(self, block: Block) -> None:
+        self.try_lane = False
+        prolog = self.splitter.prolog
+        if self.xsd is not None or (prolog and (prolog.encoding or "utf-8").lower() not in ("utf-8", "utf8")):
+            return
+        first = next(iter(self.splitter.records(block)), None)
+        if first is None:
+            return
+        try:
+            record = etree.fromstring(self._wrap(first[1]), self.parser)[0]
+        except (etree.XMLSyntaxError, IndexError):
+            self.try_lane = True  # decide on a later block
+            return
+        if self.fields is None:
+            self.fields = self._discover(record)
+        self.lane = FastLane.build(self.config.tag, record, self.fields)
 
     def _column(self, root: etree._Element, records: list[etree._Element], path: str) -> list[Any]:
         rec, n = self.record_xpath, len(records)
@@ -274,15 +301,20 @@ class _BlockReader:
         self, columns: dict[str, list[Any]], lines: list[int], errors: list[str | None]
     ) -> pa.RecordBatch:
         names = list(columns)
-        arrays = [pa.array(v, type=pa.string()) for v in columns.values()]
+        arrays = [v if isinstance(v, pa.Array) else pa.array(v, type=pa.string()) for v in columns.values()]
         n = len(lines)
         names += [ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN]
         arrays += [
             pa.array(lines, type=pa.int64()),
             pa.repeat(self.source, n) if n else pa.array([], type=pa.string()),
-            pa.array(errors, type=pa.string()),
+            pa.array(errors, type=pa.string()) if errors is not None else pa.nulls(n, type=pa.string()),
         ]
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _lines(block: Block, starts: list[int]) -> list[int]:
+    nl = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == 10)
+    return (block.line + np.searchsorted(nl, np.asarray(starts, dtype=np.int64))).tolist()  # type: ignore[no-any-return]
 
 
 def _line(block: Block, offset: int) -> int:

@@ -1,0 +1,131 @@
+"""The fast lane of the xml connector: flat records straight from bytes to Arrow.
+
+Most agency exports are flat: a record element with attributes and leaf children, the same layout in
+every record. For those, one regular expression built from the first record's layout splits a whole
+block into its values (``re.split`` runs in C) and each column becomes one Arrow array, with no
+Python code per value. The expression only admits well-formed text (no markup or control
+characters inside values, the five predefined entities), and a block passes only when every record in
+it matched; any other block (a broken record, a comment, a nested element, another layout) goes the
+lxml way, which quarantines what is broken.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from lxml import etree
+
+_VALUE = rb"[^<&\r\n]*(?:&(?:lt|gt|amp|quot|apos);[^<&\r\n]*)*"
+_ATTR_VALUE = rb'[^"<&\r\n]*(?:&(?:lt|gt|amp|quot|apos);[^"<&\r\n]*)*'
+_PLAIN_VALUE = rb"[^<&\r\n]*"
+_PLAIN_ATTR_VALUE = rb'[^"<&\r\n]*'
+_BAD_CHARS = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
+_WS = np.frombuffer(b" \t\r\n>/", dtype=np.uint8)
+
+
+class FastLane:
+    """Built from the first record; ``read(block)`` gives columns or None (use the lxml way)."""
+
+    def __init__(
+        self,
+        pattern: re.Pattern[bytes],
+        plain: re.Pattern[bytes],
+        groups: list[int],
+        n_groups: int,
+        names: list[str],
+        tag: bytes,
+    ) -> None:
+        self.pattern = pattern
+        self.plain = plain
+        self.groups = groups
+        self.stride = n_groups + 1
+        self.names = names
+        self.tag = tag
+        self.blocks = 0
+
+    @classmethod
+    def build(cls, tag: str, record: etree._Element, fields: dict[str, str]) -> FastLane | None:
+        """A lane for records laid out like ``record``, or None when they are not flat."""
+        if any(isinstance(c.tag, str) and len(c) for c in record) or any(
+            not isinstance(c.tag, str) for c in record
+        ):
+            return None
+        attrs = list(record.attrib)
+        if any(a.startswith("{") for a in attrs):
+            return None
+        children = [(f"{c.prefix}:" if c.prefix else "") + etree.QName(c).localname for c in record]
+        if len(set(children)) != len(children):
+            return None
+        parts = [rb"<" + re.escape(tag.encode())]
+        group_of: dict[str, int] = {}
+        for a in attrs:
+            group_of["@" + a] = len(group_of) + 1
+            parts.append(rb"\s+" + re.escape(a.encode()) + rb'\s*=\s*"(' + _ATTR_VALUE + rb')"')
+        parts.append(
+            rb"\s*>\s*" if children else rb"\s*(?:/>|>\s*</" + re.escape(tag.encode()) + rb"\s*>)\s*"
+        )
+        for child in children:
+            group_of[child] = len(group_of) + 1
+            name = re.escape(child.encode())
+            parts.append(
+                rb"(?:<" + name + rb">(" + _VALUE + rb")</" + name + rb"\s*>|<" + name + rb"\s*/>)\s*"
+            )
+        if children:
+            parts.append(rb"</" + re.escape(tag.encode()) + rb"\s*>\s*")
+        groups: list[int] = []
+        for path in fields.values():
+            local = path.rsplit(":", 1)[-1] if not path.startswith("@") else path
+            key = path if path in group_of else local
+            if key not in group_of:
+                matches = [k for k in group_of if k.rsplit(":", 1)[-1] == local]
+                if len(matches) != 1:
+                    return None
+                key = matches[0]
+            groups.append(group_of[key])
+        full = b"".join(parts)
+        plain = full.replace(_VALUE, _PLAIN_VALUE).replace(_ATTR_VALUE, _PLAIN_ATTR_VALUE)
+        return cls(re.compile(full), re.compile(plain), groups, len(group_of), list(fields), tag.encode())
+
+    def read(self, data: bytes) -> tuple[list[pa.Array], list[int]] | None:
+        """Columns (text, empty = null) and the byte offsets where the records start."""
+        if len(data.translate(None, _BAD_CHARS)) != len(data):
+            return None  # control characters are not allowed in XML
+        parts = (self.pattern if b"&" in data else self.plain).split(data)
+        starts = self.starts(data)
+        if len(parts) != 1 + len(starts) * self.stride or any(parts[:: self.stride]):
+            return None  # something between or inside the records did not match
+        try:
+            columns = [_text(parts[g :: self.stride]) for g in self.groups]
+        except pa.ArrowInvalid:  # not UTF-8
+            return None
+        if b"&" in data:
+            columns = [_unescape(c) for c in columns]
+        self.blocks += 1
+        return columns, starts
+
+    def starts(self, data: bytes) -> list[int]:
+        """Byte offsets of ``<tag`` followed by a space, ``>`` or ``/`` (vectorized)."""
+        arr = np.frombuffer(data, dtype=np.uint8)
+        n = len(self.tag)
+        lt = np.flatnonzero(arr[: max(0, len(arr) - n - 1)] == 60)
+        mask = np.ones(len(lt), dtype=bool)
+        for j, ch in enumerate(self.tag):
+            mask &= arr[lt + 1 + j] == ch
+        mask &= np.isin(arr[lt + 1 + n], _WS)
+        return lt[mask].tolist()
+
+
+def _text(values: list[bytes | None]) -> pa.Array:
+    column = pa.array(values, type=pa.binary()).cast(pa.string())
+    empty = pc.equal(column, "")
+    return pc.if_else(empty, pa.scalar(None, pa.string()), column) if pc.any(empty).as_py() else column
+
+
+def _unescape(column: pa.Array) -> pa.Array:
+    for entity, char in _ENTITIES:
+        column = pc.replace_substring(column, entity, char)
+    return column
