@@ -121,7 +121,7 @@ def settings_for_service(settings: Settings, service_url: str) -> Settings:
     return settings.model_copy(update={"catalog_dir": target})
 
 
-def ingest_all(settings: Settings, say: Any = print) -> dict[str, Any]:
+def ingest_all(settings: Settings) -> dict[str, Any]:
     """Sync the catalog and ingest every dataset in it, one after the other, with a progress bar each."""
     from hub.catalog.loader import load_catalog, sync_catalog
     from hub.cli.common import progress
@@ -132,9 +132,9 @@ def ingest_all(settings: Settings, say: Any = print) -> dict[str, Any]:
         sync_catalog(session, settings)
     _, datasets = load_catalog(settings.catalog_dir)
     results: dict[str, Any] = {}
-    for loaded in datasets:
-        key = loaded.spec.id
-        with progress(transient=True) as bar:
+    with progress() as bar:
+        for loaded in datasets:
+            key = loaded.spec.id
             task = bar.add_task(f"ingest {key}", total=None, rate="rows")
             try:
                 result = run_ingest(
@@ -145,16 +145,18 @@ def ingest_all(settings: Settings, say: Any = print) -> dict[str, Any]:
                 )
             except Exception as exc:  # a dataset that cannot even start: report it and go on
                 results[key] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"
-                say(f"  [red]✗[/] {key}: {results[key]}")
-                continue
-        results[key] = result
-        if result.status == "succeeded":
-            say(
-                f"  [green]✓[/] {key}: {result.rows_loaded:,} rows loaded, "
-                f"{result.rows_quarantined:,} quarantined (of {result.rows_read:,} read)"
-            )
-        else:
-            say(f"  [red]✗[/] {key}: {result.status}: {result.error}")
+                line = f"  [red]✗[/] {key}: {results[key]}"
+            else:
+                results[key] = result
+                if result.status == "succeeded":
+                    line = (
+                        f"  [green]✓[/] {key}: {result.rows_loaded:,} rows loaded, "
+                        f"{result.rows_quarantined:,} quarantined (of {result.rows_read:,} read)"
+                    )
+                else:
+                    line = f"  [red]✗[/] {key}: {result.status}: {result.error}"
+            bar.remove_task(task)
+            bar.console.print(line)
     return results
 
 
@@ -204,7 +206,7 @@ def run_demo_outcome(
         console.print(f"Simulated civil-status service (Sở Tư pháp) on {service_url}")
         hub_settings = settings_for_service(settings, service_url)
         console.print("Ingesting every dataset of the catalog:")
-        outcome.results = ingest_all(hub_settings, console.print)
+        outcome.results = ingest_all(hub_settings)
         if serve_hub:
             _serve(hub_settings, host, port)
     return outcome
