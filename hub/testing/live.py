@@ -19,11 +19,11 @@ from hub.settings import Settings
 
 
 @contextmanager
-def live_server(settings: Settings, *, startup_timeout: float = 30.0) -> Iterator[str]:
+def live_server(settings: Settings, *, port: int = 0, startup_timeout: float = 30.0) -> Iterator[str]:
     """Serve the hub for ``settings`` on a free local port; yields the base URL (no trailing slash).
 
-    ``settings.site_url`` is not changed; pass ``Settings(site_url=...)`` yourself if links must point to
-    the live server (``free_port()`` gives a port for that, at the cost of a small race).
+    ``settings.site_url`` is not changed; when links must point to the live server, take a port with
+    ``free_port()``, build ``Settings(site_url=f"http://127.0.0.1:{port}")`` and pass ``port=port``.
     """
     from hub.api.app import create_app
     from hub.db import get_engine
@@ -32,7 +32,7 @@ def live_server(settings: Settings, *, startup_timeout: float = 30.0) -> Iterato
     app = create_app(settings)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock.bind(("127.0.0.1", port))
     port = sock.getsockname()[1]
     config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)

@@ -1,0 +1,175 @@
+"""The CKAN Action API: ``/api/3/action/{name}`` and ``/api/action/{name}``, GET and POST.
+
+Request data is read as CKAN reads it (``ckan/views/api.py``): form fields of a POST (urlencoded or
+multipart; a single field whose value is empty or "1" is parsed as JSON, for ``curl -d '{...}'``), else
+the query string of a side-effect-free action, else a JSON object body. File parts (``upload``) stay
+file objects. Unknown actions, GET on a write action and undecodable JSON give CKAN's bare-string 400.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.responses import Response
+
+from hub.api import ckan_read, ckan_write, datastore  # noqa: F401  (register the actions)
+from hub.api.ckan_registry import ACTIONS, Action, ActionContext
+from hub.api.deps import app_session_factory
+from hub.api.errors import CkanBadRequest, help_url, json_response
+from hub.auth.resolve import resolve_principal
+from hub.errors import ValidationFailed
+
+router = APIRouter(tags=["CKAN Action API"])
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+@router.get("/api", summary="CKAN API version probe", include_in_schema=False)
+def api_version() -> Response:
+    return json_response({"version": 1})
+
+
+@router.get("/api/3", summary="CKAN API version probe", include_in_schema=False)
+def api3_version() -> Response:
+    return json_response({"version": 3})
+
+
+@router.get("/api/2/util/dataset/autocomplete", include_in_schema=False)
+async def util_autocomplete(request: Request) -> Response:
+    data = {"q": request.query_params.get("incomplete", ""), "limit": request.query_params.get("limit", "10")}
+    result = await _run(request, ACTIONS["package_autocomplete"], data)
+    return json_response(
+        {
+            "ResultSet": {
+                "Result": [
+                    {
+                        "match_field": r["match_field"],
+                        "match_displayed": r["match_displayed"],
+                        "name": r["name"],
+                        "title": r["title"],
+                    }
+                    for r in result
+                ]
+            }
+        }
+    )
+
+
+async def _request_data(request: Request, act: Action) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if request.method == "POST" and content_type in _FORM_TYPES:
+        settings = request.app.state.settings
+        length = int(request.headers.get("content-length") or 0)
+        if length > settings.upload_max_bytes + 1024 * 1024:
+            raise ValidationFailed("File upload too large", {"upload": ["File upload too large"]})
+        form = await request.form(max_files=20, max_fields=10_000, max_part_size=16 * 1024 * 1024)
+        items = list(form.multi_items())
+        if len(items) == 1 and isinstance(items[0][1], str) and items[0][1] in ("", "1"):
+            try:
+                parsed = json.loads(items[0][0])
+            except ValueError as exc:
+                raise CkanBadRequest("JSON Error: Error decoding JSON data.") from exc
+            if not isinstance(parsed, dict):
+                raise CkanBadRequest("JSON Error: Request data JSON decoded to non-dictionary")
+            return parsed
+        data: dict[str, Any] = {}
+        for key, value in items:
+            if key in data:
+                prev = data[key]
+                data[key] = [*prev, value] if isinstance(prev, list) else [prev, value]
+            else:
+                data[key] = value
+        return data
+    if act.side_effect_free and request.query_params:
+        out: dict[str, Any] = {}
+        for key in request.query_params:
+            values = request.query_params.getlist(key)
+            out[key] = values[0] if len(values) == 1 else values
+        out.pop("callback", None)
+        out.pop("_", None)
+        return out
+    body = await request.body()
+    if not body.strip():
+        return {}
+    try:
+        parsed = json.loads(body)
+    except ValueError as exc:
+        raise CkanBadRequest(f"JSON Error: Error decoding JSON data. Error: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise CkanBadRequest("JSON Error: Request data JSON decoded to non-dictionary")
+    return parsed
+
+
+def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    settings = request.app.state.settings
+    session = app_session_factory(request)()
+    try:
+        principal = resolve_principal(
+            request.headers, request.client.host if request.client else None, settings, "ckan"
+        )
+        ctx = ActionContext(
+            settings=settings,
+            session=session,
+            principal=principal,
+            method=request.method,
+            path=request.url.path,
+            query_string=request.url.query,
+        )
+        result = act.fn(ctx, data)
+        session.commit()
+        return result, ctx.envelope
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+async def _run(request: Request, act: Action, data: dict[str, Any]) -> Any:
+    result, _extra = await run_in_threadpool(_call, request, act, data)
+    return result
+
+
+async def _dispatch(name: str, request: Request) -> Response:
+    act = ACTIONS.get(name)
+    if act is None:
+        raise CkanBadRequest(f"Action name not known: {name}")
+    if request.method == "GET" and act.write:
+        raise CkanBadRequest("JSON Error: Invalid request. Please use POST method for your request")
+    data = await _request_data(request, act)
+    try:
+        result, extra = await run_in_threadpool(_call, request, act, data)
+    finally:
+        for value in data.values():
+            if isinstance(value, UploadFile):
+                await value.close()
+    settings = request.app.state.settings
+    body: dict[str, Any] = {"help": help_url(settings.site_url, request.url.path), "success": True}
+    body["result"] = result
+    body.update(extra)
+    callback = request.query_params.get("callback") if request.method == "GET" else None
+    if callback and callback.replace("_", "").replace(".", "").isalnum():
+        payload = json_response(body).body
+        return Response(f"{callback}(".encode() + payload + b");", media_type="application/javascript")
+    return json_response(body)
+
+
+@router.api_route("/api/3/action/{name}", methods=["GET", "POST"], summary="Call a CKAN action")
+async def action_v3(name: str, request: Request) -> Response:
+    """CKAN Action API (version 3). See docs/ckan-api.md for the supported actions."""
+    return await _dispatch(name, request)
+
+
+@router.api_route("/api/action/{name}", methods=["GET", "POST"], summary="Call a CKAN action")
+async def action_unversioned(name: str, request: Request) -> Response:
+    """The same actions without the version segment (ckanapi's default)."""
+    return await _dispatch(name, request)
+
+
+@router.api_route("/api/{version}/action/{name}", methods=["GET", "POST"], include_in_schema=False)
+async def action_other_version(version: str, name: str, request: Request) -> Response:
+    return json_response("Not found", 404)

@@ -1,0 +1,222 @@
+"""The registry of CKAN actions and what every action receives.
+
+An action is ``fn(ctx: ActionContext, data: dict) -> result``, registered with ``@action(name)``
+(``write=True`` for actions that need POST). Actions run in a worker thread with their own session;
+they raise ``hub.errors`` exceptions, which ``hub.api.errors`` turns into CKAN's envelope.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.auth import access, audit
+from hub.auth.principal import Principal
+from hub.catalog.ckan import StateLookup, TableState, package_dicts
+from hub.catalog.models import Dataset, Organization
+from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.settings import Settings
+from hub.warehouse.datastore import table_info
+
+ActionFn = Callable[["ActionContext", dict[str, Any]], Any]
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    fn: ActionFn
+    write: bool = False
+
+    @property
+    def side_effect_free(self) -> bool:
+        return not self.write
+
+
+ACTIONS: dict[str, Action] = {}
+
+
+def action(name: str, *, write: bool = False) -> Callable[[ActionFn], ActionFn]:
+    """Register ``fn`` as the CKAN action ``name``."""
+
+    def register(fn: ActionFn) -> ActionFn:
+        ACTIONS[name] = Action(name, fn, write)
+        return fn
+
+    return register
+
+
+@dataclass
+class ActionContext:
+    settings: Settings
+    session: Session
+    principal: Principal
+    method: str
+    path: str
+    query_string: str
+    envelope: dict[str, Any] = field(default_factory=dict)
+    """Extra top-level keys of the success envelope (``changed_entities``)."""
+
+    @property
+    def user_name(self) -> str:
+        return self.principal.name or self.principal.subject or ""
+
+    def states(self, *, fresh: bool = False) -> StateLookup:
+        """The warehouse state of a dataset (its DataStore table), for package dicts."""
+        settings = self.settings
+
+        def lookup(ds: Dataset) -> TableState | None:
+            if not ds.contract or ds.key.count(".") != 1:
+                return None
+            info = table_info(settings, ds.key, max_age=0.0 if fresh else 2.0)
+            if info is None:
+                return None
+            return TableState(info.snapshot_id, info.committed, info.rows)
+
+        return lookup
+
+    def package(self, ds: Dataset) -> dict[str, Any]:
+        return package_dicts(self.session, self.settings, [ds], self.states())[0]
+
+
+# --- parameter helpers -----------------------------------------------------------------------------
+
+
+def get_or_bust(data: dict[str, Any], *keys: str) -> Any:
+    """The first of ``keys`` present in ``data``; CKAN's ``{"id": ["Missing value"]}`` otherwise."""
+    for key in keys:
+        value = data.get(key)
+        if value not in (None, ""):
+            return value
+    raise ValidationFailed("Missing value", {keys[0]: ["Missing value"]})
+
+
+def as_bool(data: dict[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on", "t", "y"):
+        return True
+    if text in ("false", "0", "no", "off", "f", "n", "none"):
+        return False
+    raise ValidationFailed("invalid boolean", {key: ["Value must be one of: true, false"]})
+
+
+def as_int(data: dict[str, Any], key: str, default: int | None, *, minimum: int = 0) -> int | None:
+    value = data.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(str(value).strip()) if not isinstance(value, bool) else int(value)
+    except ValueError as exc:
+        raise ValidationFailed("invalid integer", {key: ["Invalid integer"]}) from exc
+    if number < minimum:
+        raise ValidationFailed("not a natural number", {key: ["Must be a natural number"]})
+    return number
+
+
+def as_list(data: dict[str, Any], key: str, *, comma: bool = False) -> list[Any] | None:
+    """A list parameter: a list, a JSON array string, or (with ``comma``) a comma-separated string."""
+    value = data.get(key)
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except ValueError as exc:
+                raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]}) from exc
+            if isinstance(parsed, list):
+                return parsed
+        if comma:
+            return [p.strip() for p in text.split(",") if p.strip()]
+        raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]})
+    raise ValidationFailed("not a list", {key: ["Not a list"]})
+
+
+def as_json(data: dict[str, Any], key: str) -> Any:
+    """A value that GET requests send as a JSON string (DataStore ``filters``, dict ``q``)."""
+    value = data.get(key)
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]}) from exc
+    return value
+
+
+# --- lookups and access ----------------------------------------------------------------------------
+
+
+def find_dataset(ctx: ActionContext, id_or_name: str) -> Dataset:
+    ds = ctx.session.scalar(select(Dataset).where(Dataset.id == id_or_name)) or ctx.session.scalar(
+        select(Dataset).where(Dataset.name == id_or_name)
+    )
+    if ds is None or (ds.state == "deleted" and not ctx.principal.sysadmin):
+        raise NotFoundError("Not found")
+    return ds
+
+
+def find_organization(ctx: ActionContext, id_or_name: str) -> Organization:
+    org = ctx.session.scalar(select(Organization).where(Organization.id == id_or_name)) or ctx.session.scalar(
+        select(Organization).where(Organization.name == id_or_name)
+    )
+    if org is None or org.state == "deleted":
+        raise NotFoundError("Not found")
+    return org
+
+
+def require_read(ctx: ActionContext, ds: Dataset, what: str = "dataset.read") -> None:
+    """Raise CKAN's 403 unless the caller may read ``ds``; non-open reads and refusals are audited."""
+    if ds.sharing == "open" and ds.state == "active":
+        return
+    decision = access.can_read(ctx.session, ctx.principal, ds)
+    if decision.allowed:
+        audit.record(
+            ctx.session,
+            what,
+            ctx.principal,
+            dataset_id=ds.id,
+            grant_id=decision.grant_id,
+            reason=decision.reason,
+        )
+        return
+    deny(
+        ctx,
+        what,
+        f"User {ctx.user_name} not authorized to read package {ds.id}",
+        dataset_id=ds.id,
+        reason=decision.reason,
+    )
+
+
+def require_write(ctx: ActionContext, org_id: str | None, what: str, target: str) -> None:
+    decision = access.can_write(ctx.session, ctx.principal, org_id)
+    if not decision.allowed:
+        deny(ctx, what, f"User {ctx.user_name} not authorized to edit {target}", reason=decision.reason)
+
+
+def deny(ctx: ActionContext, what: str, message: str, **details: Any) -> None:
+    """Record the refusal (committed now: the request's session is rolled back on error) and raise."""
+    audit.record(ctx.session, what, ctx.principal, outcome="denied", **details)
+    ctx.session.commit()
+    raise AccessDenied(message)
+
+
+def can_see(ctx: ActionContext, ds: Dataset) -> bool:
+    """Whether a private dataset may appear in lists for this caller (no audit entry: metadata only)."""
+    if ds.sharing == "open":
+        return True
+    return bool(access.can_read(ctx.session, ctx.principal, ds))
