@@ -1,0 +1,62 @@
+"""`make demo` without the final serve: generate, run the service, ingest every dataset; twice."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from hub.cli.main import app
+from hub.demo.run import free_port, run_demo_outcome
+from hub.settings import Settings
+from hub.testing.live import live_server
+
+DATASETS = {
+    "civil_status.births",
+    "civil_status.marriages",
+    "civil_status.deaths",
+    "land.parcels",
+    "education.schools",
+    "education.enrolment",
+    "addresses.digital_addresses",
+}
+
+
+@pytest.mark.slow
+def test_demo_ingests_every_dataset_and_is_safe_to_run_twice(settings: Settings) -> None:
+    first = run_demo_outcome(settings, service_port=free_port(), serve_hub=False)
+    assert first.generated
+    status = {k: getattr(r, "status", r) for k, r in first.results.items()}
+    assert status == dict.fromkeys(DATASETS, "succeeded")
+    births = first.results["civil_status.births"]
+    assert births.rows_read == births.rows_loaded + births.rows_quarantined
+    # the messy share is caught by the contracts, and stays far below the 5 % threshold
+    for key in ("civil_status.births", "land.parcels", "addresses.digital_addresses"):
+        r = first.results[key]
+        assert 0 < r.rows_quarantined < 0.05 * r.rows_read, key
+    assert first.results["education.enrolment"].rows_quarantined == 0
+
+    second = run_demo_outcome(settings, service_port=free_port(), serve_hub=False)
+    assert not second.generated
+    assert second.ok, {k: getattr(r, "error", r) for k, r in second.results.items()}
+
+    with live_server(settings) as base:
+        names = httpx.get(f"{base}/api/3/action/package_list", timeout=30).json()["result"]
+    assert {k.replace(".", "-") for k in DATASETS} <= set(names)
+
+
+def test_cli_generate_prints_what_it_made(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(app, ["demo", "generate", "--scale", "small", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "Generated the small demo province" in result.output
+    assert "parcels" in result.output
+    assert (out / "land.db").exists()
+    assert (out / "education" / "drop" / "giao-duc_2024-2025.xlsx").exists()
+
+
+def test_cli_service_refuses_to_start_without_a_key(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("HUB_DEMO_CIVIL_STATUS_API_KEY", raising=False)
+    result = CliRunner().invoke(app, ["demo", "civil-status-service", "--db", str(tmp_path / "x.db")])
+    assert result.exit_code == 2
+    assert "--api-key" in result.output
