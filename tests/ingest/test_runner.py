@@ -47,9 +47,13 @@ def test_append_loads_rows_records_the_run_and_moves_the_state(env: Env) -> None
 
     recorded = runs(env)
     assert [r.status for r in recorded] == ["succeeded", "succeeded"]
-    assert recorded[0].snapshot_id == first.snapshot_id and recorded[0].rows_loaded == 5
-    assert recorded[0].bytes_read > 0 and recorded[0].seconds is not None
-    assert recorded[0].pid and recorded[0].hostname and recorded[0].triggered_by == "test"
+    assert recorded[0].snapshot_id == first.snapshot_id
+    assert recorded[0].rows_loaded == 5
+    assert recorded[0].bytes_read > 0
+    assert recorded[0].seconds is not None
+    assert recorded[0].pid
+    assert recorded[0].hostname
+    assert recorded[0].triggered_by == "test"
     snaps = Warehouse(env.settings).snapshots(KEY)
     assert [s.run_id for s in snaps] == [first.run_id, second.run_id]
     assert snaps[-1].summary["hub.state"] == '{"cursor": "2026-01-01T00:00:08+00:00"}'
@@ -59,7 +63,8 @@ def test_a_run_with_nothing_new_commits_no_snapshot(env: Env) -> None:
     env.write_rows([person(1), person(2)])
     first = run_ingest(env.settings, KEY)
     again = run_ingest(env.settings, KEY)
-    assert again.ok and again.rows_read == 0
+    assert again.ok
+    assert again.rows_read == 0
     assert again.snapshot_id == first.snapshot_id
     assert len(Warehouse(env.settings).snapshots(KEY)) == 1
 
@@ -70,7 +75,8 @@ def test_replace_mode_holds_exactly_the_rows_read(tmp_path: Path, settings: obje
     assert run_ingest(env.settings, KEY).ok
     env.write_rows([person(2, name="Trần Thị Hai"), person(4), person(7)])
     result = run_ingest(env.settings, KEY)
-    assert result.ok and result.rows_loaded == 3
+    assert result.ok
+    assert result.rows_loaded == 3
     assert rows(env) == [(2, "Trần Thị Hai", 30), (4, "Nguyễn Văn 4", 30), (7, "Nguyễn Văn 7", 30)]
     # an empty source empties the table in a new snapshot
     env.write_rows([])
@@ -96,39 +102,51 @@ def test_upsert_rewrites_changed_keys_and_inserts_new_ones(tmp_path: Path, setti
     assert [r[0] for r in got] == [1, 2, 3, 4, 5, 6]
     assert dict((r[0], r[2]) for r in got) == {1: 30, 2: 41, 3: 51, 4: 30, 5: 30, 6: 30}
     snap = Warehouse(env.settings).snapshots(KEY)[-1]
-    assert snap.operation == "overwrite" and snap.summary["hub.upsert"] == "inserted=1,updated=2"
+    assert snap.operation == "overwrite"
+    assert snap.summary["hub.upsert"] == "inserted=1,updated=2"
     # the same source again changes nothing and commits nothing
     before = len(Warehouse(env.settings).snapshots(KEY))
     same = run_ingest(env.settings, KEY)
-    assert same.ok and same.rows_loaded == 0
+    assert same.ok
+    assert same.rows_loaded == 0
     assert len(Warehouse(env.settings).snapshots(KEY)) == before
 
 
 def test_threshold_commits_nothing_and_reports_the_reasons(env: Env) -> None:
     env.write_rows([person(1), person(2, name="x"), person(3, age=-4), person(4)])
     result = run_ingest(env.settings, KEY)
-    assert result.status == "failed" and result.error_code == "threshold_exceeded"
+    assert result.status == "failed"
+    assert result.error_code == "threshold_exceeded"
     assert "2 of 4 rows (50.0%) are invalid" in result.error
-    assert "/name minLength" in result.error and "/age minimum" in result.error
-    assert "row 2" in result.error and "row 3" in result.error
+    assert "name minLength" in result.error
+    assert "age minimum" in result.error
+    assert "row 2" in result.error
+    assert "row 3" in result.error
     wh = Warehouse(env.settings)
     assert wh.current_snapshot_id(KEY) is None
     assert wh.quarantine_files(KEY) == []
     assert not list(wh.data_dir(wh.table(KEY)).glob("*.parquet"))
     run = runs(env)[0]
-    assert run.status == "failed" and run.rows_quarantined == 2 and run.snapshot_id is None
-    assert {r["path"] for r in run.reasons["reasons"]} == {"/name", "/age"}
+    assert run.status == "failed"
+    assert run.rows_quarantined == 2
+    assert run.snapshot_id is None
+    assert {r["path"] for r in run.reasons["reasons"]} == {"name", "age"}
 
 
-def test_invalid_rows_under_the_threshold_go_to_quarantine_with_reasons(tmp_path: Path, settings: object) -> None:
+def test_invalid_rows_under_the_threshold_go_to_quarantine_with_reasons(
+    tmp_path: Path, settings: object
+) -> None:
     env = make_env(tmp_path, invalid_threshold=0.5)
     env.write_rows([person(1), person(2, name="x"), person(3), person(4)])
     result = run_ingest(env.settings, KEY)
-    assert result.ok and (result.rows_loaded, result.rows_quarantined) == (3, 1)
+    assert result.ok
+    assert (result.rows_loaded, result.rows_quarantined) == (3, 1)
     q = read_quarantine(Warehouse(env.settings), KEY).to_pylist()
     assert len(q) == 1
-    assert q[0]["run_id"] == result.run_id and q[0]["_hub_row"] == 2
-    assert q[0]["errors"][0]["path"] == "/name" and q[0]["errors"][0]["keyword"] == "minLength"
+    assert q[0]["run_id"] == result.run_id
+    assert q[0]["_hub_row"] == 2
+    assert q[0]["errors"][0]["path"] == "name"
+    assert q[0]["errors"][0]["keyword"] == "minLength"
     assert '"x"' in q[0]["record"]
     assert read_quarantine(Warehouse(env.settings), KEY, run_id="no-such-run").num_rows == 0
 

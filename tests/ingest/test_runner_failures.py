@@ -55,15 +55,18 @@ def test_unreachable_source_fails_the_run_and_keeps_the_snapshot(env: Env) -> No
     env.write_rows([person(i) for i in range(1, 7)])
     env.write_catalog(config={"unreachable": True})
     result = run_ingest(env.settings, KEY)
-    assert result.status == "failed" and result.error_code == "source_unavailable"
+    assert result.status == "failed"
+    assert result.error_code == "source_unavailable"
     assert "connection refused" in result.error
     assert Warehouse(env.settings).current_snapshot_id(KEY) == before
     assert ids(env) == [1, 2, 3]
     run = run_rows(env)[-1]
-    assert run.status == "failed" and run.state_after == run.state_before
+    assert run.status == "failed"
+    assert run.state_after == run.state_before
     env.write_catalog()
     rerun = run_ingest(env.settings, KEY)
-    assert rerun.ok and rerun.rows_loaded == 3
+    assert rerun.ok
+    assert rerun.rows_loaded == 3
     loaded_once(env, 1, 6)
 
 
@@ -73,16 +76,19 @@ def test_connector_raising_mid_stream_commits_nothing(env: Env) -> None:
     env.write_rows([person(i) for i in range(1, 11)])
     env.write_catalog(config={"fail_after_batches": 2})  # 2 batches of 2 rows, then an error
     result = run_ingest(env.settings, KEY)
-    assert result.status == "failed" and "connection reset by peer" in result.error
+    assert result.status == "failed"
+    assert "connection reset by peer" in result.error
     assert result.rows_read == 4
-    assert wh.current_snapshot_id(KEY) == before and ids(env) == [1, 2, 3]
+    assert wh.current_snapshot_id(KEY) == before
+    assert ids(env) == [1, 2, 3]
     # the files written before the error are gone: only the committed one remains
     assert sorted(p.name for p in wh.data_dir(wh.table(KEY)).glob("*.parquet")) == sorted(
         Path(p).name for p in wh.data_files(KEY)
     )
     env.write_catalog()
     rerun = run_ingest(env.settings, KEY)
-    assert rerun.ok and rerun.state_before == run_rows(env)[0].state_after
+    assert rerun.ok
+    assert rerun.state_before == run_rows(env)[0].state_after
     loaded_once(env, 1, 10)
 
 
@@ -95,7 +101,9 @@ def test_sigkill_during_a_run(env: Env) -> None:
     env.write_rows(rows)
     env.write_catalog(config={"delay": 0.4, "started_marker": str(marker)}, invalid_threshold=0.5)
     code = "import sys; from tests.warehouse.support import run_in_subprocess; run_in_subprocess(sys.argv[1])"
-    child = subprocess.Popen([sys.executable, "-c", code, str(env.root)], cwd=PROJECT_ROOT, env=dict(os.environ))
+    child = subprocess.Popen(
+        [sys.executable, "-c", code, str(env.root)], cwd=PROJECT_ROOT, env=dict(os.environ)
+    )
     try:
         deadline = time.monotonic() + 60
         while not (marker.exists() and int(marker.read_text() or 0) >= 4):
@@ -109,8 +117,11 @@ def test_sigkill_during_a_run(env: Env) -> None:
 
     # the killed run is still "running"; the previous snapshot is intact and readable
     killed = run_rows(env)[-1]
-    assert killed.status == "running" and killed.pid == child.pid and killed.hostname == socket.gethostname()
-    assert wh.current_snapshot_id(KEY) == before and ids(env) == [1, 2, 3]
+    assert killed.status == "running"
+    assert killed.pid == child.pid
+    assert killed.hostname == socket.gethostname()
+    assert wh.current_snapshot_id(KEY) == before
+    assert ids(env) == [1, 2, 3]
     data_dir = wh.data_dir(wh.table(KEY))
     assert list(data_dir.glob(f"{killed.id}*.parquet"))  # partly written, never committed
 
@@ -118,14 +129,17 @@ def test_sigkill_during_a_run(env: Env) -> None:
     recovered = recover_interrupted_runs(env.settings)
     assert [(r.run_id, r.status, r.error_code) for r in recovered] == [(killed.id, "failed", "killed")]
     killed = run_rows(env)[-1]
-    assert killed.status == "failed" and "killed" in killed.error and killed.finished_at is not None
+    assert killed.status == "failed"
+    assert "killed" in killed.error
+    assert killed.finished_at is not None
     assert killed.state_after == killed.state_before == run_rows(env)[0].state_after
     assert not list(data_dir.glob(f"{killed.id}*.parquet"))
     assert Warehouse(env.settings).quarantine_files(KEY) == []
 
     env.write_catalog(invalid_threshold=0.5)
     rerun = run_ingest(env.settings, KEY)
-    assert rerun.ok and (rerun.rows_read, rerun.rows_loaded, rerun.rows_quarantined) == (17, 16, 1)
+    assert rerun.ok
+    assert (rerun.rows_read, rerun.rows_loaded, rerun.rows_quarantined) == (17, 16, 1)
     assert ids(env) == [1, 2, 3, 4, *range(6, 21)]  # each once; row 5 is in quarantine
 
 
@@ -137,14 +151,26 @@ def test_recovery_marks_a_run_succeeded_when_its_snapshot_exists(env: Env) -> No
         run = s.get(Run, done.id)
         run.status, run.pid, run.finished_at = "running", 999_999_999, None
     (result,) = recover_interrupted_runs(env.settings)
-    assert result.status == "succeeded" and result.snapshot_id == done.snapshot_id
+    assert result.status == "succeeded"
+    assert result.snapshot_id == done.snapshot_id
 
 
 def test_a_run_of_a_live_process_blocks_a_second_run(env: Env) -> None:
     with session_scope(env.settings) as s:
         ds = s.scalar(select(Dataset).where(Dataset.key == KEY))
-        s.add(Run(dataset_id=ds.id, status="running", mode="append", pid=1, hostname=socket.gethostname(),
-                  rows_read=0, rows_loaded=0, rows_quarantined=0, bytes_read=0))
+        s.add(
+            Run(
+                dataset_id=ds.id,
+                status="running",
+                mode="append",
+                pid=1,
+                hostname=socket.gethostname(),
+                rows_read=0,
+                rows_loaded=0,
+                rows_quarantined=0,
+                bytes_read=0,
+            )
+        )
     with pytest.raises(ConflictError, match="already being ingested"):
         run_ingest(env.settings, KEY)
     assert recover_interrupted_runs(env.settings) == []  # pid 1 is alive: left alone
@@ -155,7 +181,10 @@ def test_invalid_catalog_file_names_the_file_and_pointer(env: Env) -> None:
     with pytest.raises(CatalogError) as info:
         run_ingest(env.settings, KEY)
     assert f"{env.catalog_file}#/write_mode" in info.value.message
-    env.catalog_file.write_text(env.catalog_file.read_text().replace("write_mode: sometimes\n", "colour: red\n"))
+    env.catalog_file.write_text(
+        env.catalog_file.read_text().replace("write_mode: sometimes\n", "colour: red\n")
+    )
     with pytest.raises(CatalogError, match=r"people\.yaml#/colour"):
         run_ingest(env.settings, KEY)
-    assert ids(env) == [1, 2, 3] and len(run_rows(env)) == 1
+    assert ids(env) == [1, 2, 3]
+    assert len(run_rows(env)) == 1

@@ -31,7 +31,11 @@ CONTRACT = {
         "id": {"type": "integer", "x-label": {"vi": "Mã", "en": "Id"}},
         "name": {"type": "string", "minLength": 2, "x-label": {"vi": "Tên", "en": "Name"}},
         "age": {"type": ["integer", "null"], "minimum": 0, "x-label": {"vi": "Tuổi", "en": "Age"}},
-        "updated_at": {"type": "string", "format": "date-time", "x-label": {"vi": "Cập nhật", "en": "Updated"}},
+        "updated_at": {
+            "type": "string",
+            "format": "date-time",
+            "x-label": {"vi": "Cập nhật", "en": "Updated"},
+        },
     },
 }
 
