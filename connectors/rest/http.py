@@ -116,8 +116,7 @@ class Retrier:
             )
             self.waits.append(delay)
             self.sleep(delay)
-        error = SourceUnavailable if status is None else ConnectorError
-        raise error(
+        raise SourceUnavailable(
             f"GET {url}: {problem} after {self.max_attempts} attempts",
             retryable=True,
             url=url,
