@@ -189,3 +189,86 @@ def check(session: Session, settings: Settings, name: str) -> InstanceCheck:
     except HubError as exc:
         result = CheckResult(False, exc.message, {"code": exc.code})
     return InstanceCheck(inst.name, inst.connector, result)
+
+
+# --- datasets registered at run time ---------------------------------------------------------------
+
+
+def _has_secret_literal_ref(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "$secret" in value or any(_has_secret_literal_ref(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_secret_literal_ref(v) for v in value)
+    return False
+
+
+def add_dataset(
+    session: Session,
+    settings: Settings,
+    data: dict[str, Any],
+    *,
+    organization: str | None = None,
+    origin: str = "api",
+) -> Any:
+    """Validate a dataset definition (the YAML of ``catalog/<agency>/<dataset>.yaml``) and store it in the
+    live catalogue. Checks: the spec's keys, the owning organization, the contract, the source's connector
+    or instance, the cron schedule. Returns the ``Dataset``. A dataset defined by a catalog file is refused:
+    that file stays its source of truth."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from hub.catalog.loader import upsert_dataset
+    from hub.catalog.models import Dataset
+    from hub.catalog.spec import DatasetSpec, LoadedDataset
+    from hub.contracts import load_contract
+    from hub.ingest.registry import available_connectors
+    from hub.ingest.scheduler import validate_schedule
+
+    try:
+        spec = DatasetSpec.model_validate(data)
+    except ValidationError as exc:
+        errors: dict[str, list[str]] = {}
+        for err in exc.errors():
+            errors.setdefault("/".join(str(p) for p in err["loc"]) or "(dataset)", []).append(err["msg"])
+        raise ValidationFailed("invalid dataset definition", errors) from exc
+    org_name = spec.organization or organization
+    if org_name is None:
+        raise ValidationFailed("no owner", {"organization": ["name the owning organization"]})
+    org = _org(session, org_name)
+    assert org is not None
+    problems: dict[str, list[str]] = {}
+    try:
+        load_contract(spec.contract, settings.schemas_dir)
+    except HubError as exc:
+        problems.setdefault("contract", []).append(exc.message)
+    if spec.schedule:
+        try:
+            validate_schedule(spec.schedule)
+        except HubError as exc:
+            problems.setdefault("schedule", []).append(exc.message)
+    if spec.source is not None:
+        classes = {i.name for i in available_connectors()}
+        if spec.source.connector not in classes and lookup(session, spec.source.connector) is None:
+            problems.setdefault("source/connector", []).append(
+                f"no connector or registered connector instance {spec.source.connector!r}"
+            )
+        if _has_secret_literal_ref(spec.source.config):
+            problems.setdefault("source/config", []).append(
+                "secrets belong to a connector instance (`hub connectors add --secret`), not to a dataset"
+            )
+    if problems:
+        raise ValidationFailed("invalid dataset definition", problems)
+    existing = session.scalar(select(Dataset).where(Dataset.key == spec.id))
+    if (
+        existing is not None
+        and existing.source_file
+        and not existing.source_file.startswith(("api:", "cli:"))
+    ):
+        raise ConflictError(f"dataset {spec.id} is defined by the catalog file {existing.source_file}")
+    if existing is not None and existing.owner_org_id not in (None, org.id):
+        raise ConflictError(f"dataset {spec.id} belongs to another organization")
+    ds = upsert_dataset(session, LoadedDataset(spec=spec, organization=org.name, file=Path(".")))
+    ds.source_file = f"{origin}:{spec.id}"
+    session.flush()
+    return ds
