@@ -117,7 +117,9 @@ def _typed_from_text(s: pa.Array, kind: str, n: int) -> tuple[pa.Array, np.ndarr
             for i, v in enumerate(cand.to_pylist()):
                 try:
                     x = int(v) if kind == "integer" else float(v)
-                    if (kind == "integer" and not -(2**63) <= x < 2**63) or (kind == "number" and not np.isfinite(x)):
+                    if (kind == "integer" and not -(2**63) <= x < 2**63) or (
+                        kind == "number" and not np.isfinite(x)
+                    ):
                         raise ValueError
                     vals.append(x)
                 except (TypeError, ValueError):
@@ -186,7 +188,9 @@ def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
             typed = arr.cast(pa.timestamp("us", tz=t.tz or "UTC")).cast(target)
             return Column(typed, _iso_text(typed, "date-time"), null, np.zeros(n, dtype=bool), source=arr)
         return Column(pa.nulls(n, target), None, null, ~null, source=arr)
-    if kind in ("integer", "number") and (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)):
+    if kind in ("integer", "number") and (
+        pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+    ):
         if pa.types.is_floating(t) and kind == "number":
             ok = mask(pc.is_finite(arr)) | null
             typed = pc.if_else(pa.array(ok), arr, pa.scalar(None, t)).cast(target)
@@ -213,6 +217,9 @@ def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
         want = dict if kind == "object" else list
         vals = arr.to_pylist()
         bad = np.array([v is not None and not isinstance(v, want) for v in vals], dtype=bool)
-        out = [None if v is None or b else json.dumps(v, ensure_ascii=False, default=str) for v, b in zip(vals, bad)]
+        out = [
+            None if v is None or b else json.dumps(v, ensure_ascii=False, default=str)
+            for v, b in zip(vals, bad)
+        ]
         return Column(pa.array(out, pa.string()), None, null, bad, source=arr)
     return Column(pa.nulls(n, target), None, null, ~null, source=arr)

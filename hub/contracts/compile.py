@@ -69,14 +69,20 @@ class FieldPlan:
 
 
 def _is_null_branch(node: Any) -> bool:
-    return isinstance(node, dict) and node.get("type") == "null" and not (set(node) & (VECTOR_KEYWORDS - {"type"}))
+    return (
+        isinstance(node, dict)
+        and node.get("type") == "null"
+        and not (set(node) & (VECTOR_KEYWORDS - {"type"}))
+    )
 
 
 def _rejects_null(node: Any, store: SchemaStore, base: str, file: str, pointer: str) -> bool:
     return "null" not in infer_atoms(node, store, base, file, pointer)
 
 
-def infer_atoms(node: Any, store: SchemaStore, base: str, file: str, pointer: str, depth: int = 0) -> frozenset[str]:
+def infer_atoms(
+    node: Any, store: SchemaStore, base: str, file: str, pointer: str, depth: int = 0
+) -> frozenset[str]:
     """The JSON value kinds ``node`` can accept (an over-approximation for applicators)."""
     if node is True or depth > 50:
         return ALL_ATOMS
@@ -123,7 +129,9 @@ class _Collector:
             if key.startswith("x-"):
                 self.plan.annotations.setdefault(key, value)
                 if key == "x-check":
-                    self.plan.constraints.append(Constraint("x-check", value, file, f"{pointer}/{key}", null_ok))
+                    self.plan.constraints.append(
+                        Constraint("x-check", value, file, f"{pointer}/{key}", null_ok)
+                    )
             elif key in VECTOR_KEYWORDS:
                 self.plan.constraints.append(Constraint(key, value, file, f"{pointer}/{key}", null_ok))
             elif key in ANNOTATIONS:
@@ -137,7 +145,9 @@ class _Collector:
             elif key in ("anyOf", "oneOf") and len(value) == 2 and any(_is_null_branch(b) for b in value):
                 i = 0 if _is_null_branch(value[1]) else 1
                 other = value[i]
-                if key == "oneOf" and not _rejects_null(other, self.store, base, file, f"{pointer}/{key}/{i}"):
+                if key == "oneOf" and not _rejects_null(
+                    other, self.store, base, file, f"{pointer}/{key}/{i}"
+                ):
                     self.fallback(f"{file}#{pointer}/oneOf")
                     continue
                 self.collect(other, base, file, f"{pointer}/{key}/{i}", True, depth + 1)

@@ -87,7 +87,11 @@ class FieldEvaluator:
         name = self.info.name
         if self.col.bad.any():
             types = next((c.value for c in self.plan.constraints if c.keyword == "type"), self.info.json_type)
-            out.append(Failure(self.col.bad, name, "type", lambda i: f"{self.json_value(i)!r} is not of type {types!r}"))
+            out.append(
+                Failure(
+                    self.col.bad, name, "type", lambda i: f"{self.json_value(i)!r} is not of type {types!r}"
+                )
+            )
         if self.plan.fallback:
             out.extend(self.fallback())
             return out
@@ -104,7 +108,11 @@ class FieldEvaluator:
         val = self.json_value
         if kw == "type":
             allowed = set().union(*(TYPE_ATOMS[t] for t in (v if isinstance(v, list) else [v])))
-            rows = col.null & self.ok if "null" not in allowed and not c.null_ok else np.zeros(self.n, dtype=bool)
+            rows = (
+                col.null & self.ok
+                if "null" not in allowed and not c.null_ok
+                else np.zeros(self.n, dtype=bool)
+            )
             if kind == "number" and "fraction" not in allowed:
                 integral = mask(pc.equal(pc.floor(col.typed), col.typed))
                 rows = rows | (self.nn & ~integral if "integer" in allowed else self.nn)
@@ -116,7 +124,11 @@ class FieldEvaluator:
             null_ok = c.null_ok or any(o is None for o in options)
             rows = col.null & self.ok if not null_ok else np.zeros(self.n, dtype=bool)
             rows = rows | self.enum_fails(options)
-            msg = (lambda i: f"{val(i)!r} is not one of {v!r}") if kw == "enum" else (lambda i: f"{v!r} was expected")
+            msg = (
+                (lambda i: f"{val(i)!r} is not one of {v!r}")
+                if kw == "enum"
+                else (lambda i: f"{v!r} was expected")
+            )
             return Failure(rows, name, kw, msg)
         if kind == "string" and col.text is not None:
             return self.string_constraint(c)
@@ -168,7 +180,9 @@ class FieldEvaluator:
             if kind == "integer":
                 ints = [int(o) for o in nums if float(o).is_integer()]
                 return self.nn & ~mask(pc.is_in(self.col.typed, value_set=pa.array(ints, pa.int64())))
-            return self.nn & ~mask(pc.is_in(self.col.typed, value_set=pa.array([float(o) for o in nums], pa.float64())))
+            return self.nn & ~mask(
+                pc.is_in(self.col.typed, value_set=pa.array([float(o) for o in nums], pa.float64()))
+            )
         if kind == "boolean":
             bools = [o for o in options if isinstance(o, bool)]
             return self.nn & ~mask(pc.is_in(self.col.typed, value_set=pa.array(bools, pa.bool_())))

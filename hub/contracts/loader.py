@@ -33,7 +33,9 @@ OTHER = (
     "$ref", "maxItems", "minItems", "uniqueItems", "maxContains", "minContains", "maxProperties",
     "minProperties", "required", "dependentRequired",
 )  # fmt: skip
-KNOWN = frozenset(VECTOR_KEYWORDS | ANNOTATIONS | set(SCHEMA_MAP) | set(SCHEMA_LIST) | set(SCHEMA_ONE) | set(OTHER))
+KNOWN = frozenset(
+    VECTOR_KEYWORDS | ANNOTATIONS | set(SCHEMA_MAP) | set(SCHEMA_LIST) | set(SCHEMA_ONE) | set(OTHER)
+)
 REFUSED = {
     "$dynamicRef": "the hub resolves references statically",
     "$dynamicAnchor": "the hub resolves references statically",
@@ -67,7 +69,9 @@ class _Walker:
             elif key in REFUSED:
                 raise ContractError(f"keyword {key} is not supported ({REFUSED[key]})", file=file, pointer=at)
             elif key not in KNOWN:
-                raise ContractError(f"unknown keyword {key!r} (a typo? custom ones start with x-)", file=file, pointer=at)
+                raise ContractError(
+                    f"unknown keyword {key!r} (a typo? custom ones start with x-)", file=file, pointer=at
+                )
             elif key == "$id" and not (doc_root and pointer == ""):
                 raise ContractError("a nested $id is not supported", file=file, pointer=at)
             elif key == "format" and value not in FORMATS:
@@ -102,7 +106,9 @@ def _check_annotation(key: str, value: Any, file: str, at: str, *, root: bool) -
     elif key == "x-personal" and value not in PERSONAL_CLASSES:
         raise bad(f"must be one of {', '.join(PERSONAL_CLASSES)}")
     elif key == "x-label" and not (
-        isinstance(value, dict) and set(value) <= {"vi", "en"} and all(isinstance(v, str) for v in value.values())
+        isinstance(value, dict)
+        and set(value) <= {"vi", "en"}
+        and all(isinstance(v, str) for v in value.values())
     ):
         raise bad('must be {"vi": "...", "en": "..."}')
     elif key in ("x-unit", "x-date-field", "x-birth-date-field") and not isinstance(value, str):
@@ -121,7 +127,9 @@ def _kind(atoms: frozenset[str], file: str, pointer: str) -> str:
     if frozenset(rest) in kinds:
         return kinds[frozenset(rest)]
     if len(rest) >= 6:
-        raise ContractError("the property has no type: say which JSON type it holds", file=file, pointer=pointer)
+        raise ContractError(
+            "the property has no type: say which JSON type it holds", file=file, pointer=pointer
+        )
     if not rest:
         raise ContractError("the property admits no value but null", file=file, pointer=pointer)
     raise ContractError(
@@ -157,11 +165,15 @@ def load_contract(ref: str, schemas_dir: Path) -> Contract:
         raise ContractError('the root of a contract must have "type": "object"', file=file, pointer="/type")
     props = schema.get("properties")
     if not isinstance(props, dict) or not props:
-        raise ContractError("the root of a contract must declare its properties", file=file, pointer="/properties")
+        raise ContractError(
+            "the root of a contract must declare its properties", file=file, pointer="/properties"
+        )
     required = set(schema.get("required", []))
     for i, name in enumerate(schema.get("required", [])):
         if name not in props:
-            raise ContractError(f"required property {name!r} is not declared", file=file, pointer=f"/required/{i}")
+            raise ContractError(
+                f"required property {name!r} is not declared", file=file, pointer=f"/required/{i}"
+            )
     fields: list[FieldInfo] = []
     plans = {}
     for name, node in props.items():
@@ -199,7 +211,9 @@ def load_contract(ref: str, schemas_dir: Path) -> Contract:
     pk = tuple(schema.get("x-primary-key", ()))
     for i, key in enumerate(pk):
         if key not in props:
-            raise ContractError(f"x-primary-key: no property {key!r}", file=file, pointer=f"/x-primary-key/{i}")
+            raise ContractError(
+                f"x-primary-key: no property {key!r}", file=file, pointer=f"/x-primary-key/{i}"
+            )
     additional = schema.get("additionalProperties", True)
     residual = [k for k in schema if not k.startswith("x-") and k not in ROOT_HANDLED]
     if not isinstance(additional, bool) or "patternProperties" in schema:

@@ -75,7 +75,9 @@ class SchemaStore:
         declared = contents.get("$schema")
         if declared is not None and declared.rstrip("#") != DRAFT_2020_12:
             raise ContractError(
-                f"only JSON Schema 2020-12 is supported ($schema {declared!r})", file=shown, pointer="/$schema"
+                f"only JSON Schema 2020-12 is supported ($schema {declared!r})",
+                file=shown,
+                pointer="/$schema",
             )
         errors = sorted(
             Draft202012Validator(Draft202012Validator.META_SCHEMA).iter_errors(contents),
@@ -83,7 +85,9 @@ class SchemaStore:
         )
         if errors:
             err = errors[0]
-            raise ContractError(f"not a valid JSON Schema: {err.message}", file=shown, pointer=pointer_of(err.path))
+            raise ContractError(
+                f"not a valid JSON Schema: {err.message}", file=shown, pointer=pointer_of(err.path)
+            )
         doc = Document(uri or path.resolve().as_uri(), path, contents)
         self.docs[doc.uri] = doc
         return doc
@@ -105,7 +109,9 @@ class SchemaStore:
             raise ContractError(f"$ref {uri!r} points outside schemas/", file=file, pointer=pointer)
         target = (self.schemas_dir / rel).resolve()
         if not target.is_relative_to(self.schemas_dir.resolve()) or not target.is_file():
-            raise ContractError(f"$ref target {rel!r} does not exist under schemas/", file=file, pointer=pointer)
+            raise ContractError(
+                f"$ref target {rel!r} does not exist under schemas/", file=file, pointer=pointer
+            )
         doc = self.read(target, uri)
         declared = doc.contents.get("$id")
         if declared is not None and declared != uri:
@@ -122,7 +128,9 @@ class SchemaStore:
         doc_uri, fragment = urldefrag(target)
         if fragment and not fragment.startswith("/"):
             raise ContractError(
-                f"$ref {ref!r}: only JSON-pointer fragments are supported, not anchors", file=file, pointer=pointer
+                f"$ref {ref!r}: only JSON-pointer fragments are supported, not anchors",
+                file=file,
+                pointer=pointer,
             )
         doc = self.document(doc_uri, file=file, pointer=pointer)
         node: Any = doc.contents
@@ -140,5 +148,7 @@ class SchemaStore:
         return doc, frag, node
 
     def registry(self) -> Registry:
-        resources = [(uri, Resource(contents=d.contents, specification=DRAFT202012)) for uri, d in self.docs.items()]
+        resources = [
+            (uri, Resource(contents=d.contents, specification=DRAFT202012)) for uri, d in self.docs.items()
+        ]
         return Registry().with_resources(resources)

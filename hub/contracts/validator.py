@@ -82,10 +82,14 @@ class Validator:
                 contract.schema, registry=contract.registry, format_checker=FORMAT_CHECKER
             )
 
-    def validate(self, batch: pa.RecordBatch, *, text: bool | None = None, row_offset: int = 0) -> BatchVerdict:
+    def validate(
+        self, batch: pa.RecordBatch, *, text: bool | None = None, row_offset: int = 0
+    ) -> BatchVerdict:
         """Check ``batch``; ``text`` forces text mode (default: see ``is_text_batch``)."""
         if isinstance(batch, pa.Table):
-            batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else pa.RecordBatch.from_pylist([])
+            batch = (
+                batch.combine_chunks().to_batches()[0] if batch.num_rows else pa.RecordBatch.from_pylist([])
+            )
         text_mode = is_text_batch(batch) if text is None else text
         n = batch.num_rows
         names = batch.schema.names
@@ -114,7 +118,12 @@ class Validator:
         for f in self.contract.fields:
             if f.required and f.name not in names:
                 failures.append(
-                    Failure(np.ones(n, dtype=bool), f.name, "required", lambda i, m=f.name: f"{m!r} is a required property")
+                    Failure(
+                        np.ones(n, dtype=bool),
+                        f.name,
+                        "required",
+                        lambda i, m=f.name: f"{m!r} is a required property",
+                    )
                 )
         if not self.contract.additional_allowed:
             for extra in (c for c in names if c not in self.fields and c not in RESERVED):
@@ -132,7 +141,10 @@ class Validator:
         invalid = source_err.copy()
         for f in failures:
             invalid |= f.rows
-        return BatchVerdict(self._valid(columns, invalid, n), self._quarantine(batch, failures, invalid, source_err, row_offset))
+        return BatchVerdict(
+            self._valid(columns, invalid, n),
+            self._quarantine(batch, failures, invalid, source_err, row_offset),
+        )
 
     def _checks(self, columns: dict[str, Column], field_fail: dict[str, np.ndarray], n: int) -> list[Failure]:
         typed = {name: col.typed for name, col in columns.items()}
@@ -191,7 +203,12 @@ class Validator:
         return pa.RecordBatch.from_arrays(arrays, schema=self.contract.arrow_schema)
 
     def _quarantine(
-        self, batch: pa.RecordBatch, failures: list[Failure], invalid: np.ndarray, source_err: np.ndarray, offset: int
+        self,
+        batch: pa.RecordBatch,
+        failures: list[Failure],
+        invalid: np.ndarray,
+        source_err: np.ndarray,
+        offset: int,
     ) -> pa.Table:
         idx = np.flatnonzero(invalid)
         if not len(idx):

@@ -125,7 +125,9 @@ def check_ward_code(values: pa.Array, ctx: CheckContext) -> CheckResult:
     for i in np.flatnonzero(fails):
         code = s[i].as_py()
         if dcol is not None and when[i] == 1:
-            messages[i] = f"ward code {code} is not in the list in force before {REFORM_DATE} ({ctx.field.date_field})"
+            messages[i] = (
+                f"ward code {code} is not in the list in force before {REFORM_DATE} ({ctx.field.date_field})"
+            )
         else:
             messages[i] = f"ward code {code} is not in the current list (from {REFORM_DATE})"
     return CheckResult(fails, messages)
