@@ -11,6 +11,8 @@ import sqlite3
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from hub.demo import common as c
 from hub.demo.people import Columns, Population, rows
@@ -292,11 +294,13 @@ def _polygons(rng: np.random.Generator, ward: np.ndarray, area: np.ndarray) -> n
         dx, dy = a * length, b * width
         xs.append(np.round(lon0 + (dx * np.cos(theta) - dy * np.sin(theta)) * m_lon, 7))
         ys.append(np.round(lat0 + (dx * np.sin(theta) + dy * np.cos(theta)) * m_lat, 7))
-    pts = [np.char.add(np.char.add(x.astype(str), " "), y.astype(str)) for x, y in zip(xs, ys, strict=True)]
-    ring = pts[0]
-    for p in pts[1:]:
-        ring = np.char.add(np.char.add(ring, ", "), p)
-    return np.char.add(np.char.add("POLYGON((", ring), "))").astype(object)
+    coords = []
+    for x, y in zip(xs, ys, strict=True):
+        lon, lat = pa.array(x).cast(pa.string()), pa.array(y).cast(pa.string())
+        coords.append(pc.binary_join_element_wise(lon, lat, " "))
+    ring = pc.binary_join_element_wise(*coords, ", ")
+    wkt = pc.binary_join_element_wise(pa.scalar("POLYGON(("), ring, pa.scalar("))"), "")
+    return np.array(wkt.to_pylist(), dtype=object)
 
 
 def _spoil(rng: np.random.Generator, cols: Columns, share: float) -> int:
