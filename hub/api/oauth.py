@@ -273,3 +273,41 @@ def setup(app: FastAPI, settings: Settings) -> None:
     app.include_router(router)
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.state.oauth_server = HubAuthorizationServer(settings)
+    _register_ckan_token_actions()
+
+
+def _register_ckan_token_actions() -> None:
+    """``api_token_create`` / ``api_token_list`` / ``api_token_revoke`` on the CKAN Action API."""
+    import importlib.util
+
+    if importlib.util.find_spec("hub.api.ckan_registry") is None:
+        return
+    from hub.api.ckan_registry import ACTIONS, ActionContext, action
+
+    if "api_token_create" in ACTIONS:
+        return
+    from hub.auth import api_tokens
+
+    @action("api_token_create", write=True)
+    def api_token_create(ctx: ActionContext, data: dict[str, Any]) -> dict[str, str]:
+        expires_in = data.get("expires_in")
+        token = api_tokens.create(
+            ctx.session,
+            ctx.settings,
+            ctx.principal,
+            user=data.get("user") or data.get("user_id"),
+            name=str(data.get("name") or ""),
+            expires_in=int(expires_in) if expires_in not in (None, "") else None,
+            unit=str(data.get("unit") or "day"),
+        )
+        return {"token": token}
+
+    @action("api_token_list")
+    def api_token_list(ctx: ActionContext, data: dict[str, Any]) -> list[dict[str, Any]]:
+        return api_tokens.list_tokens(
+            ctx.session, ctx.principal, user=data.get("user_id") or data.get("user")
+        )
+
+    @action("api_token_revoke", write=True)
+    def api_token_revoke(ctx: ActionContext, data: dict[str, Any]) -> None:
+        api_tokens.revoke(ctx.session, ctx.principal, token=data.get("token"), jti=data.get("jti"))

@@ -85,13 +85,20 @@ def issue_access_token(
 
 
 def issue_api_token(
-    session: Session, settings: Settings, user: User, name: str, *, scope: str, days: int | None = None
+    session: Session,
+    settings: Settings,
+    user: User,
+    name: str,
+    *,
+    scope: str,
+    days: int | None = None,
+    seconds: int | None = None,
 ) -> tuple[str, ApiToken]:
     """A person's CKAN API token (a JWT of the hub's issuer, revocable by its ``jti``)."""
     ring = keyring_mod.keyring(settings, session=session)
     jti = new_jti()
     now = int(time.time())
-    exp = now + 86400 * (days or settings.api_token_ttl_days)
+    exp = now + (seconds or 86400 * (days or settings.api_token_ttl_days))
     claims = {
         "iss": issuer(settings),
         "aud": audience(settings),
