@@ -20,6 +20,7 @@ from hub.api.ckan_registry import (
     require_read,
 )
 from hub.api.errors import SearchQueryError
+from hub.auth import access
 from hub.catalog.ckan import group_dict, license_list, organization_dict, resource_dict
 from hub.catalog.ckan_models import DatasetGroup, DatasetTag, Group, Resource, Tag
 from hub.catalog.models import Dataset, Organization
@@ -110,23 +111,23 @@ def package_list(ctx: ActionContext, data: dict[str, Any]) -> list[str]:
 
 
 def _visible(ctx: ActionContext) -> Any:
-    cache: dict[str, bool] = {}
-    orgs = ctx.principal.orgs()
+    """Which private datasets the caller may see in search results (computed once per request)."""
+    p = ctx.principal
+    state: dict[str, set[str] | None] = {}
 
     def visible(doc: Doc) -> bool:
-        if (
-            ctx.principal.sysadmin
-            or ctx.principal.kind == "system"
-            or (doc.owner_org and doc.owner_org in orgs)
-        ):
+        if p.sysadmin or p.kind == "system":
             return True
-        if ctx.principal.is_anonymous:
+        if p.is_anonymous:
             return False
-        pid = doc.package["id"]
-        if pid not in cache:
-            ds = ctx.session.get(Dataset, pid)
-            cache[pid] = ds is not None and can_see(ctx, ds)
-        return cache[pid]
+        if "ids" not in state:
+            readable = getattr(access, "readable_ids", None)
+            state["ids"] = readable(ctx.session, p) if readable else None
+        ids = state["ids"]
+        if ids is None:
+            ds = ctx.session.get(Dataset, doc.package["id"])
+            return ds is not None and can_see(ctx, ds)
+        return doc.package["id"] in ids
 
     return visible
 

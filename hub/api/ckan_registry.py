@@ -178,11 +178,17 @@ def find_organization(ctx: ActionContext, id_or_name: str) -> Organization:
     return org
 
 
-def require_read(ctx: ActionContext, ds: Dataset, what: str = "dataset.read") -> None:
+def require_read(
+    ctx: ActionContext, ds: Dataset, what: str = "dataset.read", scope: str | None = None
+) -> None:
     """Raise CKAN's 403 unless the caller may read ``ds``; non-open reads and refusals are audited."""
     if ds.sharing == "open" and ds.state == "active":
         return
-    decision = access.can_read(ctx.session, ctx.principal, ds)
+    decision = (
+        access.can_read(ctx.session, ctx.principal, ds, scope=scope)
+        if scope
+        else access.can_read(ctx.session, ctx.principal, ds)
+    )
     if decision.allowed:
         audit.record(
             ctx.session,

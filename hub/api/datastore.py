@@ -127,7 +127,7 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
         )
     ref = str(get_or_bust(data, "resource_id", "id"))
     ds, rid = _resolve(ctx, ref)
-    require_read(ctx, ds, "datastore.search")
+    require_read(ctx, ds, "datastore.search", scope="datastore:read")
     info = _table(ctx, ds, ref)
     fmt = str(data.get("records_format") or "objects")
     if fmt not in ("objects", "lists", "csv", "tsv"):
@@ -250,7 +250,7 @@ def datastore_info(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """A DataStore table's row count, snapshot and fields (with the contract's data dictionary)."""
     ref = str(get_or_bust(data, "resource_id", "id"))
     ds, rid = _resolve(ctx, ref)
-    require_read(ctx, ds, "datastore.info")
+    require_read(ctx, ds, "datastore.info", scope="datastore:read")
     info = _table(ctx, ds, ref)
     rows = info.rows
     if rows is None:
