@@ -120,12 +120,20 @@ def wards() -> tuple[WardInfo, ...]:
 
 def ward_probabilities() -> np.ndarray:
     w = np.array([x.weight for x in wards()], dtype=float)
-    return w / w.sum()
+    out: np.ndarray = w / w.sum()
+    return out
+
+
+def null_where(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` as an object array, None where ``mask`` is true."""
+    out = np.asarray(values).astype(object)
+    out[np.asarray(mask, dtype=bool)] = None
+    return out
 
 
 # --- names --------------------------------------------------------------------------------------------
 
-SURNAMES_KINH = {
+SURNAMES_KINH: dict[str, float] = {
     "Nguyễn": 31,
     "Trần": 11,
     "Lê": 9.5,
@@ -156,7 +164,7 @@ SURNAMES_KINH = {
     "Kiều": 0.2,
     "La": 0.3,
 }
-SURNAMES_KHMER = {
+SURNAMES_KHMER: dict[str, float] = {
     "Thạch": 8,
     "Sơn": 6,
     "Danh": 5,
@@ -167,7 +175,7 @@ SURNAMES_KHMER = {
     "Châu": 2,
     "Triệu": 1,
 }
-SURNAMES_HOA = {
+SURNAMES_HOA: dict[str, float] = {
     "Lâm": 4,
     "Quách": 3,
     "Trương": 3,

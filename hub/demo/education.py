@@ -129,8 +129,8 @@ def schools_and_enrolment(scale: c.Scale, seed: int) -> tuple[Columns, Columns]:
                 max(round(total / ratio), 3),
                 f"{start_year}-09-{int(rng.integers(5, 28)):02d}T{int(rng.integers(8, 17)):02d}:00:00{c.TZ}",
             ]
-            for k, v in zip(SCHOOL_COLUMNS, values, strict=True):
-                school_rows[k].append(v)
+            for column, v in zip(SCHOOL_COLUMNS, values, strict=True):
+                school_rows[column].append(v)
     schools = {k: np.array(v, dtype=object) for k, v in school_rows.items()}
     enrolment = {k: np.array(v, dtype=object) for k, v in enrol_rows.items()}
     return schools, enrolment

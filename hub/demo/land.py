@@ -233,8 +233,8 @@ def parcels(pop: Population, n: int, seed: int, share: float) -> tuple[Columns, 
         [o.replace("{ward}", w) for o, w in zip(org_names.tolist(), ward_names.tolist(), strict=True)],
         owner_name,
     )
-    owner_id = np.where(org, None, pop.personal_id[owner]).astype(object)
-    owner_birth = np.where(org, None, c.iso_dates(pop.birth_day[owner])).astype(object)
+    owner_id = c.null_where(org, pop.personal_id[owner])
+    owner_birth = c.null_where(org, c.iso_dates(pop.birth_day[owner]))
 
     # certificates: after the owner's 18th birthday and after 1994; 6 % of parcels have none yet
     earliest = np.maximum(c.day(dt.date(1994, 1, 1)), np.where(org, 0, pop.birth_day[owner] + 18 * 366))
@@ -269,8 +269,8 @@ def parcels(pop: Population, n: int, seed: int, share: float) -> tuple[Columns, 
         "owner_name": owner_name.astype(object),
         "owner_personal_id": owner_id,
         "owner_birth_date": owner_birth,
-        "certificate_number": np.where(has_cert, cert_no, None).astype(object),
-        "certificate_date": np.where(has_cert, c.iso_dates(cert_day), None).astype(object),
+        "certificate_number": c.null_where(~has_cert, cert_no),
+        "certificate_date": c.null_where(~has_cert, c.iso_dates(cert_day)),
         "geometry": _polygons(rng, ward, area),
         "updated_at": updated,
     }

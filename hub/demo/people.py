@@ -212,9 +212,9 @@ def births(pop: Population, seed: int, share: float) -> tuple[Columns, int]:
         return out
 
     def ids_or_none(idx: np.ndarray) -> np.ndarray:
-        return np.where(idx >= 0, pop.personal_id[np.maximum(idx, 0)], None).astype(object)
+        return c.null_where(idx < 0, pop.personal_id[np.maximum(idx, 0)])
 
-    child_ids = np.where(rng.random(len(children)) < 0.01, None, pop.personal_id[children]).astype(object)
+    child_ids = c.null_where(rng.random(len(children)) < 0.01, pop.personal_id[children])
     weight = np.clip(rng.normal(3150, 430, size=len(children)), 1200, 4900).astype(np.int64)
     cols: Columns = {
         "registration_number": _registration_numbers("KS", reg),
@@ -227,7 +227,7 @@ def births(pop: Population, seed: int, share: float) -> tuple[Columns, int]:
         "birth_place": place.astype(object),
         "ethnicity": pop.ethnicity[children].copy(),
         "nationality": np.full(len(children), "Việt Nam", dtype=object),
-        "birth_weight_grams": np.where(rng.random(len(children)) < 0.04, None, weight).astype(object),
+        "birth_weight_grams": c.null_where(rng.random(len(children)) < 0.04, weight),
         "father_full_name": names_or_none(father),
         "father_personal_id": ids_or_none(father),
         "mother_full_name": names_or_none(mother),

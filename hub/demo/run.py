@@ -123,6 +123,8 @@ def settings_for_service(settings: Settings, service_url: str) -> Settings:
 
 def ingest_all(settings: Settings) -> dict[str, Any]:
     """Sync the catalog and ingest every dataset in it, one after the other, with a progress bar each."""
+    from rich.progress import TaskID
+
     from hub.catalog.loader import load_catalog, sync_catalog
     from hub.cli.common import progress
     from hub.db import session_scope
@@ -136,11 +138,15 @@ def ingest_all(settings: Settings) -> dict[str, Any]:
         for loaded in datasets:
             key = loaded.spec.id
             task = bar.add_task(f"ingest {key}", total=None, rate="rows")
+
+            def advance(n: int, task: TaskID = task) -> None:
+                bar.update(task, advance=n)
+
             try:
                 result = run_ingest(
                     settings,
                     key,
-                    progress=lambda n, t=task: bar.update(t, advance=n),
+                    progress=advance,
                     triggered_by="hub demo run",
                 )
             except Exception as exc:  # a dataset that cannot even start: report it and go on
