@@ -36,6 +36,7 @@ class Problem:
     seq: int
     kind: str  # deleted, inserted, reordered, edited, truncated, appended, checkpoint
     message: str
+    last: int | None = None  # checkpoint problems: the bad entry is somewhere in seq..last
 
 
 @dataclass
@@ -51,7 +52,14 @@ class VerifyReport:
 
     @property
     def first_bad(self) -> Problem | None:
-        return min(self.problems, key=lambda p: p.seq) if self.problems else None
+        """The chain's own finding is exact; a checkpoint finding (a range) wins only if it ends earlier."""
+        if not self.problems:
+            return None
+        chain = [p for p in self.problems if p.kind != "checkpoint"]
+        cps = [p for p in self.problems if p.kind == "checkpoint"]
+        if chain and cps and (cps[0].last or cps[0].seq) < chain[0].seq:
+            return cps[0]
+        return chain[0] if chain else cps[0]
 
 
 def _iter_entries(session: Session) -> Iterator[AuditEntry]:
@@ -131,17 +139,20 @@ def _check_checkpoints(
             obj = jws.deserialize_compact(cp.signature, key, algorithms=list(keys.ASYMMETRIC_ALGS))
             payload = json.loads(obj.payload)
         except (JoseError, ValueError) as exc:
-            return Problem(first, "checkpoint", f"checkpoint at entry {cp.seq}: bad signature ({exc})")
+            return Problem(
+                first, "checkpoint", f"checkpoint at entry {cp.seq}: bad signature ({exc})", cp.seq
+            )
         if payload.get("seq") != cp.seq or payload.get("hash") != cp.hash:
-            return Problem(first, "checkpoint", f"checkpoint at entry {cp.seq} was edited")
+            return Problem(first, "checkpoint", f"checkpoint at entry {cp.seq} was edited", cp.seq)
         stored = hashes_at.get(cp.seq)
         if stored is None:
-            return Problem(first, "checkpoint", f"entry {cp.seq} of a signed checkpoint is missing")
+            return Problem(cp.seq, "checkpoint", f"entry {cp.seq} of a signed checkpoint is missing", cp.seq)
         if stored != payload["hash"]:
             return Problem(
                 first,
                 "checkpoint",
                 f"entries {first}..{cp.seq} were rewritten: entry {cp.seq} no longer has its signed hash",
+                cp.seq,
             )
         prev = cp.seq
     return None

@@ -1,0 +1,241 @@
+"""The audit log is tamper-evident: edits, deletions, insertions and reorderings done directly in the
+database are found by ``hub audit verify``, which names the first bad entry."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import delete, select, text, update
+from typer.testing import CliRunner
+
+from hub.auth import audit
+from hub.auth.audit_verify import export, verify
+from hub.auth.models import AuditCheckpoint, AuditEntry
+from hub.auth.principal import Principal
+from hub.db import dispose_engines, session_scope
+from hub.settings import Settings
+
+ANALYST = Principal(
+    kind="user", subject="u-1", name="analyst", client_id="app", org_id="org-1", ip="10.0.0.7"
+)
+
+
+@pytest.fixture
+def logged(settings: Settings) -> Settings:
+    """A log of 20 entries, with signed checkpoints every 5."""
+    s = Settings(data_dir=settings.data_dir, site_url=settings.site_url, audit_checkpoint_every=5)
+    audit.register_settings(s)
+    with session_scope(s) as session:
+        for i in range(20):
+            audit.record(
+                session,
+                "datastore.search",
+                ANALYST,
+                dataset_id="ds-1",
+                snapshot_id=1000 + i,
+                rows=i,
+                grant_id="g-1",
+                reason="grant",
+                details={"q": f"ward {i}", "nested": {"số": i}},
+            )
+    return s
+
+
+def _first_bad(s: Settings) -> tuple[int, str]:
+    with session_scope(s) as session:
+        report = verify(session, s)
+    assert not report.ok
+    bad = report.first_bad
+    assert bad is not None
+    return bad.seq, bad.kind
+
+
+def test_an_intact_log_verifies(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        report = verify(session, logged)
+        first = session.get(AuditEntry, 1)
+    assert report.ok, report.problems
+    assert report.entries == 20
+    assert report.checkpoints == 4
+    assert first is not None
+    assert first.prev_hash == "0" * 64
+    assert first.ip == "10.0.0.7"
+    assert first.client_id == "app"
+    assert first.rows == 0
+    assert first.snapshot_id == 1000
+
+
+def test_an_edited_entry_is_named(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 7).values(rows=999_999))
+    assert _first_bad(logged) == (7, "edited")
+
+
+def test_an_edited_details_field_is_named(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 12).values(details={"q": "ward 1"}))
+    assert _first_bad(logged) == (12, "edited")
+
+
+def test_a_deleted_entry_is_named(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.seq == 9))
+    assert _first_bad(logged) == (9, "deleted")
+
+
+def test_deleting_the_last_entries_is_found(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        session.execute(delete(AuditEntry).where(AuditEntry.seq >= 19))
+    assert _first_bad(logged) == (19, "truncated")
+
+
+def test_an_inserted_entry_is_named(logged: Settings) -> None:
+    """A forger shifts entries 11.. up by one and inserts a well-formed entry 11 chained to entry 10."""
+    with session_scope(logged) as session:
+        for seq in range(20, 10, -1):
+            session.execute(update(AuditEntry).where(AuditEntry.seq == seq).values(seq=seq + 1))
+        prev = session.get(AuditEntry, 10)
+        assert prev is not None
+        forged = {
+            "seq": 11,
+            "ts": prev.ts,
+            "action": "dataset.read",
+            "outcome": "allowed",
+            "actor_kind": "user",
+            "subject": "u-1",
+            "actor_name": "analyst",
+            "client_id": "app",
+            "org_id": "org-1",
+            "dataset_id": "ds-1",
+            "snapshot_id": None,
+            "rows": 1,
+            "grant_id": None,
+            "reason": None,
+            "ip": None,
+            "details": None,
+            "prev_hash": prev.hash,
+        }
+        forged["hash"] = audit.entry_hash(audit.entry_fields(forged))
+        session.add(AuditEntry(**forged))
+    assert _first_bad(logged) == (11, "inserted")
+
+
+def test_reordered_entries_are_named(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 14).values(seq=-1))
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 15).values(seq=14))
+        session.execute(update(AuditEntry).where(AuditEntry.seq == -1).values(seq=15))
+    seq, _kind = _first_bad(logged)
+    assert seq == 14
+
+
+def test_a_rewritten_chain_is_caught_by_the_signed_checkpoints(logged: Settings) -> None:
+    """The forger edits entry 8 and recomputes every later hash: the chain is consistent again, but
+    the checkpoint signed at entry 10 no longer matches."""
+    with session_scope(logged) as session:
+        rows = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+        prev_hash = rows[6].hash
+        for e in rows[7:]:
+            if e.seq == 8:
+                e.rows = 0
+            e.prev_hash = prev_hash
+            e.hash = audit.entry_hash(audit.entry_fields(e))
+            prev_hash = e.hash
+        session.execute(text("UPDATE audit_head SET hash = :h"), {"h": prev_hash})
+    seq, kind = _first_bad(logged)
+    assert kind == "checkpoint"
+    assert seq == 6  # the first entry after the last checkpoint that still holds (entry 5)
+
+
+def test_a_forged_checkpoint_signature_is_caught(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        cp = session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq)).first()
+        assert cp is not None
+        head, payload, sig = cp.signature.split(".")
+        cp.signature = f"{head}.{payload}.{sig[::-1]}"
+    assert _first_bad(logged) == (1, "checkpoint")
+
+
+def test_export_jsonl_and_csv(logged: Settings) -> None:
+    with session_scope(logged) as session:
+        out = io.StringIO()
+        assert export(session, out, "jsonl") == 20
+        lines = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert [e["seq"] for e in lines] == list(range(1, 21))
+        assert lines[3]["details"] == {"q": "ward 3", "nested": {"số": 3}}
+        assert lines[1]["prev_hash"] == lines[0]["hash"]
+        out = io.StringIO()
+        assert export(session, out, "csv") == 20
+        assert out.getvalue().splitlines()[0].startswith("seq,ts,action,outcome")
+
+
+def test_hub_audit_verify_command(logged: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub.cli.main import app
+    from hub.settings import get_settings
+
+    monkeypatch.setenv("HUB_DATA_DIR", str(logged.data_dir))
+    monkeypatch.setenv("HUB_AUDIT_CHECKPOINT_EVERY", "5")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["audit", "verify"])
+        assert result.exit_code == 0, result.output
+        assert "20 entries" in result.output
+        with session_scope(logged) as session:
+            session.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(outcome="denied"))
+        result = CliRunner().invoke(app, ["audit", "verify"])
+        assert result.exit_code == 1
+        assert "first bad entry 3 (edited)" in result.output
+    finally:
+        get_settings.cache_clear()
+
+
+def _hammer(s: Settings, n_threads: int, per_thread: int) -> None:
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(per_thread):
+                with session_scope(s) as session:
+                    audit.record(session, "query.sql", ANALYST, rows=k * 1000 + i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_concurrent_appends_never_fork_the_chain_on_sqlite(logged: Settings) -> None:
+    _hammer(logged, 4, 15)
+    with session_scope(logged) as session:
+        report = verify(session, logged)
+    assert report.ok, report.problems
+    assert report.entries == 80
+
+
+@pytest.mark.integration
+def test_concurrent_appends_never_fork_the_chain_on_postgresql(tmp_path: object, postgres_url: str) -> None:
+    s = Settings(data_dir=tmp_path, database_url=postgres_url, audit_checkpoint_every=7)  # type: ignore[arg-type]
+    audit.register_settings(s)
+    _hammer(s, 4, 15)
+    with session_scope(s) as session:
+        report = verify(session, s)
+        session.execute(update(AuditEntry).where(AuditEntry.seq == 30).values(reason="edited later"))
+    assert report.ok, report.problems
+    assert report.entries == 60
+    assert report.checkpoints == 8
+    assert _first_bad(s) == (30, "edited")
+    dispose_engines()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_engines() -> Iterator[None]:
+    yield
+    dispose_engines()
