@@ -21,7 +21,7 @@ from hub.api.ckan_registry import (
 )
 from hub.api.errors import SearchQueryError
 from hub.auth import access
-from hub.catalog.ckan import group_dict, license_list, organization_dict, resource_dict
+from hub.catalog.ckan import fold, group_dict, license_list, organization_dict, resource_dict
 from hub.catalog.ckan_models import DatasetGroup, DatasetTag, Group, Resource, Tag
 from hub.catalog.models import Dataset, Organization
 from hub.catalog.search import Doc, SearchParams, catalog_index, run_search
@@ -224,8 +224,6 @@ def resource_view_list(ctx: ActionContext, data: dict[str, Any]) -> list[Any]:
 @action("package_autocomplete")
 def package_autocomplete(ctx: ActionContext, data: dict[str, Any]) -> list[dict[str, Any]]:
     """Datasets whose name or title contains ``q`` (accent-insensitive), at most ``limit``."""
-    from hub.catalog.ckan import fold
-
     q = fold(str(get_or_bust(data, "q", "incomplete")))
     limit = as_int(data, "limit", 10) or 10
     idx = catalog_index(ctx.settings).get(ctx.session, ctx.settings, ctx.states(fresh=True))
@@ -318,7 +316,7 @@ def _sorted(items: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
         raise ValidationFailed("invalid sort", {"sort": [f"Cannot sort by field `{key}`"]})
     if key == "package_count":
         return sorted(items, key=lambda d: (d["package_count"], d["name"]), reverse=desc)
-    return sorted(items, key=lambda d: (str(d[key] or "").lower(), d["name"]), reverse=desc)
+    return sorted(items, key=lambda d: (fold(str(d[key] or "")), d["name"]), reverse=desc)
 
 
 def _list(ctx: ActionContext, data: dict[str, Any], kind: str) -> list[Any]:

@@ -18,7 +18,10 @@ from hub.db import session_scope
 from hub.settings import Settings
 
 ORGS = {
-    "so-tai-nguyen-moi-truong": {"vi": "Sở Tài nguyên và Môi trường", "en": "Department of Natural Resources"},
+    "so-tai-nguyen-moi-truong": {
+        "vi": "Sở Tài nguyên và Môi trường",
+        "en": "Department of Natural Resources",
+    },
     "so-tu-phap": {"vi": "Sở Tư pháp", "en": "Department of Justice"},
 }
 DATASETS: list[dict[str, Any]] = [
@@ -86,32 +89,39 @@ def make_table(settings: Settings, key: str, table: pa.Table, *, target_rows: in
 
 
 def parcels(n: int = 250) -> pa.Table:
-    return pa.table({
-        "parcel_id": pa.array([f"P{i:05d}" for i in range(n)]),
-        "ward_code": pa.array([f"{26734 + i % 5:05d}" for i in range(n)]),
-        "area_m2": pa.array([100.0 + i for i in range(n)], pa.float64()),
-        "land_use": pa.array(["ODT" if i % 3 == 0 else "LUC" for i in range(n)]),
-        "owner_note": pa.array(["Nguyễn Văn Đạt" if i % 2 else None for i in range(n)]),
-        "geometry": pa.array([f"POLYGON((105.{i} 21.0, 105.{i} 21.1, 105.{i + 1} 21.1, 105.{i} 21.0))"
-                              for i in range(n)]),
-    })
+    return pa.table(
+        {
+            "parcel_id": pa.array([f"P{i:05d}" for i in range(n)]),
+            "ward_code": pa.array([f"{26734 + i % 5:05d}" for i in range(n)]),
+            "area_m2": pa.array([100.0 + i for i in range(n)], pa.float64()),
+            "land_use": pa.array(["ODT" if i % 3 == 0 else "LUC" for i in range(n)]),
+            "owner_note": pa.array(["Nguyễn Văn Đạt" if i % 2 else None for i in range(n)]),
+            "geometry": pa.array(
+                [f"POLYGON((105.{i} 21.0, 105.{i} 21.1, 105.{i + 1} 21.1, 105.{i} 21.0))" for i in range(n)]
+            ),
+        }
+    )
 
 
 def births(n: int = 40) -> pa.Table:
-    return pa.table({
-        "registration_number": pa.array([f"KS-01-2025-{i:06d}" for i in range(n)]),
-        "ward_code": pa.array([f"{26734 + i % 3:05d}" for i in range(n)]),
-        "child_birth_date": pa.array([f"2025-01-{1 + i % 28:02d}" for i in range(n)]).cast(pa.date32()),
-    })
+    return pa.table(
+        {
+            "registration_number": pa.array([f"KS-01-2025-{i:06d}" for i in range(n)]),
+            "ward_code": pa.array([f"{26734 + i % 3:05d}" for i in range(n)]),
+            "child_birth_date": pa.array([f"2025-01-{1 + i % 28:02d}" for i in range(n)]).cast(pa.date32()),
+        }
+    )
 
 
 def marriages(n: int = 30) -> pa.Table:
-    return pa.table({
-        "registration_number": pa.array([f"KH-{i:04d}" for i in range(n)]),
-        "latitude": pa.array([10.0 + i / 100 for i in range(n)]),
-        "longitude": pa.array([106.0 + i / 100 for i in range(n)]),
-        "count": pa.array(list(range(n)), pa.int32()),
-    })
+    return pa.table(
+        {
+            "registration_number": pa.array([f"KH-{i:04d}" for i in range(n)]),
+            "latitude": pa.array([10.0 + i / 100 for i in range(n)]),
+            "longitude": pa.array([106.0 + i / 100 for i in range(n)]),
+            "count": pa.array(list(range(n)), pa.int32()),
+        }
+    )
 
 
 def build_hub(settings: Settings, *, tables: bool = True) -> None:

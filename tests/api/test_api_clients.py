@@ -47,7 +47,10 @@ def test_remoteckan_writes_with_upload(hub: LiveHub, tmp_path: Path) -> None:
     with pytest.raises(NotAuthorized):
         ckan.action.package_create(name="thu-nghiem", owner_org="so-tu-phap")
     pkg = ckan.action.package_create(
-        name="thu-nghiem", owner_org="so-tai-nguyen-moi-truong", title="Thử nghiệm", tags=[{"name": "đất đai"}]
+        name="thu-nghiem",
+        owner_org="so-tai-nguyen-moi-truong",
+        title="Thử nghiệm",
+        tags=[{"name": "đất đai"}],
     )
     data = tmp_path / "bảng giá đất.csv"
     data.write_text("ma,gia\n1,100\n", encoding="utf-8")
@@ -89,15 +92,27 @@ def test_harvester_paging(hub: LiveHub) -> None:
         session.add(org)
         session.flush()
         for i in range(230):
-            session.add(Dataset(key=f"h.d{i}", name=f"harvest-{i:03d}", title=f"H {i}", owner_org_id=org.id,
-                                sharing="open", spec={}, state="active"))
+            session.add(
+                Dataset(
+                    key=f"h.d{i}",
+                    name=f"harvest-{i:03d}",
+                    title=f"H {i}",
+                    owner_org_id=org.id,
+                    sharing="open",
+                    spec={},
+                    state="active",
+                )
+            )
     fq = f"metadata_modified:[{since.isoformat()}Z TO *] organization:harvest-org"
     ids: list[str] = []
     previous = None
     start = 0
     while True:
-        r = requests.get(f"{hub.base}/api/3/action/package_search",
-                         params={"fq": fq, "rows": 100, "start": start, "sort": "id asc"}, timeout=30)
+        r = requests.get(
+            f"{hub.base}/api/3/action/package_search",
+            params={"fq": fq, "rows": 100, "start": start, "sort": "id asc"},
+            timeout=30,
+        )
         assert r.status_code == 200
         assert r.content != previous, "two identical pages: paging does not work"
         previous = r.content
@@ -109,8 +124,11 @@ def test_harvester_paging(hub: LiveHub) -> None:
         start += 100
     assert len(ids) == 230 == len(set(ids))
     assert ids == sorted(ids)
-    later = requests.get(f"{hub.base}/api/3/action/package_search", timeout=30, params={
-        "fq": f"metadata_modified:[{(since + timedelta(hours=2)).isoformat()}Z TO *]", "rows": 100})
+    later = requests.get(
+        f"{hub.base}/api/3/action/package_search",
+        timeout=30,
+        params={"fq": f"metadata_modified:[{(since + timedelta(hours=2)).isoformat()}Z TO *]", "rows": 100},
+    )
     assert later.json()["result"]["count"] == 0
 
 
