@@ -17,7 +17,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -40,7 +41,7 @@ from hub.warehouse import Warehouse
 from hub.warehouse.changes import upsert
 from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, drop_run, with_run
 from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, local_path
-from hub.warehouse.writer import FileSink
+from hub.warehouse.writer import BackgroundSink, FileSink
 
 Progress = Callable[[int], None]
 """Called after every batch with the number of rows read so far."""
@@ -68,10 +69,27 @@ class RunResult:
     state_before: dict[str, Any] | None = None
     state_after: dict[str, Any] | None = None
     changed: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    """Seconds spent reading the source, validating, writing files and committing."""
 
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
+
+
+class _Clock:
+    """Adds the seconds spent in a ``with clock(name):`` block to ``timings[name]``."""
+
+    def __init__(self, timings: dict[str, float]) -> None:
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def _sync_dataset(session: Any, settings: Settings, key: str) -> Dataset:
@@ -139,7 +157,8 @@ class _Ingest:
         )
         self.wh = Warehouse(settings)
         self.table = self.wh.ensure_table(key, self.contract.arrow_schema)
-        self.sink = FileSink(self.table, self.wh.data_dir(self.table), result.run_id)
+        self.files = FileSink(self.table, self.wh.data_dir(self.table), result.run_id)
+        self.sink = BackgroundSink(self.files)
         self.qsink: FileSink | None = None
         self.reasons = ReasonCounter()
         self.cursor_max: Any = None
@@ -160,7 +179,13 @@ class _Ingest:
         # replace mode reads everything: the new snapshot must hold exactly the source's rows
         state_in = None if self.spec.write_mode == "replace" else self.result.state_before
         at = datetime.now(UTC)
-        for batch in connector.read(stream, state_in):
+        clock = _Clock(self.result.timings)
+        batches = connector.read(stream, state_in)
+        while True:
+            with clock("read"):
+                batch = next(batches, None)
+            if batch is None:
+                break
             if batch.num_rows == 0:
                 continue
             if ROW_COLUMN not in batch.schema.names:
@@ -170,14 +195,16 @@ class _Ingest:
                 )
             self.result.rows_read += batch.num_rows
             self.result.bytes_read += batch.nbytes
-            verdict = self.validator.validate(batch)
-            if verdict.n_valid:
-                self.sink.write(verdict.valid)
-                self._track_cursor(verdict.valid)
-            if verdict.n_invalid:
-                self.result.rows_quarantined += verdict.n_invalid
-                self.reasons.add(verdict.invalid)
-                self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
+            with clock("validate"):
+                verdict = self.validator.validate(batch)
+            with clock("write"):
+                if verdict.n_valid:
+                    self.sink.write(verdict.valid)
+                    self._track_cursor(verdict.valid)
+                if verdict.n_invalid:
+                    self.result.rows_quarantined += verdict.n_invalid
+                    self.reasons.add(verdict.invalid)
+                    self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
             if self.progress is not None:
                 self.progress(self.result.rows_read)
         self.result.state_after = normalize_state(connector.next_state(stream, state_in, self.cursor_max))
@@ -316,7 +343,8 @@ def run_ingest(
         work = _Ingest(settings, key, spec, result, progress)
         work.read()
         work.check_threshold()
-        work.commit()
+        with _Clock(result.timings)("commit"):
+            work.commit()
         result.status = "succeeded"
     except BaseException as exc:
         result.status = "failed"

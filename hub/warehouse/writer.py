@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -130,3 +132,54 @@ class FileSink:
             path.unlink(missing_ok=True)
         self.paths.clear()
         self.files.clear()
+
+
+class BackgroundSink:
+    """A ``FileSink`` fed through a small queue by a thread of its own, so that encoding and compressing
+    Parquet (which releases the GIL) overlaps with reading and validating the next batches. At most
+    ``depth`` batches wait in the queue, so memory stays bounded."""
+
+    def __init__(self, sink: FileSink, depth: int = 3) -> None:
+        self.sink = sink
+        self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name=f"sink-{sink.prefix}", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            batch = self._queue.get()
+            if batch is None:
+                return
+            if self._error is not None:
+                continue
+            try:
+                self.sink.write(batch)
+            except BaseException as exc:
+                self._error = exc
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        self._raise()
+        self._queue.put(batch)
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    @property
+    def rows(self) -> int:
+        return self.sink.rows
+
+    def close(self) -> list[DataFile]:
+        self._stop()
+        self._raise()
+        return self.sink.close()
+
+    def abort(self) -> None:
+        self._stop()
+        self.sink.abort()
