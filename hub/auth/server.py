@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import calendar
 import contextvars
+import logging
 import secrets
 import time
 import uuid
@@ -44,6 +45,10 @@ from hub.auth.oauth_models import (
 from hub.auth.principal import SCOPES, Principal
 from hub.db import utcnow
 from hub.settings import Settings
+
+# authlib logs every issued token at DEBUG ("Issue token {...}"): tokens must never reach a log, so its
+# loggers stop at INFO whatever the root level is.
+logging.getLogger("authlib").setLevel(logging.INFO)
 
 _session: contextvars.ContextVar[Session] = contextvars.ContextVar("hub_oauth_session")
 CODE_TTL = 300
