@@ -16,18 +16,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from hub.contracts.fastpath import byte_lengths, parse_dates_fast, parse_ymd
 from hub.contracts.model import FieldInfo
 
-DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\z"
 # rfc3339_validator's grammar, applied by jsonschema to value.upper(); its "$" admits a final newline.
 DATETIME_SHAPE = (
     r"^[0-9]{4}-(?:0[1-9]|1[0-2])-[0-9]{2}[Tt](?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
     r"(?:[Zz]|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])\n?\z"
 )
 INT_TEXT = r"^[+-]?[0-9]+\z"
-NUM_TEXT = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\z"
 DAY_ONE = -719162  # 0001-01-01 as days since 1970-01-01
-_DIM = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+NUM_TEXT = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\z"
 
 
 def mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -54,52 +53,48 @@ class Column:
     source: pa.Array | None = None  # the column as given
 
 
-def _ints(s: pa.Array, start: int, stop: int) -> np.ndarray:
-    part = pc.utf8_slice_codeunits(s, start, stop)
-    return np.asarray(pc.fill_null(pc.cast(part, pa.int32()), 0).to_numpy(zero_copy_only=False))
-
-
-def _valid_ymd(s: pa.Array, ok: np.ndarray) -> np.ndarray:
-    """Rows of ``s`` (shape already checked where ``ok``) whose first 10 characters are a real date."""
-    cand = pc.if_else(pa.array(ok), s, pa.scalar(None, pa.string()))
-    y, m, d = _ints(cand, 0, 4), _ints(cand, 5, 7), _ints(cand, 8, 10)
-    month_ok = (m >= 1) & (m <= 12)
-    dim = _DIM[np.clip(m, 1, 12) - 1] + ((m == 2) & (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0)))
-    return ok & (y >= 1) & month_ok & (d >= 1) & (d <= dim)
-
-
 def parse_dates(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """ISO dates (YYYY-MM-DD, as ``jsonschema``'s ``date`` format) -> (date32, format-failure mask)."""
+    """ISO dates (YYYY-MM-DD, as ``jsonschema``'s ``date`` format) -> (date32, format-failure mask).
+
+    Arrow's cast is strict about the shape and the calendar but accepts year 0 and fails as a whole on
+    one bad value; so: cast, check length and year, and on failure parse the bytes exactly (numpy).
+    """
     s = s.cast(pa.string())
-    notnull = mask(pc.is_valid(s))
     try:
         days = pc.cast(s, pa.date32())
-        ok_len = mask(pc.equal(pc.binary_length(s), 10))
-        after = mask(pc.greater_equal(days.cast(pa.int32()), DAY_ONE))
-        good = ok_len & after
-        if bool(np.all(good | ~notnull)):
-            return days, np.zeros(len(s), dtype=bool)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    ok = _valid_ymd(s, mask(pc.match_substring_regex(s, DATE_SHAPE)))
-    days = pc.cast(pc.if_else(pa.array(ok), s, pa.scalar(None, pa.string())), pa.date32())
-    return days, notnull & ~ok
+        return parse_dates_fast(s)
+    lengths = byte_lengths(s)
+    bad = (lengths >= 0) & ((lengths != 10) | mask(pc.less(days.cast(pa.int32()), DAY_ONE)))
+    if bad.any():
+        return parse_dates_fast(s)
+    return days, bad
 
 
 def parse_datetimes(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """RFC 3339 date-times (as ``jsonschema``'s ``date-time`` format) -> (timestamp[us, UTC], failures)."""
+    """RFC 3339 date-times (as ``jsonschema``'s ``date-time`` format) -> (timestamp[us, UTC], failures).
+
+    The shape by RE2; the calendar by Arrow's cast of the well-shaped values (exact bytes parse when the
+    cast fails: a bad day, a lower-case t/z, a final newline, more than 6 fraction digits).
+    """
     s = s.cast(pa.string())
-    notnull = mask(pc.is_valid(s))
-    ok = _valid_ymd(s, mask(pc.match_substring_regex(s, DATETIME_SHAPE)))
-    cand = pc.if_else(pa.array(ok), s, pa.scalar(None, pa.string()))
+    notnull = byte_lengths(s) >= 0
+    shape = mask(pc.match_substring_regex(s, DATETIME_SHAPE))
     target = pa.timestamp("us", tz="UTC")
+    null_s = pa.scalar(None, pa.string())
+    cand = s if shape.all() else pc.if_else(pa.array(shape), s, null_s)
     try:
         ts = pc.cast(cand, target)
+        year_ok = mask(pc.greater_equal(ts, pa.scalar(-62135596800 * 10**6 + 86400 * 10**6, target))) | ~shape
+        if year_ok.all():
+            return ts, notnull & ~shape
     except pa.ArrowInvalid:
-        norm = pc.utf8_rtrim(pc.utf8_upper(cand), characters="\n")
-        norm = pc.replace_substring_regex(norm, r"(\.[0-9]{6})[0-9]+", r"\1")
-        ts = pc.cast(norm, target)
-    return ts, notnull & ~ok
+        pass
+    ok = parse_ymd(s, shape)[0]
+    norm = pc.if_else(pa.array(ok), s, null_s)
+    norm = pc.utf8_rtrim(pc.utf8_upper(norm), characters="\n")
+    norm = pc.replace_substring_regex(norm, r"(\.[0-9]{6})[0-9]+", r"\1")
+    return pc.cast(norm, target), notnull & ~ok
 
 
 def _typed_from_text(s: pa.Array, kind: str, n: int) -> tuple[pa.Array, np.ndarray]:

@@ -22,6 +22,7 @@ from jsonschema._utils import equal as json_equal
 
 from hub.contracts.coerce import Column, mask
 from hub.contracts.compile import TYPE_ATOMS, Constraint, FieldPlan
+from hub.contracts.fastpath import fixed_pattern
 from hub.contracts.model import Contract, FieldInfo
 from hub.contracts.regex import to_re2
 from hub.contracts.resolve import escape
@@ -145,8 +146,11 @@ class FieldEvaluator:
         text = col.text
         assert text is not None
         if kw == "pattern":
+            fixed = fixed_pattern(v)
             re2 = to_re2(v)
-            if re2 is not None:
+            if fixed is not None:
+                rows = self.nn & ~fixed.match(text)
+            elif re2 is not None:
                 rows = self.nn & ~mask(pc.match_substring_regex(text, re2))
             else:
                 rx = re.compile(v)

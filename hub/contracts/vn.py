@@ -23,8 +23,11 @@ import pyarrow.compute as pc
 
 from hub.contracts.checks import CheckContext, CheckResult, register_check
 from hub.contracts.coerce import mask
+from hub.contracts.fastpath import byte_columns, byte_lengths, fixed_pattern
 
 REFORM_DATE = date(2025, 7, 1)
+_DIGITS = fixed_pattern("^[0-9]{12}$")
+assert _DIGITS is not None
 DATA_FILE = Path(__file__).parent / "data" / "pre2025_units.tsv"
 
 
@@ -65,11 +68,6 @@ def _code_arrays() -> tuple[pa.Array, pa.Array]:
     return pa.array(sorted(current_wards())), pa.array(sorted(pre2025_units()[1]))
 
 
-def _digits(s: pa.Array, start: int, stop: int) -> np.ndarray:
-    part = pc.utf8_slice_codeunits(s, start, stop)
-    return np.asarray(pc.fill_null(pc.cast(part, pa.int32()), 0).to_numpy(zero_copy_only=False))
-
-
 def _year(col: pa.Array | None, n: int) -> np.ndarray:
     if col is None or not (pa.types.is_date(col.type) or pa.types.is_timestamp(col.type)):
         return np.full(n, -1, dtype=np.int64)
@@ -80,9 +78,9 @@ def check_personal_id(values: pa.Array, ctx: CheckContext) -> CheckResult:
     s = values.cast(pa.string())
     n = len(s)
     notnull = mask(pc.is_valid(s))
-    shape = mask(pc.and_(pc.equal(pc.binary_length(s), 12), pc.ascii_is_decimal(s)))
-    cand = pc.if_else(pa.array(shape), s, pa.scalar(None, pa.string()))
-    prov, cs, yy = _digits(cand, 0, 3), _digits(cand, 3, 4), _digits(cand, 4, 6)
+    shape = _DIGITS.match(s) & (byte_lengths(s) == 12)
+    b = [np.where(shape, c.astype(np.int32) - 48, 0) for c in byte_columns(s, range(6))]
+    prov, cs, yy = b[0] * 100 + b[1] * 10 + b[2], b[3], b[4] * 10 + b[5]
     prov_ok = _province_table()[prov]
     cs_ok = cs <= 3
     birth = _year(ctx.column(ctx.field.birth_date_field), n)
