@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from connectors.files.transcode import NormalizingReader, read_head
+from connectors.files.transcode import NormalizingReader, canonical_encoding, first_bad_byte, read_head
 from hub.errors import SourceDataError
 from hub.ingest.connector import ERROR_COLUMN, ROW_COLUMN, SOURCE_COLUMN
 
@@ -101,6 +102,34 @@ def _block_size(head: str, batch_rows: int) -> int:
     return int(min(64 << 20, max(1 << 20, avg * batch_rows)))
 
 
+COMBINING = "[\u0300-\u036f]"
+
+
+def _value_bytes(col: pa.Array) -> np.ndarray:
+    """The UTF-8 bytes behind a string array (all of them, also for a slice)."""
+    buf = col.buffers()[2]
+    return np.empty(0, np.uint8) if buf is None else np.frombuffer(buf, dtype=np.uint8)
+
+
+def _nfc(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Compose the values that hold combining marks (Windows-1258 tones, NFD exports) to NFC."""
+    arrays = []
+    changed = False
+    for col in batch.columns:
+        data = _value_bytes(col)
+        # U+0300..U+036F are 0xCC xx / 0xCD xx in UTF-8: a byte scan rules most columns out at once
+        if not len(data) or not np.any((data & 0xFE) == 0xCC):
+            arrays.append(col)
+            continue
+        mask = pc.match_substring_regex(col, COMBINING)
+        if pc.any(mask).as_py():
+            fixed = [unicodedata.normalize("NFC", v) for v in pc.filter(col, mask).to_pylist()]
+            col = pc.replace_with_mask(col, pc.fill_null(mask, False), pa.array(fixed, pa.string()))
+            changed = True
+        arrays.append(col)
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema) if changed else batch
+
+
 def _slices(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:
     """Zero-copy slices of at most about ``rows`` rows (a parsed block can hold many more)."""
     if batch.num_rows <= rows * 3 // 2:
@@ -139,42 +168,54 @@ class CsvStream:
     def _on_bad_bytes(self, line: int, reason: str) -> None:
         self._bad_lines[line] = reason
 
+    @property
+    def direct(self) -> bool:
+        """UTF-8 that fails on the first bad byte goes straight to pyarrow (which checks UTF-8 itself)."""
+        return canonical_encoding(self.opts.encoding) in ("utf-8", "utf-8-sig") and not self.quarantine
+
     def __iter__(self) -> Iterator[pa.RecordBatch]:
         with self.path.open("rb") as raw:
             head = read_head(raw, self.opts.encoding, self.display)
         with self.path.open("rb") as raw:
-            source = NormalizingReader(
-                raw, self.opts.encoding, self.display, on_bad=self._on_bad_bytes if self.quarantine else None
-            )
-            reader = pacsv.open_csv(
-                source,
-                read_options=pacsv.ReadOptions(
-                    column_names=self.columns,
-                    skip_rows=self.opts.header_row,
-                    block_size=_block_size(head, self.batch_rows),
-                    use_threads=False,  # row numbers of invalid rows are only known serially
-                ),
-                parse_options=pacsv.ParseOptions(
-                    delimiter=self.opts.delimiter,
-                    quote_char=self.opts.quote_char,
-                    newlines_in_values=self.opts.newlines_in_values,
-                    invalid_row_handler=self._on_invalid,
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in self.columns},
-                    null_values=[""],
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=True,
-                ),
-            )
+            source: Any = raw
+            if not self.direct:
+                on_bad = self._on_bad_bytes if self.quarantine else None
+                enc = self.opts.encoding
+                source = NormalizingReader(raw, enc, self.display, on_bad=on_bad, normalize=False)
             try:
-                for batch in reader:
-                    if batch.num_rows:
-                        yield from _slices(self._finish(batch, final=False), self.batch_rows)
+                yield from self._batches(source, head)
             except pa.ArrowInvalid as exc:
+                if self.direct and "UTF8" in str(exc):
+                    first_bad_byte(str(self.path), self.opts.encoding, self.display)
                 raise SourceDataError(f"cannot parse the CSV: {exc}", file=self.display) from exc
             if self._problems:
                 yield self._finish(pa.RecordBatch.from_pylist([], schema=self._raw_schema()), final=True)
+
+    def _batches(self, source: Any, head: str) -> Iterator[pa.RecordBatch]:
+        reader = pacsv.open_csv(
+            source,
+            read_options=pacsv.ReadOptions(
+                column_names=self.columns,
+                skip_rows=self.opts.header_row,  # a UTF-8 byte-order mark goes with the header line
+                block_size=_block_size(head, self.batch_rows),
+                use_threads=False,  # row numbers of invalid rows are only known serially
+            ),
+            parse_options=pacsv.ParseOptions(
+                delimiter=self.opts.delimiter,
+                quote_char=self.opts.quote_char,
+                newlines_in_values=self.opts.newlines_in_values,
+                invalid_row_handler=self._on_invalid,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={c: pa.string() for c in self.columns},
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
+        )
+        for batch in reader:
+            if batch.num_rows:
+                yield from _slices(self._finish(_nfc(batch), final=False), self.batch_rows)
 
     def _raw_schema(self) -> pa.Schema:
         return pa.schema([pa.field(c, pa.string()) for c in self.columns])
@@ -195,7 +236,7 @@ class CsvStream:
         multiline: list[tuple[int, int, str]] = []  # (row index, column, reason)
         for i, name in enumerate(self.columns):
             col = batch.column(i)
-            if col.null_count == n:
+            if col.null_count == n or not np.any(_value_bytes(col) == 0x0A):
                 continue
             counts = pc.count_substring(col, "\n")
             if pc.sum(counts).as_py():

@@ -1,4 +1,4 @@
-"""A streaming byte filter: any declared encoding in, valid NFC UTF-8 out, with line-exact errors.
+"""A streaming byte filter: any declared encoding in, valid (NFC) UTF-8 out, with line-exact errors.
 
 Vietnamese text from Windows-1258 systems (and some UTF-8 exports) writes diacritics as combining
 marks (``a`` + U+0301); the hub stores NFC so that equal names compare equal. The filter works on whole
@@ -44,7 +44,8 @@ def canonical_encoding(name: str) -> str:
 
 
 class NormalizingReader(io.RawIOBase):
-    """Read ``raw`` (bytes in ``encoding``) as NFC UTF-8 without a byte-order mark."""
+    """Read ``raw`` (bytes in ``encoding``) as UTF-8 without a byte-order mark; NFC unless ``normalize``
+    is false (the CSV reader normalises column values instead, where that is cheaper)."""
 
     def __init__(
         self,
@@ -54,6 +55,7 @@ class NormalizingReader(io.RawIOBase):
         *,
         on_bad: Callable[[int, str], None] | None = None,
         chunk_bytes: int = CHUNK_BYTES,
+        normalize: bool = True,
     ) -> None:
         super().__init__()
         self._raw = raw
@@ -62,6 +64,7 @@ class NormalizingReader(io.RawIOBase):
         self._file = file
         self._on_bad = on_bad
         self._chunk = chunk_bytes
+        self._normalize = normalize
         self._tail = b""
         self._out = bytearray()
         self._line = 1
@@ -116,7 +119,7 @@ class NormalizingReader(io.RawIOBase):
         except UnicodeDecodeError:
             text = self._decode_lines(piece, codec)
             clean = False
-        if not text.isascii() and not unicodedata.is_normalized("NFC", text):
+        if self._normalize and not text.isascii() and not unicodedata.is_normalized("NFC", text):
             self._out += unicodedata.normalize("NFC", text).encode("utf-8")
         elif self._utf8 and clean:
             self._out += piece
@@ -151,3 +154,11 @@ def read_head(raw: BinaryIO, encoding: str, file: str, max_bytes: int = 1 << 20)
     """The first ``max_bytes`` of a file as NFC text (for the header and delimiter sniffing)."""
     reader = NormalizingReader(raw, encoding, file, on_bad=lambda _line, _reason: None, chunk_bytes=max_bytes)
     return reader.read(max_bytes).decode("utf-8", errors="replace")
+
+
+def first_bad_byte(path: str, encoding: str, display: str) -> None:
+    """Scan a file for bytes not valid in ``encoding``; raise ``SourceDataError`` at the first."""
+    with open(path, "rb") as raw:
+        reader = NormalizingReader(raw, encoding, display, normalize=False)
+        while reader.read(CHUNK_BYTES):
+            pass

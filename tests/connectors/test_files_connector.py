@@ -83,6 +83,14 @@ def test_csv_windows_1258_is_decoded_to_nfc(tmp_path: Path) -> None:
     assert all(unicodedata.is_normalized("NFC", n) for n in names)
 
 
+def test_utf8_with_combining_marks_is_composed(tmp_path: Path) -> None:
+    nfd = unicodedata.normalize("NFD", CSV_TEXT)
+    assert nfd != CSV_TEXT
+    (tmp_path / "nfd.csv").write_text(nfd, encoding="utf-8")
+    t = read(connector(tmp_path, path="nfd.csv"))
+    assert t.column("ho_ten").to_pylist() == NAMES
+
+
 def test_semicolon_delimiter_and_later_header_row(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("Báo cáo tháng 1\nma;ten\n1;An\n2;Bình\n", encoding="utf-8")
     t = read(connector(tmp_path, path="x.csv", delimiter=";", header_row=2))
