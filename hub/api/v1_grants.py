@@ -118,6 +118,7 @@ def search_audit(
     _require_login(principal)
     if not principal.has_scope("audit:read"):
         audit.record(session, "audit.search", principal, outcome="denied", reason="no audit:read scope")
+        session.commit()  # keep the refusal: the request's session is rolled back on error
         raise AccessDenied("the scope audit:read is required")
     dataset_id = None
     if dataset:

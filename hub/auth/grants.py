@@ -120,6 +120,7 @@ def create(
             dataset_id=ds.id,
             reason="not an admin of the owner",
         )
+        session.commit()  # the refusal stays recorded although the caller's transaction fails
         raise AccessDenied("only an admin of the owning organization may grant access to this dataset")
     org = session.get(Organization, consumer_org) or session.scalar(
         select(Organization).where(Organization.name == consumer_org)
@@ -188,6 +189,7 @@ def revoke(session: Session, actor: Principal, grant_id: str, *, reason: str | N
             grant_id=g.id,
             reason="not an admin of the owner",
         )
+        session.commit()  # the refusal stays recorded although the caller's transaction fails
         raise AccessDenied("only an admin of the owning organization may revoke this grant")
     if g.revoked_at is None:
         g.revoked_at = utcnow()
