@@ -30,7 +30,22 @@ OUT = ROOT / "bench" / "results" / "validate.json"
 BATCH = 131_072
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ"]
 MIDDLE = ["Văn", "Thị", "Hữu", "Minh", "Ngọc", "Thanh", "Đức", "Thu", "Quang", "Bảo"]
-GIVEN = ["An", "Bình", "Châu", "Dũng", "Hà", "Hạnh", "Khoa", "Lan", "Long", "Mai", "Nam", "Ngân", "Phúc", "Quân"]
+GIVEN = [
+    "An",
+    "Bình",
+    "Châu",
+    "Dũng",
+    "Hà",
+    "Hạnh",
+    "Khoa",
+    "Lan",
+    "Long",
+    "Mai",
+    "Nam",
+    "Ngân",
+    "Phúc",
+    "Quân",
+]
 ETHNIC = ["Kinh", "Tày", "Thái", "Mường", "Khmer", "Hoa", "Nùng", "H'Mông"]
 
 
@@ -63,11 +78,17 @@ def generate(n: int, seed: int = 7) -> tuple[pa.Table, np.ndarray]:
     digit4 = np.where(sex_male, "2", "3").astype(object)
     pid = prov[rng.integers(0, len(prov), n)] + digit4 + np.char.zfill(byear.astype(str), 2).astype(object)
     pid = pid + np.char.zfill(rng.integers(0, 999_999, n).astype(str), 6).astype(object)
-    parent = prov[rng.integers(0, len(prov), n)] + "0" + np.char.zfill(rng.integers(70, 99, n).astype(str), 2).astype(object)
+    parent = (
+        prov[rng.integers(0, len(prov), n)]
+        + "0"
+        + np.char.zfill(rng.integers(70, 99, n).astype(str), 2).astype(object)
+    )
     parent = parent + np.char.zfill(rng.integers(0, 999_999, n).astype(str), 6).astype(object)
     seq = np.char.zfill(np.arange(n).astype(str), 6).astype(object)
     regno = "KS-" + np.char.zfill((np.arange(n) % 100).astype(str), 2).astype(object) + "-"
-    regno = regno + (reg_day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(str).astype(object)
+    regno = regno + (reg_day.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970).astype(
+        str
+    ).astype(object)
     regno = regno + "-" + seq
     cols: dict[str, Any] = {
         "registration_number": regno,
@@ -138,14 +159,26 @@ def main() -> None:
         n_invalid += v.n_invalid
         offset += b.num_rows
     hub_s = time.perf_counter() - t0
-    results["hub"] = {"rows": args.rows, "seconds": hub_s, "rows_per_s": args.rows / hub_s, "invalid": n_invalid}
+    results["hub"] = {
+        "rows": args.rows,
+        "seconds": hub_s,
+        "rows_per_s": args.rows / hub_s,
+        "invalid": n_invalid,
+    }
 
     sample = as_json(table.slice(0, args.sample).to_pylist())
-    ref = Draft202012Validator(contract.schema, registry=contract.registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    ref = Draft202012Validator(
+        contract.schema, registry=contract.registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
     t0 = time.perf_counter()
     js_invalid = sum(not ref.is_valid(r) for r in sample)
     js_s = time.perf_counter() - t0
-    results["jsonschema"] = {"rows": len(sample), "seconds": js_s, "rows_per_s": len(sample) / js_s, "invalid": js_invalid}
+    results["jsonschema"] = {
+        "rows": len(sample),
+        "seconds": js_s,
+        "rows_per_s": len(sample) / js_s,
+        "invalid": js_invalid,
+    }
     hub_sample = validator.validate(table.slice(0, args.sample).to_batches()[0], text=True).n_invalid
     results["hub_on_sample"] = {"rows": len(sample), "invalid": hub_sample}
     try:
@@ -156,7 +189,12 @@ def main() -> None:
         t0 = time.perf_counter()
         rs_invalid = sum(not rs.is_valid(r) for r in records)
         rs_s = time.perf_counter() - t0
-        results["jsonschema-rs"] = {"rows": len(records), "seconds": rs_s, "rows_per_s": len(records) / rs_s, "invalid": rs_invalid}
+        results["jsonschema-rs"] = {
+            "rows": len(records),
+            "seconds": rs_s,
+            "rows_per_s": len(records) / rs_s,
+            "invalid": rs_invalid,
+        }
     except ImportError:
         results["jsonschema-rs"] = {"skipped": "pip install -e '.[bench]'"}
     print(f"\n{'validator':<16}{'rows':>12}{'seconds':>10}{'rows/s':>14}{'invalid':>10}")

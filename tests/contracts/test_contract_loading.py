@@ -57,25 +57,67 @@ def test_births_contract_loads_with_arrow_schema_and_annotations() -> None:
 @pytest.mark.parametrize(
     ("schema", "pointer", "words"),
     [
-        ({**BASE, "properties": {"a": {"type": "string", "maxLenght": 3}}}, "/properties/a/maxLenght", "unknown keyword"),
+        (
+            {**BASE, "properties": {"a": {"type": "string", "maxLenght": 3}}},
+            "/properties/a/maxLenght",
+            "unknown keyword",
+        ),
         ({**BASE, "properties": {"a": {"$dynamicRef": "#x"}}}, "/properties/a/$dynamicRef", "not supported"),
-        ({**BASE, "properties": {"a": {"$ref": "../common/none.v1.schema.json"}}}, "/properties/a/$ref", "does not exist"),
+        (
+            {**BASE, "properties": {"a": {"$ref": "../common/none.v1.schema.json"}}},
+            "/properties/a/$ref",
+            "does not exist",
+        ),
         ({**BASE, "properties": {"a": {"$ref": "#/$defs/nope"}}}, "/properties/a/$ref", "no '/$defs/nope'"),
-        ({**BASE, "properties": {"a": {"$ref": "https://elsewhere.example/s.json"}}}, "/properties/a/$ref", "outside"),
-        ({**BASE, "properties": {"a": {"type": "string", "format": "colour"}}}, "/properties/a/format", "format"),
-        ({**BASE, "properties": {"a": {"type": "string", "pattern": "(unclosed"}}}, "/properties/a/pattern", "compile"),
-        ({**BASE, "properties": {"a": {"type": "string", "x-check": "nope"}}}, "/properties/a/x-check", "registered"),
-        ({**BASE, "properties": {"a": {"type": "string", "x-personal": "secret"}}}, "/properties/a/x-personal", "one of"),
-        ({**BASE, "properties": {"a": {"type": ["string", "integer"]}}}, "/properties/a", "several JSON types"),
+        (
+            {**BASE, "properties": {"a": {"$ref": "https://elsewhere.example/s.json"}}},
+            "/properties/a/$ref",
+            "outside",
+        ),
+        (
+            {**BASE, "properties": {"a": {"type": "string", "format": "colour"}}},
+            "/properties/a/format",
+            "format",
+        ),
+        (
+            {**BASE, "properties": {"a": {"type": "string", "pattern": "(unclosed"}}},
+            "/properties/a/pattern",
+            "compile",
+        ),
+        (
+            {**BASE, "properties": {"a": {"type": "string", "x-check": "nope"}}},
+            "/properties/a/x-check",
+            "registered",
+        ),
+        (
+            {**BASE, "properties": {"a": {"type": "string", "x-personal": "secret"}}},
+            "/properties/a/x-personal",
+            "one of",
+        ),
+        (
+            {**BASE, "properties": {"a": {"type": ["string", "integer"]}}},
+            "/properties/a",
+            "several JSON types",
+        ),
         ({**BASE, "properties": {"a": {"description": "untyped"}}}, "/properties/a", "no type"),
-        ({**BASE, "properties": {"a": {"type": "string"}}, "x-primary-key": ["b"]}, "/x-primary-key/0", "no property"),
+        (
+            {**BASE, "properties": {"a": {"type": "string"}}, "x-primary-key": ["b"]},
+            "/x-primary-key/0",
+            "no property",
+        ),
         ({**BASE, "properties": {"a": {"type": "string"}}, "required": ["b"]}, "/required/0", "not declared"),
-        ({**BASE, "properties": {"a": {"type": "string", "minLength": -1}}}, "/properties/a/minLength", "valid JSON Schema"),
+        (
+            {**BASE, "properties": {"a": {"type": "string", "minLength": -1}}},
+            "/properties/a/minLength",
+            "valid JSON Schema",
+        ),
         ({**BASE, "type": "array", "properties": {"a": {"type": "string"}}}, "/type", "object"),
         ({**BASE, "$schema": "http://json-schema.org/draft-07/schema#"}, "/$schema", "2020-12"),
     ],
 )
-def test_invalid_contract_names_file_and_pointer(tmp_path: Path, schema: Any, pointer: str, words: str) -> None:
+def test_invalid_contract_names_file_and_pointer(
+    tmp_path: Path, schema: Any, pointer: str, words: str
+) -> None:
     err = refused(tmp_path, schema)
     assert err.details["file"].endswith("test/bad.v1.schema.json")
     assert err.details["pointer"] == pointer
@@ -98,7 +140,9 @@ def test_not_json_names_line_and_column(tmp_path: Path) -> None:
 
 
 def test_id_must_match_the_file(tmp_path: Path) -> None:
-    err = refused(tmp_path, {**BASE, "$id": "https://x.vn/schemas/test/other.v1.schema.json", "properties": {}})
+    err = refused(
+        tmp_path, {**BASE, "$id": "https://x.vn/schemas/test/other.v1.schema.json", "properties": {}}
+    )
     assert err.details["pointer"] == "/$id"
 
 
