@@ -136,6 +136,22 @@ def schools_and_enrolment(scale: c.Scale, seed: int) -> tuple[Columns, Columns]:
     return schools, enrolment
 
 
+def spoil(schools: Columns, enrolment: Columns, seed: int, share: float) -> int:
+    """Spoil a few rows the way hand-filled workbooks are: sex typed in lower case, a count typed as
+    text with a thousands dot, a school name with a trailing space. Returns how many rows."""
+    rng = c.rng_for(seed, "education-messy")
+    rows_e = c.messy_rows(rng, len(enrolment["sex"]), share)
+    for k, i in enumerate(rows_e.tolist()):
+        if k % 2 == 0:
+            enrolment["sex"][i] = str(enrolment["sex"][i]).lower()
+        else:
+            enrolment["student_count"][i] = f"{int(enrolment['student_count'][i]) + 1000:,}".replace(",", ".")
+    rows_s = c.messy_rows(rng, len(schools["school_name"]), share)
+    for i in rows_s.tolist():
+        schools["school_name"][i] = f"{schools['school_name'][i]} "
+    return len(rows_e) + len(rows_s)
+
+
 def write_workbooks(schools: Columns, enrolment: Columns, folder: Path) -> list[Path]:
     """One workbook per school year, ``giao-duc_<year>.xlsx``, with sheets ``schools`` and ``enrolment``."""
     from openpyxl import Workbook

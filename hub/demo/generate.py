@@ -29,7 +29,7 @@ from hub.demo import land, people
 from hub.demo.civil_status_store import write_store
 from hub.errors import ConfigError
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 DEFAULT_SEED = 20250701
 
 
@@ -129,11 +129,12 @@ def generate(
     schools, enrolment = edu.schools_and_enrolment(sc, seed)
     counts["schools"] = len(schools["school_code"])
     counts["enrolment"] = len(enrolment["school_code"])
-    edu.write_workbooks(schools, enrolment, paths.education_drop)
-    step("education workbooks")
-    if education_url:
+    if education_url:  # the database holds clean rows; the hand-filled workbooks get the mistakes
         edu.write_mariadb(schools, enrolment, education_url)
         step("education MariaDB")
+    messy["education"] = edu.spoil(schools, enrolment, seed, sc.messy_share)
+    edu.write_workbooks(schools, enrolment, paths.education_drop)
+    step("education workbooks")
     cols, messy["addresses"] = addr.addresses(sc.addresses, seed, sc.messy_share)
     counts["addresses"] = len(cols["address_code"])
     step("addresses")

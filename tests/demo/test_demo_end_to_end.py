@@ -34,7 +34,7 @@ def test_demo_ingests_every_dataset_and_is_safe_to_run_twice(settings: Settings)
     for key in ("civil_status.births", "land.parcels", "addresses.digital_addresses"):
         r = first.results[key]
         assert 0 < r.rows_quarantined < 0.05 * r.rows_read, key
-    assert first.results["education.enrolment"].rows_quarantined == 0
+    assert 0 < first.results["education.enrolment"].rows_quarantined < 0.05 * 556
 
     second = run_demo_outcome(settings, service_port=free_port(), serve_hub=False)
     assert not second.generated
