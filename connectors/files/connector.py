@@ -6,10 +6,11 @@ file's columns (a missing column is null, an unknown one is an error naming the 
 
 Incremental reads (``incremental``):
 
-- ``none`` (default): every read returns every row; suits ``write_mode: replace``.
+- ``none`` (default without a cursor field): every read returns every row; suits ``write_mode: replace``.
 - ``mtime``: only files modified after the last committed read; state ``{"mtime_ns": <newest file>}``.
   Suits a folder where an agency drops a new export each day (``write_mode: append``).
-- ``cursor``: only rows whose ``cursor_field`` is greater than the state's ``cursor``; values compare
+- ``cursor`` (default when ``cursor_field`` is set here or in the dataset): only rows whose
+  ``cursor_field`` is greater than the state's ``cursor``; values compare
   as the column's type (text for CSV and Excel: use ISO 8601 dates or zero-padded numbers).
 """
 
@@ -65,7 +66,9 @@ class FilesConfig(ConnectorConfig):
         default="fail", description="A malformed CSV/xlsx row: fail the run, or quarantine the row."
     )
     stream: str = Field(default="rows", description="Name of the one stream.")
-    incremental: Literal["none", "mtime", "cursor"] = "none"
+    incremental: Literal["none", "mtime", "cursor"] | None = Field(
+        default=None, description="none, mtime or cursor; default: cursor when a cursor field is declared."
+    )
     cursor_field: str | None = None
     primary_key: list[str] = Field(default_factory=list)
 
@@ -95,13 +98,20 @@ class FilesConnector(Connector[FilesConfig]):
 
     @property
     def cursor_field(self) -> str | None:
-        if self.config.incremental != "cursor":
+        if self.mode != "cursor":
             return None
         return self.config.cursor_field or self.context.cursor_field
 
+    @property
+    def mode(self) -> str:
+        """The incremental mode in force: the configured one, else cursor if a cursor field is known."""
+        if self.config.incremental is not None:
+            return self.config.incremental
+        return "cursor" if (self.config.cursor_field or self.context.cursor_field) else "none"
+
     def streams(self) -> list[StreamSpec]:
         pk = tuple(self.config.primary_key) or tuple(self.context.primary_key)
-        if self.config.incremental == "none":
+        if self.mode == "none":
             mode = WriteMode.REPLACE
         else:
             mode = WriteMode.UPSERT if pk and self.cursor_field else WriteMode.APPEND
@@ -138,9 +148,9 @@ class FilesConnector(Connector[FilesConfig]):
     def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
         self.stream(stream)
         files = self._files()
-        if self.config.incremental == "cursor" and not self.cursor_field:
+        if self.mode == "cursor" and not self.cursor_field:
             raise ConfigError("files: incremental: cursor needs cursor_field (in the config or the dataset)")
-        since = int((state or {}).get("mtime_ns", 0)) if self.config.incremental == "mtime" else None
+        since = int((state or {}).get("mtime_ns", 0)) if self.mode == "mtime" else None
         cursor = (state or {}).get("cursor") if self.cursor_field else None
         schema: pa.Schema | None = None
         for path in files:
@@ -165,7 +175,7 @@ class FilesConnector(Connector[FilesConfig]):
         self, stream: str, state: dict[str, Any] | None, cursor_max: Any | None
     ) -> dict[str, Any] | None:
         new = super().next_state(stream, state, cursor_max)
-        if self.config.incremental == "mtime" and self._newest_mtime_ns is not None:
+        if self.mode == "mtime" and self._newest_mtime_ns is not None:
             old = int((state or {}).get("mtime_ns", 0))
             new = {**(new or {}), "mtime_ns": max(old, self._newest_mtime_ns)}
         return new

@@ -255,11 +255,17 @@ def test_incremental_by_mtime_reads_only_new_files(tmp_path: Path) -> None:
 def test_incremental_by_cursor_column(tmp_path: Path) -> None:
     body = "ma,cap_nhat\n1,2024-01-01\n2,2024-02-01\n3,2024-03-01\n"
     (tmp_path / "a.csv").write_text(body, encoding="utf-8")
-    c = connector(tmp_path, path="a.csv", incremental="cursor", cursor_field="cap_nhat", primary_key=["ma"])
+    c = connector(tmp_path, path="a.csv", cursor_field="cap_nhat", primary_key=["ma"])
     spec = c.streams()[0]
     assert (spec.cursor_field, spec.primary_key, spec.write_mode.value) == ("cap_nhat", ("ma",), "upsert")
     t = read(c, {"cursor": "2024-01-15"})
     assert t.column("ma").to_pylist() == ["2", "3"]
+    # the dataset's cursor_field alone makes the read incremental
+    ctx = ConnectorContext(base_dir=str(tmp_path), cursor_field="cap_nhat")
+    by_dataset = FilesConnector.from_dict({"path": "a.csv"}, ctx)
+    assert by_dataset.streams()[0].cursor_field == "cap_nhat"
+    assert read(by_dataset, {"cursor": "2024-02-15"}).column("ma").to_pylist() == ["3"]  # type: ignore[arg-type]
+    assert read(connector(tmp_path, path="a.csv"), {"cursor": "2024-02-15"}).num_rows == 3
 
 
 # --- conformance -----------------------------------------------------------------------------------------
