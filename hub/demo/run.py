@@ -55,7 +55,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def civil_status_service(db: Path, api_key: str, port: int, timeout: float = 30.0) -> Iterator[str]:
+def civil_status_service(
+    db: Path, api_key: str, port: int, timeout: float = 30.0, faults: str | None = None
+) -> Iterator[str]:
     """Run the simulated civil-status service as a child process; yields its base URL; stops it after."""
     import httpx
 
@@ -75,6 +77,8 @@ def civil_status_service(db: Path, api_key: str, port: int, timeout: float = 30.
         "--db",
         str(db),
     ]
+    if faults:
+        cmd += ["--faults", faults]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
     base = f"http://127.0.0.1:{port}"
     try:

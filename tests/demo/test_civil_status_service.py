@@ -13,6 +13,7 @@ from lxml import etree
 
 from hub.demo.civil_status_service import parse_faults
 from hub.demo.generate import DemoPaths
+from hub.demo.run import civil_status_service, free_port
 from tests.demo.conftest import API_KEY
 
 KEY = {"X-API-Key": API_KEY}
@@ -185,3 +186,16 @@ def test_fault_spec_parsing() -> None:
         parse_faults("404")
     with pytest.raises(ValueError, match="integer"):
         parse_faults("500:x")
+
+
+def test_service_wide_faults(demo_small: tuple[DemoPaths, dict[str, Any]]) -> None:
+    """--faults applies to every request that names no fault of its own, page by page."""
+    paths, m = demo_small
+    with civil_status_service(paths.civil_status_db, API_KEY, free_port(), faults="503,429") as base:
+        with httpx.Client(base_url=base, headers=KEY) as client:
+            statuses = [client.get("/api/deaths", params={"limit": 7}).status_code for _ in range(3)]
+            assert statuses == [503, 429, 200]
+            other_page = client.get("/api/deaths", params={"limit": 8})
+            assert other_page.status_code == 503
+            assert client.get("/api/deaths", params={"limit": 8, "fault": ""}).status_code == 200
+        assert httpx.get(f"{base}/health").json()["counts"]["deaths"] == m["counts"]["deaths"]
