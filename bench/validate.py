@@ -130,7 +130,7 @@ def as_json(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def bundled(contract: Any) -> dict[str, Any]:
-    """The contract with its common definitions inlined (for jsonschema-rs, which has no schemas/ registry)."""
+    """The contract with its common definitions inlined (jsonschema-rs has no schemas/ registry)."""
     text = json.dumps(contract.schema).replace("../common/vn.v1.schema.json#/$defs/", "#/$defs/")
     schema = json.loads(text)
     common = json.loads((ROOT / "schemas/common/vn.v1.schema.json").read_text(encoding="utf-8"))

@@ -17,7 +17,8 @@ checks (``vn-personal-id``, ``vn-ward-code``, ``not-future``) live in ``hub.cont
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -37,8 +38,8 @@ class CheckContext:
     field: FieldInfo
     columns: dict[str, pa.Array]  # coerced columns of the batch, by field name (absent fields missing)
     fields: dict[str, FieldInfo]
-    now: datetime = field(default_factory=lambda: datetime.now(VN_TZ))
-    options: dict[str, Any] = field(default_factory=dict)
+    now: datetime = dataclass_field(default_factory=lambda: datetime.now(VN_TZ))
+    options: dict[str, Any] = dataclass_field(default_factory=dict)
 
     @property
     def today(self) -> date:

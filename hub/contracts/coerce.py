@@ -38,7 +38,7 @@ def mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
 
 def is_string(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
 
 @dataclass
@@ -214,7 +214,7 @@ def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
         bad = np.array([v is not None and not isinstance(v, want) for v in vals], dtype=bool)
         out = [
             None if v is None or b else json.dumps(v, ensure_ascii=False, default=str)
-            for v, b in zip(vals, bad)
+            for v, b in zip(vals, bad, strict=False)
         ]
         return Column(pa.array(out, pa.string()), None, null, bad, source=arr)
     return Column(pa.nulls(n, target), None, null, ~null, source=arr)

@@ -69,7 +69,7 @@ class FieldEvaluator:
     def _values_array(self) -> pa.Array:
         return self.col.text if self.col.text is not None else self.col.typed
 
-    def per_distinct(self, rows: np.ndarray, passes: Callable[[Any], bool]) -> np.ndarray:
+    def per_distinct(self, rows: np.ndarray, passes: Callable[[Any], bool]) -> Any:
         """Fail mask: ``passes`` decided once per distinct value, over ``rows``."""
         if not rows.any():
             return rows
@@ -174,7 +174,7 @@ class FieldEvaluator:
             return Failure(rows, name, kw, lambda i: f"{val(i)!r} is too {word}")
         return None
 
-    def enum_fails(self, options: list[Any]) -> np.ndarray:
+    def enum_fails(self, options: list[Any]) -> Any:
         kind = self.info.json_type
         if kind == "string" and self.col.text is not None:
             cands = [o for o in options if isinstance(o, str)]
@@ -192,7 +192,7 @@ class FieldEvaluator:
             return self.nn & ~mask(pc.is_in(self.col.typed, value_set=pa.array(bools, pa.bool_())))
         return self.per_distinct(self.nn, lambda x: any(json_equal(o, x) for o in options))
 
-    def multiple_fails(self, d: float) -> np.ndarray:
+    def multiple_fails(self, d: float) -> Any:
         typed = self.col.typed
         rows = self.nn
         if isinstance(d, float):

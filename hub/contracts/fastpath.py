@@ -57,7 +57,8 @@ class FixedPattern:
         cols = byte_columns(s, range(self.width + 1))
         for pos in range(self.width):
             ok &= self.tables[pos][cols[pos]]
-        return ok & ((lengths == self.width) | (cols[self.width] == 10))
+        result: np.ndarray = ok & ((lengths == self.width) | (cols[self.width] == 10))
+        return result
 
 
 def _class(body: str) -> np.ndarray | None:

@@ -140,7 +140,7 @@ def _kind(atoms: frozenset[str], file: str, pointer: str) -> str:
 
 
 def load_contract(ref: str, schemas_dir: Path) -> Contract:
-    """Load ``schemas/<domain>/<dataset>.v<MAJOR>.schema.json`` (``ref`` = ``<domain>/<dataset>.v<MAJOR>``)."""
+    """Load ``schemas/<ref>.schema.json``; ``ref`` is ``<domain>/<dataset>.v<MAJOR>``."""
     schemas_dir = Path(schemas_dir)
     rel = f"{ref}.schema.json"
     path = schemas_dir / rel

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import unquote, urldefrag, urljoin
 
 from jsonschema import Draft202012Validator
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from hub.errors import ContractError
@@ -148,7 +148,5 @@ class SchemaStore:
         return doc, frag, node
 
     def registry(self) -> Registry:
-        resources = [
-            (uri, Resource(contents=d.contents, specification=DRAFT202012)) for uri, d in self.docs.items()
-        ]
+        resources = [(uri, DRAFT202012.create_resource(d.contents)) for uri, d in self.docs.items()]
         return Registry().with_resources(resources)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,20 +48,29 @@ class BatchVerdict:
 
     @property
     def n_valid(self) -> int:
-        return self.valid.num_rows
+        return int(self.valid.num_rows)
 
     @property
     def n_invalid(self) -> int:
-        return self.invalid.num_rows
+        return int(self.invalid.num_rows)
 
 
 def is_text_batch(batch: pa.RecordBatch) -> bool:
-    """Text mode: schema metadata ``hub.text`` = ``1``/``true``, or (no such key) every data column is text."""
+    """Text mode if the schema metadata ``hub.text`` is ``1``/``true``; without that key, if every data
+    column is text."""
     meta = batch.schema.metadata or {}
     if TEXT_METADATA_KEY in meta:
         return meta[TEXT_METADATA_KEY].lower() in (b"1", b"true", b"yes")
     types = [f.type for f in batch.schema if f.name not in RESERVED]
     return bool(types) and all(is_string(t) or t == pa.null() for t in types)
+
+
+def _const(message: str) -> Callable[[int], str]:
+    return lambda _i: message
+
+
+def _indexed(messages: list[Any]) -> Callable[[int], str]:
+    return lambda i: str(messages[i])
 
 
 def _json_default(v: Any) -> Any:
@@ -115,24 +125,14 @@ class Validator:
                 acc |= f.rows
             field_fail[name] = acc
         failures.extend(self._checks(columns, field_fail, n))
-        for f in self.contract.fields:
-            if f.required and f.name not in names:
-                failures.append(
-                    Failure(
-                        np.ones(n, dtype=bool),
-                        f.name,
-                        "required",
-                        lambda i, m=f.name: f"{m!r} is a required property",
-                    )
-                )
+        for info in self.contract.fields:
+            if info.required and info.name not in names:
+                msg = f"{info.name!r} is a required property"
+                failures.append(Failure(np.ones(n, dtype=bool), info.name, "required", _const(msg)))
         if not self.contract.additional_allowed:
             for extra in (c for c in names if c not in self.fields and c not in RESERVED):
-                failures.append(
-                    Failure(
-                        np.ones(n, dtype=bool), extra, "additionalProperties",
-                        lambda i, e=extra: f"Additional properties are not allowed ({e!r} was unexpected)",
-                    )
-                )  # fmt: skip
+                msg = f"Additional properties are not allowed ({extra!r} was unexpected)"
+                failures.append(Failure(np.ones(n, dtype=bool), extra, "additionalProperties", _const(msg)))
         source_err = np.zeros(n, dtype=bool)
         if ERROR_COLUMN in names:
             source_err = mask(pc.is_valid(batch.column(names.index(ERROR_COLUMN))))
@@ -165,10 +165,10 @@ class Validator:
                     continue
                 msg = res.message
                 if isinstance(msg, str):
-                    out.append(Failure(rows, name, f"x-check:{c.value}", lambda i, m=msg: m))
+                    out.append(Failure(rows, name, f"x-check:{c.value}", _const(msg)))
                 else:
                     msgs = msg.to_pylist() if isinstance(msg, pa.Array) else list(msg)
-                    out.append(Failure(rows, name, f"x-check:{c.value}", lambda i, m=msgs: str(m[i])))
+                    out.append(Failure(rows, name, f"x-check:{c.value}", _indexed(msgs)))
         return out
 
     def _residual(self, batch: pa.RecordBatch, columns: dict[str, Column], rows: np.ndarray) -> list[Failure]:
@@ -179,7 +179,7 @@ class Validator:
         records = batch.select(data_names).to_pylist()
         for name, col in columns.items():
             if col.text is not None:
-                for rec, v in zip(records, col.text.to_pylist()):
+                for rec, v in zip(records, col.text.to_pylist(), strict=False):
                     rec[name] = v
         found: list[tuple[int, Any]] = []
         for i in np.flatnonzero(rows):
@@ -187,11 +187,11 @@ class Validator:
                 if e.schema_path and e.schema_path[0] in keep:
                     found.append((int(i), e))
         out = []
-        for i, e in found:
+        for row, e in found:
             one = np.zeros(batch.num_rows, dtype=bool)
-            one[i] = True
+            one[row] = True
             path = "/".join(str(p) for p in e.path)
-            out.append(Failure(one, path, str(e.validator), lambda _i, m=e.message: m))
+            out.append(Failure(one, path, str(e.validator), _const(e.message)))
         return out
 
     def _valid(self, columns: dict[str, Column], invalid: np.ndarray, n: int) -> pa.RecordBatch:

@@ -23,11 +23,10 @@ import pyarrow.compute as pc
 
 from hub.contracts.checks import CheckContext, CheckResult, register_check
 from hub.contracts.coerce import mask
-from hub.contracts.fastpath import byte_columns, byte_lengths, fixed_pattern
+from hub.contracts.fastpath import FixedPattern, byte_columns, byte_lengths, fixed_pattern
 
 REFORM_DATE = date(2025, 7, 1)
-_DIGITS = fixed_pattern("^[0-9]{12}$")
-assert _DIGITS is not None
+_DIGITS = fixed_pattern("^[0-9]{12}$") or FixedPattern([])
 DATA_FILE = Path(__file__).parent / "data" / "pre2025_units.tsv"
 
 

@@ -226,7 +226,11 @@ def test_fallback_keywords_agree_with_jsonschema(contracts: dict[str, Any], data
     contract = contracts["test/odd.v1"]
     assert (
         contract.plans["a"].fallback
-        and contract.plans["b"].fallback
-        and "dependentRequired" in contract.residual
+    )
+    assert (
+        contract.plans["b"].fallback
+    )
+    assert (
+        "dependentRequired" in contract.residual
     )
     _check(contract, *data.draw(batches(contract)))

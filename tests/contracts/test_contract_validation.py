@@ -62,7 +62,8 @@ def test_example_csv_valid_rows_and_quarantine(births: Any) -> None:
     assert verdict.valid.schema == births.arrow_schema
     first = verdict.valid.to_pylist()[0]
     assert first["child_full_name"] == "Nguyễn Văn An"
-    assert first["child_personal_id"] is None and first["birth_weight_grams"] is None
+    assert first["child_personal_id"] is None
+    assert first["birth_weight_grams"] is None
     assert first["registration_date"] == date(2025, 7, 1)
     assert first["updated_at"] == datetime(2025, 7, 1, 2, 0, tzinfo=UTC)
     bad = next(r for r in verdict.invalid.to_pylist() if r["_hub_row"] == 19)
@@ -173,9 +174,11 @@ def test_vn_personal_id_check(births: Any) -> None:
     verdict = Validator(births, now=NOW).validate(pa.RecordBatch.from_pylist(rows))
     messages = {r["_hub_row"]: r["errors"][0]["message"] for r in verdict.invalid.to_pylist()}
     assert set(messages) == {3, 4, 5}
-    assert "097" in messages[3] and "province" in messages[3]
+    assert "097" in messages[3]
+    assert "province" in messages[3]
     assert "digit 4" in messages[4]
-    assert "born in 1999" in messages[5] and "2024" in messages[5]
+    assert "born in 1999" in messages[5]
+    assert "2024" in messages[5]
 
 
 def test_vn_ward_code_depends_on_the_record_date(births: Any) -> None:
