@@ -123,6 +123,6 @@ def _filter(updated_since: str | None, after: tuple[str, str] | None) -> tuple[s
         clauses.append("updated_at >= ?")
         params.append(updated_since)
     if after:
-        clauses.append("(updated_at > ? OR (updated_at = ? AND registration_number > ?))")
-        params.extend([after[0], after[0], after[1]])
+        clauses.append("(updated_at, registration_number) > (?, ?)")
+        params.extend([after[0], after[1]])
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
