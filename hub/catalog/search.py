@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
+import gc
+import heapq
 import math
 import re
 import threading
@@ -99,10 +101,16 @@ class Index:
     dates: dict[str, tuple[list[datetime], list[int]]] = field(default_factory=dict)
     titles: dict[str, dict[str, str]] = field(default_factory=dict)
     signature: tuple[Any, ...] = ()
+    all_docs: frozenset[int] = frozenset()
+    public: frozenset[int] = frozenset()
+    orders: dict[str, list[int]] = field(default_factory=dict)
+    """Doc numbers in ascending order of each sort field."""
+    ranks: dict[str, list[int]] = field(default_factory=dict)
+    """Position of each doc in ``orders`` (for sorts on several keys)."""
 
     @property
-    def everything(self) -> set[int]:
-        return set(range(len(self.docs)))
+    def everything(self) -> frozenset[int]:
+        return self.all_docs
 
 
 def _doc(n: int, pkg: dict[str, Any]) -> Doc:
@@ -186,6 +194,16 @@ def build_index(packages: Iterable[dict[str, Any]], signature: tuple[Any, ...] =
         idx.dates[f] = ([p[0] for p in pairs], [p[1] for p in pairs])
     for lid, (title, _url, _open) in LICENSES.items():
         idx.titles.setdefault("license_id", {})[lid] = title
+    idx.all_docs = frozenset(range(len(idx.docs)))
+    idx.public = frozenset(d.n for d in idx.docs if not d.private and d.package["state"] == "active")
+    for name in SORT_FIELDS - {"score", "rank"}:
+        key = _sort_key(name, idx, {})
+        order = sorted(range(len(idx.docs)), key=lambda n: (key(n), n))
+        idx.orders[name] = order
+        ranks = [0] * len(order)
+        for pos, n in enumerate(order):
+            ranks[n] = pos
+        idx.ranks[name] = ranks
     return idx
 
 
@@ -203,7 +221,7 @@ class _Eval:
         if isinstance(node, And):
             positives = [i for i in node.items if not isinstance(i, Not)]
             negatives = [i.item for i in node.items if isinstance(i, Not)]
-            result = self.run(positives[0]) if positives else self.idx.everything
+            result: set[int] | frozenset[int] = self.run(positives[0]) if positives else self.idx.everything
             for item in positives[1:]:
                 result = result & self.run(item)
             for item in negatives:
@@ -311,8 +329,11 @@ def _has_phrase(toks: list[str], words: list[str]) -> bool:
 _BOOSTS = (("name_tokens", 4.0), ("title", 4.0), ("tags", 2.0), ("groups", 2.0), ("text", 1.0))
 
 
-def dismax(idx: Index, q: str) -> tuple[set[int], dict[int, float]]:
-    """CKAN's free-text q (no ``:``): terms over name^4 title^4 tags^2 groups^2 text, mm ``2<-1 5<80%``."""
+def dismax(idx: Index, q: str) -> tuple[set[int], Counter[int]]:
+    """CKAN's free-text q (no ``:``): terms over name^4 title^4 tags^2 groups^2 text, mm ``2<-1 5<80%``.
+
+    Returns the matching documents and their scores (the sum of the boosts of the fields each term hits).
+    """
     words = tokens(q.replace("*", " STARSUFFIX ")) if "*" in q else tokens(q)
     terms: list[str] = []
     for w in words:
@@ -321,13 +342,13 @@ def dismax(idx: Index, q: str) -> tuple[set[int], dict[int, float]]:
         elif w != "starsuffix":
             terms.append(w)
     if not terms:
-        return idx.everything, {}
+        return set(idx.everything), Counter()
     n = len(terms)
     required = n if n <= 2 else (n - 1 if n <= 5 else int(0.8 * n))
-    hits: Counter[int] = Counter()
-    scores: dict[int, float] = {}
+    per_term: list[list[tuple[set[int], float]]] = []
+    term_sets: list[set[int]] = []
     for term in terms:
-        matched: set[int] = set()
+        hits: list[tuple[set[int], float]] = []
         for fname, boost in _BOOSTS:
             postings = idx.texts.get(fname, {})
             if term.endswith("*"):
@@ -337,12 +358,27 @@ def dismax(idx: Index, q: str) -> tuple[set[int], dict[int, float]]:
                         docs |= ds
             else:
                 docs = postings.get(term, set())
-            for d in docs:
-                scores[d] = scores.get(d, 0.0) + boost
-            matched |= docs
-        hits.update(matched)
-    found = {d for d, c in hits.items() if c >= required}
-    return found, {d: scores[d] for d in found}
+            if docs:
+                hits.append((docs, boost))
+        per_term.append(hits)
+        # "text" is the catch-all: it holds every token of the other fields
+        term_sets.append(next((d for d, b in hits if b == 1.0), set()))
+    if required == n:
+        found = set(term_sets[0]).intersection(*term_sets[1:])
+    else:
+        counts: Counter[int] = Counter()
+        for ts in term_sets:
+            counts.update(ts)
+        found = {d for d, c in counts.items() if c >= required}
+    scores: Counter[int] = Counter()
+    for hits in per_term:
+        for docs, boost in hits:
+            if boost == 1.0 and required == n:
+                continue  # every match has every term in "text": the same share of score for all
+            part = docs & found if len(docs) > len(found) else found & docs
+            for _ in range(int(boost)):
+                scores.update(part)
+    return found, scores
 
 
 def evaluate(idx: Index, query: str, now: datetime | None = None) -> set[int]:
@@ -396,7 +432,7 @@ def _sort_key(name: str, idx: Index, scores: dict[int, float]) -> Callable[[int]
     if name in DATE_FIELDS:
         return lambda n: idx.docs[n].dates.get(name, datetime.min)  # noqa: DTZ901
     if name in ("title_string", "title"):
-        return lambda n: (idx.docs[n].package.get("title") or "").lower()
+        return lambda n: fold(idx.docs[n].package.get("title") or "")
     if name in NUMBER_FIELDS or name in ("views_recent", "views_total"):
         return lambda n: idx.docs[n].package.get(name) or 0
     return lambda n: str(idx.docs[n].package.get(name) or "")
@@ -407,7 +443,8 @@ def run_search(
 ) -> SearchResult:
     """Evaluate ``params`` over ``idx``; ``visible`` decides which private documents the caller sees."""
     q = (params.q or "").strip()
-    scores: dict[int, float] = {}
+    scores: Counter[int] | None = None
+    matched: set[int] | frozenset[int]
     if q in ("", '""', "''", "*:*", "*"):
         matched = idx.everything
     elif ":" in q:
@@ -417,16 +454,50 @@ def run_search(
     for fq in [params.fq, *params.fq_list]:
         if fq and fq.strip():
             matched = matched & evaluate(idx, fq, now)
-    matched = {
-        n
-        for n in matched
-        if idx.docs[n].package["state"] == "active"
-        and (not idx.docs[n].private or (params.include_private and visible(idx.docs[n])))
-    }
-    order = sorted(matched)
-    for name, desc in reversed(parse_sort(params.sort)):
-        order.sort(key=_sort_key(name, idx, scores), reverse=desc)
-    page = order[params.start : params.start + params.rows] if params.rows > 0 else []
+    if params.include_private:
+        private = [
+            n
+            for n in matched - idx.public
+            if idx.docs[n].package["state"] == "active" and visible(idx.docs[n])
+        ]
+        matched = (matched & idx.public) | set(private)
+    else:
+        matched = matched & idx.public
+    sort = [
+        (name, desc)
+        for name, desc in parse_sort(params.sort)
+        if scores is not None or name not in ("score", "rank")
+    ]
+    want = params.start + params.rows
+    page: list[int] = []
+    if params.rows > 0 and params.start < len(matched):
+        if not sort:
+            sort = [("id", False)]
+        if len(sort) <= 2 and sort[0][0] in ("score", "rank") and sort[0][1] and scores is not None:
+            page = _by_score(idx, matched, scores, sort[1] if len(sort) > 1 else ("id", False))[
+                params.start : want
+            ]
+        elif len(sort) == 1 and sort[0][0] not in ("score", "rank"):
+            order = idx.orders[sort[0][0]]
+            seq = reversed(order) if sort[0][1] else iter(order)
+            picked: list[int] = []
+            for n in seq:
+                if n in matched:
+                    picked.append(n)
+                    if len(picked) >= want:
+                        break
+            page = picked[params.start : want]
+        else:
+            keys = []
+            for name, desc in sort:
+                if name in ("score", "rank"):
+                    sc = scores or Counter()
+                    keys.append((lambda n, sc=sc: sc[n]) if not desc else (lambda n, sc=sc: -sc[n]))
+                else:
+                    ranks = idx.ranks[name]
+                    keys.append((lambda n, r=ranks: -r[n]) if desc else (lambda n, r=ranks: r[n]))
+            top = heapq.nsmallest(want, matched, key=lambda n: tuple(k(n) for k in keys))
+            page = top[params.start : want]
     facets, search_facets = _facets(idx, matched, params)
     return SearchResult(
         count=len(matched),
@@ -437,14 +508,38 @@ def run_search(
     )
 
 
-def _facets(idx: Index, matched: set[int], params: SearchParams) -> tuple[dict[str, Any], dict[str, Any]]:
+def _by_score(
+    idx: Index, matched: set[int] | frozenset[int], scores: Counter[int], then: tuple[str, bool]
+) -> list[int]:
+    """Matched docs by score (descending), then by a precomputed order: one pass, no per-doc sort key."""
+    buckets: dict[int, list[int]] = {}
+    order = idx.orders["id" if then[0] in ("score", "rank") else then[0]]
+    for n in reversed(order) if then[1] else order:
+        if n in matched:
+            sc = scores[n]
+            bucket = buckets.get(sc)
+            if bucket is None:
+                buckets[sc] = [n]
+            else:
+                bucket.append(n)
+    out: list[int] = []
+    for sc in sorted(buckets, reverse=True):
+        out.extend(buckets[sc])
+    return out
+
+
+def _facets(
+    idx: Index, matched: set[int] | frozenset[int], params: SearchParams
+) -> tuple[dict[str, Any], dict[str, Any]]:
     facets: dict[str, dict[str, int]] = {}
     search_facets: dict[str, dict[str, Any]] = {}
     for name in params.facet_fields:
-        counter: Counter[str] = Counter()
-        for n in matched:
-            counter.update(idx.docs[n].strings.get(name, ()))
-        items = [(v, c) for v, c in counter.items() if c >= params.facet_mincount]
+        postings = idx.strings.get(name, {})
+        items = []
+        for value, docs in postings.items():
+            c = len(docs & matched) if len(docs) < len(matched) * 4 else len(matched & docs)
+            if c >= max(params.facet_mincount, 1):
+                items.append((value, c))
         items.sort(key=lambda vc: (-vc[1], vc[0]))
         if params.facet_limit >= 0:
             items = items[: params.facet_limit]
@@ -491,6 +586,8 @@ class CatalogIndex:
             )
             packages = package_dicts(session, settings, datasets, states)
             self._index = build_index(packages, sig)
+            gc.collect()
+            gc.freeze()  # the index is long-lived: keep it out of the collector's scans
             return self._index
 
     def invalidate(self) -> None:
