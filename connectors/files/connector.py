@@ -153,6 +153,9 @@ class FilesConnector(Connector[FilesConfig]):
         since = int((state or {}).get("mtime_ns", 0)) if self.mode == "mtime" else None
         cursor = (state or {}).get("cursor") if self.cursor_field else None
         schema: pa.Schema | None = None
+        field = self.cursor_field or ""
+        contract = self.context.arrow_schema
+        target = contract.field(field).type if contract is not None and field in contract.names else None
         for path in files:
             mtime = path.stat().st_mtime_ns
             if since is not None and mtime <= since:
@@ -163,7 +166,7 @@ class FilesConnector(Connector[FilesConfig]):
                 else:
                     batch = _conform(batch, schema, self._display(path))
                 if cursor is not None:
-                    batch = _after_cursor(batch, self.cursor_field or "", cursor, self._display(path))
+                    batch = _after_cursor(batch, field, cursor, self._display(path), target)
                 if batch.num_rows:
                     if self.context.progress is not None:
                         self.context.progress(batch.num_rows)
@@ -268,11 +271,25 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, display: str) -> pa.Recor
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _after_cursor(batch: pa.RecordBatch, field: str, cursor: Any, display: str) -> pa.RecordBatch:
+def _typed(col: pa.Array, target: pa.DataType | None) -> pa.Array:
+    """Text cursor values as the contract's type, so that 09:00+07:00 and 02:00Z compare equal."""
+    if target is None or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        return col
+    if pa.types.is_string(target) or pa.types.is_large_string(target):
+        return col
+    try:
+        return pc.cast(col, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return col  # some values do not parse: compare as text (the validator will report them)
+
+
+def _after_cursor(
+    batch: pa.RecordBatch, field: str, cursor: Any, display: str, target: pa.DataType | None = None
+) -> pa.RecordBatch:
     """Rows whose ``field`` is greater than ``cursor``; unreadable rows (``_hub_error``) stay."""
     if batch.schema.get_field_index(field) < 0:
         raise SourceDataError(f"the cursor column {field!r} is missing", file=display)
-    col = batch.column(field)
+    col = _typed(batch.column(field), target)
     try:
         text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
         bound = pa.scalar(str(cursor)).cast(col.type) if text else pa.scalar(cursor).cast(col.type)

@@ -268,6 +268,18 @@ def test_incremental_by_cursor_column(tmp_path: Path) -> None:
     assert read(connector(tmp_path, path="a.csv"), {"cursor": "2024-02-15"}).num_rows == 3
 
 
+def test_text_cursor_compares_as_the_contracts_type(tmp_path: Path) -> None:
+    body = "ma,cap_nhat\n1,2024-01-01T08:00:00+07:00\n2,2024-01-01T09:30:00+07:00\n"
+    (tmp_path / "a.csv").write_text(body, encoding="utf-8")
+    contract = pa.schema([("ma", pa.string()), ("cap_nhat", pa.timestamp("us", tz="UTC"))])
+    ctx = ConnectorContext(base_dir=str(tmp_path), cursor_field="cap_nhat", arrow_schema=contract)
+    c = FilesConnector.from_dict({"path": "a.csv"}, ctx)
+    # the runner stores the typed maximum (UTC); as text it would sort before both rows
+    t = read(c, {"cursor": "2024-01-01T01:00:00+00:00"})  # type: ignore[arg-type]
+    assert t.column("ma").to_pylist() == ["2"]
+    assert t.column("cap_nhat").to_pylist() == ["2024-01-01T09:30:00+07:00"]  # values stay text
+
+
 # --- conformance -----------------------------------------------------------------------------------------
 
 
