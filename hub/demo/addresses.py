@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from hub.demo import common as c
+from hub.demo import names as vn
 from hub.demo.people import Columns
 
 COLUMNS = [
@@ -37,7 +38,7 @@ def addresses(n: int, seed: int, share: float) -> tuple[Columns, int]:
     codes = np.array([w.code for w in wards], dtype=object)[ward]
     names = np.array([w.name for w in wards], dtype=object)[ward]
     # each ward has a handful of streets; houses are numbered along them, some with a sub-number (hẻm)
-    pool = c.street_pool()
+    pool = vn.street_pool()
     street = np.array(pool, dtype=object)[(ward * 7 + rng.integers(0, 6, size=n)) % len(pool)]
     number = rng.integers(1, 600, size=n).astype(str)
     alley = rng.random(n) < 0.3

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from hub.demo import common as c
+from hub.demo import names as vn
 from hub.demo.people import Columns, rows
 
 # level -> (code digit, grades, children per grade (mean), name stem)
@@ -70,7 +71,7 @@ def schools_and_enrolment(scale: c.Scale, seed: int) -> tuple[Columns, Columns]:
     level[: len(level_names)] = level_names  # every level exists even at the smallest scale
     names, codes, addresses = [], [], []
     seq: dict[int, int] = {}
-    streets = c.pick(rng, c.street_pool(), n)
+    streets = c.pick(rng, vn.street_pool(), n)
     for i in range(n):
         w = wards[int(ward[i])]
         digit, _, _, stem = LEVELS[str(level[i])]

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hub.demo import common as c
+from hub.demo import names as vn
 from hub.demo.people import Columns, Population, rows
 
 # Land-use purpose codes (mã loại đất) of the cadastral and land-statistics circulars of the ministry.
@@ -249,7 +250,7 @@ def parcels(pop: Population, n: int, seed: int, share: float) -> tuple[Columns, 
     updated = c.iso_timestamps(upd_day * 86_400 + rng.integers(7 * 3600, 17 * 3600, size=n))
 
     # addresses
-    streets = c.pick(rng, c.street_pool(), n)
+    streets = c.pick(rng, vn.street_pool(), n)
     house = rng.integers(1, 400, size=n)
     town = [
         f"Số {h}, đường {s}, {w}"

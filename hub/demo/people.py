@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from hub.demo import common as c
+from hub.demo import names as vn
 
 Columns = dict[str, np.ndarray]
 E_REGISTRY_START = dt.date(2016, 1, 1)
@@ -70,12 +71,12 @@ def population(n: int, seed: int) -> Population:
     soc_trang = np.array([c.old_province(int(w.code)) == "094" for w in c.wards()])[ward]
     khmer = rng.random(n) < np.where(soc_trang, 0.30, 0.04)
     ethnicity = np.where(
-        khmer, "Khmer", c.weighted(rng, {k: v for k, v in c.ETHNICITIES.items() if k != "Khmer"}, n)
+        khmer, "Khmer", c.weighted(rng, {k: v for k, v in vn.ETHNICITIES.items() if k != "Khmer"}, n)
     )
-    pools = c.name_pools()
-    surname = c.weighted(rng, c.SURNAMES_KINH, n)
-    surname = np.where(khmer, c.weighted(rng, c.SURNAMES_KHMER, n), surname)
-    surname = np.where(ethnicity == "Hoa", c.weighted(rng, c.SURNAMES_HOA, n), surname)
+    pools = vn.name_pools()
+    surname = c.weighted(rng, vn.SURNAMES_KINH, n)
+    surname = np.where(khmer, c.weighted(rng, vn.SURNAMES_KHMER, n), surname)
+    surname = np.where(ethnicity == "Hoa", c.weighted(rng, vn.SURNAMES_HOA, n), surname)
     old = birth_day < c.day(dt.date(1990, 1, 1))
     middle = np.where(male, c.pick(rng, pools["middle_male"], n), c.pick(rng, pools["middle_female"], n))
     middle = np.where(male & old & (rng.random(n) < 0.6), "Văn", middle)
