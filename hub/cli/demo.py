@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -92,7 +91,7 @@ def civil_status_service_cmd(
 
 @demo_app.command("run")
 def run_cmd(
-    port: int = typer.Option(int(os.environ.get("PORT", "8000")), help="Port of the hub (env PORT)."),
+    port: int = typer.Option(8000, envvar="PORT", help="Port of the hub."),
     host: str = typer.Option("127.0.0.1", help="Interface of the hub."),
     service_port: int = typer.Option(
         DEFAULT_SERVICE_PORT, help="Port of the simulated civil-status service."
