@@ -10,7 +10,9 @@ Incremental reads (``incremental``):
 - ``mtime``: only files modified after the last committed read; state ``{"mtime_ns": <newest file>}``.
   Suits a folder where an agency drops a new export each day (``write_mode: append``).
 - ``cursor`` (default when ``cursor_field`` is set here or in the dataset): only rows whose
-  ``cursor_field`` is greater than the state's ``cursor``; values compare
+  ``cursor_field`` is greater than the state's ``cursor``, in files changed since the last read (the
+  state also keeps ``mtime_ns``); rows that cannot be compared (malformed, cursor not parseable) are
+  kept for the validator to report; values compare
   as the column's type (text for CSV and Excel: use ISO 8601 dates or zero-padded numbers).
 """
 
@@ -150,7 +152,9 @@ class FilesConnector(Connector[FilesConfig]):
         files = self._files()
         if self.mode == "cursor" and not self.cursor_field:
             raise ConfigError("files: incremental: cursor needs cursor_field (in the config or the dataset)")
-        since = int((state or {}).get("mtime_ns", 0)) if self.mode == "mtime" else None
+        # mtime mode reads only files changed since the state; so does cursor mode (rows it cannot
+        # place against the cursor, malformed ones, would otherwise come back on every run)
+        since = int((state or {}).get("mtime_ns", 0)) if self.mode in ("mtime", "cursor") else None
         cursor = (state or {}).get("cursor") if self.cursor_field else None
         schema: pa.Schema | None = None
         field = self.cursor_field or ""
@@ -178,7 +182,7 @@ class FilesConnector(Connector[FilesConfig]):
         self, stream: str, state: dict[str, Any] | None, cursor_max: Any | None
     ) -> dict[str, Any] | None:
         new = super().next_state(stream, state, cursor_max)
-        if self.mode == "mtime" and self._newest_mtime_ns is not None:
+        if self.mode in ("mtime", "cursor") and self._newest_mtime_ns is not None:
             old = int((state or {}).get("mtime_ns", 0))
             new = {**(new or {}), "mtime_ns": max(old, self._newest_mtime_ns)}
         return new
@@ -271,16 +275,29 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, display: str) -> pa.Recor
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _typed(col: pa.Array, target: pa.DataType | None) -> pa.Array:
-    """Text cursor values as the contract's type, so that 09:00+07:00 and 02:00Z compare equal."""
+def _typed(col: pa.Array, target: pa.DataType | None) -> tuple[pa.Array, pa.Array | None]:
+    """Text cursor values as the contract's type, so that 09:00+07:00 and 02:00Z compare right.
+
+    Returns the typed column and, when some values do not parse, a mask of those (they are kept:
+    the validator reports them)."""
     if target is None or not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        return col
+        return col, None
     if pa.types.is_string(target) or pa.types.is_large_string(target):
-        return col
+        return col, None
     try:
-        return pc.cast(col, target)
+        return pc.cast(col, target), None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return col  # some values do not parse: compare as text (the validator will report them)
+        pass
+    values: list[Any] = []
+    bad: list[bool] = []
+    for v in col.to_pylist():
+        try:
+            values.append(None if v is None else pa.scalar(v).cast(target).as_py())
+            bad.append(False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            values.append(None)
+            bad.append(True)
+    return pa.array(values, target), pa.array(bad, pa.bool_())
 
 
 def _after_cursor(
@@ -289,13 +306,15 @@ def _after_cursor(
     """Rows whose ``field`` is greater than ``cursor``; unreadable rows (``_hub_error``) stay."""
     if batch.schema.get_field_index(field) < 0:
         raise SourceDataError(f"the cursor column {field!r} is missing", file=display)
-    col = _typed(batch.column(field), target)
+    col, unparsed = _typed(batch.column(field), target)
     try:
         text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
         bound = pa.scalar(str(cursor)).cast(col.type) if text else pa.scalar(cursor).cast(col.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
         raise ConfigError(f"files: the state's cursor {cursor!r} does not fit {field} ({col.type})") from exc
     mask = pc.fill_null(pc.greater(col, bound), False)
+    if unparsed is not None:
+        mask = pc.or_(mask, unparsed)
     if batch.schema.get_field_index(ERROR_COLUMN) >= 0:
         mask = pc.or_(mask, pc.is_valid(batch.column(ERROR_COLUMN)))
     return batch.filter(mask)

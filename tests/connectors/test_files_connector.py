@@ -268,16 +268,34 @@ def test_incremental_by_cursor_column(tmp_path: Path) -> None:
     assert read(connector(tmp_path, path="a.csv"), {"cursor": "2024-02-15"}).num_rows == 3
 
 
+def test_cursor_mode_skips_unchanged_files_so_bad_rows_do_not_come_back(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("ma,cap_nhat\n1,2024-01-01\n2,broken,row\n", encoding="utf-8")
+    config = {"path": "a.csv", "cursor_field": "cap_nhat", "on_error": "quarantine"}
+    c = connector(tmp_path, **config)
+    first = read(c)
+    assert first.column(ERROR_COLUMN).to_pylist() == [None, "expected 2 columns, found 3: '2,broken,row'"]
+    state = c.next_state("rows", None, "2024-01-01")
+    assert state == {"cursor": "2024-01-01", "mtime_ns": path.stat().st_mtime_ns}
+    assert read(connector(tmp_path, **config), state).num_rows == 0
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write("3,2024-01-03\n")
+    later = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(later, later))
+    again = read(connector(tmp_path, **config), state)
+    assert again.column("ma").to_pylist() == [None, "3"]  # the changed file: its bad row comes again
+
+
 def test_text_cursor_compares_as_the_contracts_type(tmp_path: Path) -> None:
-    body = "ma,cap_nhat\n1,2024-01-01T08:00:00+07:00\n2,2024-01-01T09:30:00+07:00\n"
+    body = "ma,cap_nhat\n1,2024-01-01T08:00:00+07:00\n2,2024-01-01T09:30:00+07:00\n3,hôm qua\n"
     (tmp_path / "a.csv").write_text(body, encoding="utf-8")
     contract = pa.schema([("ma", pa.string()), ("cap_nhat", pa.timestamp("us", tz="UTC"))])
     ctx = ConnectorContext(base_dir=str(tmp_path), cursor_field="cap_nhat", arrow_schema=contract)
     c = FilesConnector.from_dict({"path": "a.csv"}, ctx)
     # the runner stores the typed maximum (UTC); as text it would sort before both rows
     t = read(c, {"cursor": "2024-01-01T01:00:00+00:00"})  # type: ignore[arg-type]
-    assert t.column("ma").to_pylist() == ["2"]
-    assert t.column("cap_nhat").to_pylist() == ["2024-01-01T09:30:00+07:00"]  # values stay text
+    assert t.column("ma").to_pylist() == ["2", "3"]  # 3 does not parse: kept for the validator to report
+    assert t.column("cap_nhat").to_pylist()[0] == "2024-01-01T09:30:00+07:00"  # values stay text
 
 
 # --- conformance -----------------------------------------------------------------------------------------
@@ -292,6 +310,8 @@ class TestCsvCursorConformance(ConnectorConformance):
         def add_rows() -> None:
             with path.open("a", encoding="utf-8") as fh:
                 fh.write("3,2024-01-03\n")
+            later = path.stat().st_mtime_ns + 1_000_000_000  # a later clock tick, however fast the test
+            os.utime(path, ns=(later, later))
 
         return ConformanceCase(
             FilesConnector,
