@@ -9,6 +9,7 @@ the field's type and the empty text is null; a ``format: date``/``date-time`` st
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +38,31 @@ def mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(out.to_numpy(zero_copy_only=False), dtype=bool)
 
 
+_PARSE_ERROR = re.compile(r"Failed to parse string: '(.*)' as a scalar of type ", re.S)
+
+
+def cast_isolating(s: pa.Array, target: pa.DataType, rounds: int = 12) -> tuple[pa.Array, np.ndarray] | None:
+    """Cast ``s``; a value Arrow refuses is nulled and marked (the second result), and the cast retried.
+
+    Arrow's cast fails as a whole and names the first value it refused; a batch has few distinct bad
+    values, so a few rounds isolate them. None when that does not converge (the caller decides exactly).
+    """
+    refused = np.zeros(len(s), dtype=bool)
+    for _ in range(rounds):
+        try:
+            return pc.cast(s, target), refused
+        except pa.ArrowInvalid as exc:
+            m = _PARSE_ERROR.search(str(exc))
+            if m is None:
+                return None
+            hit = mask(pc.equal(s, m.group(1)))
+            if not hit.any():
+                return None
+            refused |= hit
+            s = pc.if_else(pa.array(hit), pa.scalar(None, s.type), s)
+    return None
+
+
 def is_string(t: pa.DataType) -> bool:
     return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
 
@@ -60,14 +86,15 @@ def parse_dates(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
     one bad value; so: cast, check length and year, and on failure parse the bytes exactly (numpy).
     """
     s = s.cast(pa.string())
-    try:
-        days = pc.cast(s, pa.date32())
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+    got = cast_isolating(s, pa.date32())
+    if got is None:
         return parse_dates_fast(s)
+    days, refused = got
     lengths = byte_lengths(s)
-    bad = (lengths >= 0) & ((lengths != 10) | mask(pc.less(days.cast(pa.int32()), DAY_ONE)))
+    year0 = mask(pc.less(days.cast(pa.int32()), DAY_ONE))
+    bad = (lengths >= 0) & (refused | (lengths != 10) | year0)
     if bad.any():
-        return parse_dates_fast(s)
+        days = pc.if_else(pa.array(bad), pa.scalar(None, pa.date32()), days)
     return days, bad
 
 
@@ -83,13 +110,14 @@ def parse_datetimes(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
     target = pa.timestamp("us", tz="UTC")
     null_s = pa.scalar(None, pa.string())
     cand = s if shape.all() else pc.if_else(pa.array(shape), s, null_s)
-    try:
-        ts = pc.cast(cand, target)
-        year_ok = mask(pc.greater_equal(ts, pa.scalar(-62135596800 * 10**6 + 86400 * 10**6, target))) | ~shape
-        if year_ok.all():
+    got = cast_isolating(cand, target)
+    if got is not None:
+        ts, refused = got
+        year_ok = mask(pc.greater_equal(ts, pa.scalar(-62135510400 * 10**6, target))) | ~shape
+        if not refused.any() and year_ok.all():
             return ts, notnull & ~shape
-    except pa.ArrowInvalid:
-        pass
+    # exactly: the calendar from the bytes; Arrow parses the normalized text (upper case, no final
+    # newline, at most 6 fraction digits)
     ok = parse_ymd(s, shape)[0]
     norm = pc.if_else(pa.array(ok), s, null_s)
     norm = pc.utf8_rtrim(pc.utf8_upper(norm), characters="\n")
@@ -100,28 +128,47 @@ def parse_datetimes(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def _typed_from_text(s: pa.Array, kind: str, n: int) -> tuple[pa.Array, np.ndarray]:
     """Text -> integer/number/boolean/object/array; returns (typed, bad)."""
     notnull = mask(pc.is_valid(s))
-    null_s = pa.scalar(None, pa.string())
     if kind in ("integer", "number"):
-        ok = mask(pc.match_substring_regex(s, INT_TEXT if kind == "integer" else NUM_TEXT))
-        cand = pc.if_else(pa.array(ok), s, null_s)
         target = pa.int64() if kind == "integer" else pa.float64()
-        try:
-            typed = pc.cast(cand, target)
-        except pa.ArrowInvalid:  # out of range: decide per value
-            vals: list[Any] = []
-            for i, v in enumerate(cand.to_pylist()):
-                try:
-                    x = int(v) if kind == "integer" else float(v)
-                    if (kind == "integer" and not -(2**63) <= x < 2**63) or (
-                        kind == "number" and not np.isfinite(x)
-                    ):
-                        raise ValueError
-                    vals.append(x)
-                except (TypeError, ValueError):
-                    vals.append(None)
-                    ok[i] = False
-            typed = pa.array(vals, target)
-        return typed, notnull & ~ok
+        got = cast_isolating(s, target)
+        if got is None:
+            typed, refused = pa.nulls(n, target), notnull.copy()
+        else:
+            typed, refused = got
+        # Arrow also reads hexadecimal integers and nan/inf: not numbers in this grammar
+        if kind == "integer":
+            odd = mask(pc.or_(pc.match_substring(s, "x"), pc.match_substring(s, "X")))
+        else:
+            odd = ~mask(pc.is_finite(typed))
+        odd &= notnull & ~refused
+        if not refused.any() and not odd.any():
+            return typed, np.zeros(n, dtype=bool)
+        bad = odd.copy()
+        redo = np.flatnonzero(refused)
+        values: list[Any] = []
+        grammar = re.compile(
+            INT_TEXT.replace("\\z", "\\Z") if kind == "integer" else NUM_TEXT.replace("\\z", "\\Z")
+        )
+        for i in redo:  # Arrow refused these: decide exactly (out of int64 range, a + sign, ...)
+            v = s[int(i)].as_py()
+            x: Any = None
+            if grammar.match(v):
+                x = int(v) if kind == "integer" else float(v)
+                if (kind == "integer" and not -(2**63) <= x < 2**63) or (
+                    kind == "number" and not np.isfinite(x)
+                ):
+                    x = None
+            if x is None:
+                bad[i] = True
+            values.append(x)
+        fix = refused & ~bad
+        if fix.any():
+            typed = pc.replace_with_mask(
+                typed, pa.array(fix), pa.array([v for v in values if v is not None], target)
+            )
+        if bad.any():
+            typed = pc.if_else(pa.array(bad), pa.scalar(None, target), typed)
+        return typed, bad
     if kind == "boolean":
         low = pc.utf8_lower(s)
         t = pc.is_in(low, value_set=pa.array(["true", "1"]))
