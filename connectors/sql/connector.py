@@ -18,8 +18,10 @@ a server-side cursor (see ``backends``). With a cursor field the query becomes
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
+import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -66,13 +68,28 @@ class SqlConfig(ConnectorConfig):
         return self
 
 
+DATETIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
 def _literal(value: Any, dialect: str) -> str:
-    """A SQL literal of a committed cursor value (which the hub itself produced)."""
+    """A SQL literal of a committed cursor value (which the hub itself produced).
+
+    Date-times (objects or ISO 8601 text, as the runner stores them) are written the way each database
+    compares them: with a space; PostgreSQL keeps the offset; MariaDB/MySQL and SQLite get UTC without
+    one (SQLite compares text, so always with microseconds, as SQLAlchemy stores them)."""
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, int | float | decimal.Decimal):
         return str(value)
-    text = value.isoformat(sep=" ") if isinstance(value, dt.datetime) else str(value)
+    if isinstance(value, str) and DATETIME_TEXT.match(value):
+        with contextlib.suppress(ValueError):
+            value = dt.datetime.fromisoformat(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None and dialect != "postgresql":
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        text = value.isoformat(sep=" ", timespec="microseconds" if dialect == "sqlite" else "auto")
+    else:
+        text = value.isoformat() if isinstance(value, dt.date) else str(value)
     text = text.replace("'", "''")
     if dialect in ("mysql", "mariadb"):
         text = text.replace("\\", "\\\\")

@@ -103,6 +103,23 @@ def test_sqlite_query_and_incremental_cursor(sqlite_db: tuple[Path, Callable[[],
     assert t.column("id").to_pylist() == [4]
 
 
+SAME_DAY = [
+    (1, "SDK-0001", "An", None, dt.datetime(2024, 2, 3, 8, 0)),
+    (2, "SDK-0002", "Bình", None, dt.datetime(2024, 2, 3, 8, 0, 0, 500)),
+    (3, "SDK-0003", "Châu", None, dt.datetime(2024, 2, 3, 9, 0)),
+]
+
+
+@pytest.mark.parametrize(
+    "cursor", ["2024-02-03T08:00:00", "2024-02-03T08:00:00+00:00", "2024-02-03T15:00:00+07:00"]
+)
+def test_sqlite_datetime_cursor_compares_like_the_stored_text(tmp_path: Path, cursor: str) -> None:
+    make_table(f"sqlite:///{tmp_path / 'h.db'}", SAME_DAY)
+    c = sql_connector({"url": "sqlite:///h.db", "table": "khai_sinh", "cursor_field": "cap_nhat"}, tmp_path)
+    t = pa.Table.from_batches(read_all(c, "khai_sinh", {"cursor": cursor}))
+    assert t.column("id").to_pylist() == [2, 3]
+
+
 def test_config_refuses_passwords_in_the_url_and_needs_table_or_query() -> None:
     with pytest.raises(ConfigError, match="secret reference"):
         sql_connector({"url": "postgresql://u:hunter2@db/x", "table": "t"})
@@ -202,6 +219,10 @@ def test_mariadb_query_with_percent_and_incremental(mariadb_url: str) -> None:
     for fast_path in ("auto", "sqlalchemy"):
         t = pa.Table.from_batches(read_all(sql_connector({**config, "fast_path": fast_path}), "query", None))
         assert t.column("ho_ten").to_pylist() == ["Trần Thị Ngọc Hường"]
+    # a UTC state with an offset (as the runner stores it) against a DATETIME column
+    c = sql_connector({"url": mariadb_url, "table": "khai_sinh", "cursor_field": "cap_nhat"})
+    t = pa.Table.from_batches(read_all(c, "khai_sinh", {"cursor": "2024-02-02T15:00:00+07:00"}))
+    assert t.column("id").to_pylist() == [3]
 
 
 @pytest.mark.integration
