@@ -40,7 +40,7 @@ def make_users(settings: Settings) -> dict[str, str]:
             ("outsider", None, None, False),
             ("admin", None, None, True),
         ):
-            user = add_user(session, name, "password-123", sysadmin=sysadmin)
+            user = add_user(session, name, None, sysadmin=sysadmin)
             if org:
                 set_role(session, name, org, role)
             out[name], _row = issue_api_token(session, settings, user, f"{name}-token", scope=scope)
