@@ -148,7 +148,7 @@ class FieldEvaluator:
         if kw == "pattern":
             fixed = fixed_pattern(v)
             re2 = to_re2(v)
-            if fixed is not None:
+            if fixed is not None and (fixed.digits_only or re2 is None):
                 rows = self.nn & ~fixed.match(text)
             elif re2 is not None:
                 rows = self.nn & ~mask(pc.match_substring_regex(text, re2))

@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 
 _DIM = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
 _SPECIAL = set("\\.^$*+?{}[]|()")
+_DIGIT_TABLE = np.zeros(256, dtype=bool)
+_DIGIT_TABLE[48:58] = True
 
 
 def byte_lengths(s: pa.Array) -> np.ndarray:
@@ -50,9 +52,17 @@ class FixedPattern:
         self.width = len(tables)
         self.tables = np.stack(tables) if tables else np.zeros((0, 256), dtype=bool)
 
+    @property
+    def digits_only(self) -> bool:
+        return self.width > 0 and bool(np.all(self.tables == _DIGIT_TABLE))
+
     def match(self, s: pa.Array) -> np.ndarray:
         """Per row: ``re.search(pattern, value)`` is not None (null -> False)."""
         lengths = byte_lengths(s)
+        if self.digits_only and not (lengths == self.width + 1).any():
+            decimal = np.asarray(pc.fill_null(pc.ascii_is_decimal(s), False).to_numpy(zero_copy_only=False))
+            out: np.ndarray = (lengths == self.width) & decimal
+            return out
         ok = (lengths == self.width) | (lengths == self.width + 1)
         cols = byte_columns(s, range(self.width + 1))
         for pos in range(self.width):
