@@ -7,6 +7,9 @@
 - ``GET /api/v1/audit`` searches the audit log (scope ``audit:read``; sysadmins see every entry,
   organization admins the entries of their organization's datasets and callers);
   ``GET /api/v1/audit/verify`` checks the chain (sysadmins).
+- ``GET /api/v1/datasets/{id}/runs``: ingest runs, for those who may read the dataset;
+  ``GET /api/v1/datasets/{id}/quarantine``: quarantined rows, for the owning organization only
+  (they hold personal data whatever the sharing class). Both audited, refusals included.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
-from hub.auth import audit, grants
+from hub.auth import access, audit, grants
 from hub.auth.audit_verify import verify
 from hub.auth.models import Grant
 from hub.auth.principal import Principal
-from hub.catalog.models import Dataset
+from hub.catalog.models import Dataset, Run
 from hub.errors import AccessDenied, AuthenticationError, NotFoundError
 
 router = APIRouter(prefix="/api/v1", tags=["grants", "audit"])
@@ -163,3 +167,108 @@ def verify_audit(session: SessionDep, settings: SettingsDep, principal: V1Princi
         "checkpoints": report.checkpoints,
         "first_bad": {"seq": bad.seq, "kind": bad.kind, "message": bad.message} if bad else None,
     }
+
+
+# --- runs and quarantine (the owning organization's view of its ingests) ---------------------------
+
+
+def _dataset(session: Session, ref: str) -> Dataset:
+    ds = (
+        session.get(Dataset, ref)
+        or session.scalar(select(Dataset).where(Dataset.key == ref))
+        or session.scalar(select(Dataset).where(Dataset.name == ref))
+    )
+    if ds is None:
+        raise NotFoundError(f"dataset {ref!r} not found")
+    return ds
+
+
+def _refuse(session: Session, principal: Principal, action: str, ds: Dataset, reason: str) -> None:
+    audit.record(session, action, principal, outcome="denied", dataset_id=ds.id, reason=reason)
+    session.commit()  # keep the refusal: the request's session is rolled back on error
+    if principal.is_anonymous:
+        raise AuthenticationError(f"{action}: a token is required")
+    raise AccessDenied(reason)
+
+
+@router.get("/datasets/{dataset}/runs", summary="Ingest runs of a dataset (as its readers see them)")
+def dataset_runs(
+    dataset: str,
+    session: SessionDep,
+    principal: V1PrincipalDep,
+    limit: int = Query(default=50, ge=1, le=1000),
+) -> dict[str, Any]:
+    ds = _dataset(session, dataset)
+    decision = access.can_read(session, principal, ds)
+    if not decision.allowed:
+        _refuse(session, principal, "runs.read", ds, decision.reason)
+    runs = list(
+        session.scalars(
+            select(Run).where(Run.dataset_id == ds.id).order_by(Run.started_at.desc()).limit(limit)
+        )
+    )
+    if ds.sharing != "open":
+        audit.record(
+            session,
+            "runs.read",
+            principal,
+            dataset_id=ds.id,
+            rows=len(runs),
+            grant_id=decision.grant_id,
+            reason=decision.reason,
+        )
+    return {
+        "dataset": ds.key,
+        "runs": [
+            {
+                "id": r.id,
+                "status": r.status,
+                "mode": r.mode,
+                "started_at": r.started_at.isoformat(),
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+                "rows_read": r.rows_read,
+                "rows_loaded": r.rows_loaded,
+                "rows_quarantined": r.rows_quarantined,
+                "snapshot_id": r.snapshot_id,
+                "error": r.error,
+                "error_code": r.error_code,
+                "triggered_by": r.triggered_by,
+            }
+            for r in runs
+        ],
+    }
+
+
+@router.get("/datasets/{dataset}/quarantine", summary="Quarantined rows (owning organization only)")
+def dataset_quarantine(
+    dataset: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    principal: V1PrincipalDep,
+    run: str | None = None,
+    limit: int = Query(default=100, ge=1, le=10_000),
+) -> dict[str, Any]:
+    ds = _dataset(session, dataset)
+    decision = access.can_read_quarantine(session, principal, ds)
+    if not decision.allowed:
+        _refuse(session, principal, "quarantine.read", ds, decision.reason)
+    from hub.warehouse import Warehouse
+    from hub.warehouse.quarantine import read_quarantine
+
+    wh = Warehouse(settings)
+    table = read_quarantine(wh, ds.key, run_id=run, limit=limit) if wh.has_table(ds.key) else None
+    rows = table.to_pylist() if table is not None else []
+    audit.record(
+        session,
+        "quarantine.read",
+        principal,
+        dataset_id=ds.id,
+        rows=len(rows),
+        reason=decision.reason,
+        details={"run": run} if run else None,
+    )
+    for r in rows:
+        at = r.get("quarantined_at")
+        if at is not None:
+            r["quarantined_at"] = at.isoformat()
+    return {"dataset": ds.key, "count": len(rows), "rows": rows}

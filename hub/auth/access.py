@@ -93,3 +93,21 @@ def readable_ids(session: Session, principal: Principal) -> set[str] | None:
     if principal.kind == "system" or principal.sysadmin:
         return None
     return set(session.scalars(select(Dataset.id).where(readable_clause(session, principal))))
+
+
+def can_read_quarantine(session: Session, principal: Principal, dataset: Dataset) -> Decision:
+    """May ``principal`` read the quarantined rows of ``dataset``?
+
+    Quarantined rows are the source's rows as read, unvalidated and never published: they hold
+    personal data whatever the dataset's sharing class. Only the owning organization (and sysadmins)
+    may read them; neither grants nor open data extend to them.
+    """
+    if principal.kind == "system" or principal.sysadmin:
+        return Decision(True, "sysadmin")
+    if principal.is_anonymous:
+        return Decision(False, "quarantine: authentication required")
+    if not principal.has_scope("datastore:read"):
+        return Decision(False, "the token lacks the scope datastore:read")
+    if dataset.owner_org_id and dataset.owner_org_id in principal.orgs():
+        return Decision(True, "member of the owning organization")
+    return Decision(False, "quarantined rows are readable by the owning organization only")
