@@ -177,8 +177,8 @@ def _typed_from_text(s: pa.Array, kind: str, n: int) -> tuple[pa.Array, np.ndarr
         return pc.if_else(pa.array(ok), t, pa.scalar(None, pa.bool_())), notnull & ~ok
     # object / array: JSON text
     out: list[str | None] = []
-    bad = np.zeros(n, dtype=bool)
-    for i, v in enumerate(s.to_pylist()):
+    wrong = np.zeros(n, dtype=bool)
+    for row, v in enumerate(s.to_pylist()):
         if v is None:
             out.append(None)
             continue
@@ -190,8 +190,8 @@ def _typed_from_text(s: pa.Array, kind: str, n: int) -> tuple[pa.Array, np.ndarr
             out.append(json.dumps(parsed, ensure_ascii=False, separators=(",", ":")))
         else:
             out.append(None)
-            bad[i] = True
-    return pa.array(out, pa.string()), bad
+            wrong[row] = True
+    return pa.array(out, pa.string()), wrong
 
 
 def _iso_text(typed: pa.Array, fmt: str) -> pa.Array:

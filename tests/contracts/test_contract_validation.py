@@ -255,3 +255,22 @@ def test_re2_translation_agrees_with_python(pattern: str) -> None:
 @pytest.mark.parametrize("pattern", ["(?=a)b", "(a)\\1", "\\bword", "(?i)abc", "a$b", "a*+"])
 def test_re2_translation_refuses_what_differs(pattern: str) -> None:
     assert to_re2(pattern) is None
+
+
+def test_object_field_is_json_text_checked_by_jsonschema(tmp_path: Path) -> None:
+    path = tmp_path / "t" / "g.v1.schema.json"
+    path.parent.mkdir()
+    point = {
+        "type": "object",
+        "required": ["type", "coordinates"],
+        "properties": {"type": {"const": "Point"}, "coordinates": {"type": "array", "minItems": 2}},
+    }
+    path.write_text(json.dumps({"type": "object", "properties": {"geom": {"anyOf": [point, {"type": "null"}]}}}))
+    c = load_contract("t/g.v1", tmp_path)
+    assert c.arrow_schema.field("geom").type == pa.string()
+    batch = pa.RecordBatch.from_pydict(
+        {"geom": ['{"type": "Point", "coordinates": [105.8, 21.0]}', '{"type": "Line"}', "", "[1, 2]", "{bad"]}
+    )
+    verdict = Validator(c).validate(batch)
+    assert verdict.valid.column("geom").to_pylist() == ['{"type":"Point","coordinates":[105.8,21.0]}', None]
+    assert errors_by_row(verdict) == {2: [("geom", "anyOf")], 4: [("geom", "type")], 5: [("geom", "type")]}
