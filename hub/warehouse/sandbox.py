@@ -19,6 +19,7 @@ that does not exist give the same error, so existence is not revealed. Note that
 
 from __future__ import annotations
 
+import atexit
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -353,6 +354,17 @@ def check_select(sql: str, resolve: Callable[[str, str | None], str | None]) -> 
 
 _SANDBOXES: dict[str, Sandbox] = {}
 _SANDBOX_LOCK = threading.Lock()
+
+
+def close_sandboxes() -> None:
+    """Close every sandbox of the process (at exit, and in tests)."""
+    with _SANDBOX_LOCK:
+        for box in _SANDBOXES.values():
+            box._con.close()
+        _SANDBOXES.clear()
+
+
+atexit.register(close_sandboxes)
 
 
 def get_sandbox(settings: Settings) -> Sandbox:

@@ -43,7 +43,8 @@ def make_users(settings: Settings) -> dict[str, str]:
             user = add_user(session, name, None, sysadmin=sysadmin)
             if org:
                 set_role(session, name, org, role)
-            out[name], _row = issue_api_token(session, settings, user, f"{name}-token", scope=scope)
+            token_scope = f"{scope} admin" if sysadmin else scope
+            out[name], _row = issue_api_token(session, settings, user, f"{name}-token", scope=token_scope)
     return out
 
 
