@@ -71,7 +71,15 @@ class ReleaseSpec(BaseModel):
         default=None, description="Output column counting persons; cells below k are suppressed."
     )
     rebuild_on_ingest: bool = True
-    geometry: str | None = Field(default=None, description="Output column holding GeoJSON geometry.")
+    geometry: str | None = Field(
+        default=None, description="Output column holding WKT geometry (GeoJSON file)."
+    )
+    license: str = Field(default="cc-by-4.0", description="Licence of the open release.")
+    rows_are_persons: bool = Field(
+        default=True,
+        description="Row-level releases: false when rows are not persons (parcels without owners); the "
+        "re-identification check then does not apply. The column rules of the gate always do.",
+    )
 
     @field_validator("id")
     @classmethod

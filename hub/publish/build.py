@@ -1,0 +1,195 @@
+"""Building a release: gate -> query -> suppression -> re-identification check -> files -> catalogue.
+
+``build_release(settings, dataset_key, release_name)`` is what ``hub releases build``, the API, the
+ingest hook (``hub.publish.freshness``) and the tests call. A refused release raises ``PublishError``;
+the refusal is kept on the release (``last_error``) and nothing is published.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from hub.catalog.loader import dataset_spec, get_dataset
+from hub.catalog.models import Dataset
+from hub.catalog.spec import DatasetSpec
+from hub.db import session_scope, utcnow
+from hub.errors import ContractError, NotFoundError, PublishError
+from hub.publish.files import FieldDoc, write_release_files
+from hub.publish.gate import Catalog, GateReport, SourceField, check_sql
+from hub.publish.models import Release, ReleaseFile, ReleaseVersion
+from hub.publish.spec import ReleaseSpec, parse_releases, release_k
+from hub.publish.suppress import reidentification_groups, suppress_table
+from hub.settings import Settings
+
+_COARSE_NAME = re.compile(r"(^|_)(sex|gender|ward_code|province_code|commune_code|ma_xa|ma_tinh)$")
+_GEOMETRY_NAME = re.compile(r"(^|_)(geometry|geom|wkt|shape)$")
+COARSE_CHECKS = {"vn-ward-code", "vn-province-code"}
+
+
+def field_kind(name: str, fmt: str | None, check: str | None, arrow_type: pa.DataType) -> str:
+    """date | geometry | coarse | other: decides which generalization a quasi-identifier needs."""
+    if fmt in ("date", "date-time") or pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type):
+        return "date"
+    if _GEOMETRY_NAME.search(name):
+        return "geometry"
+    if check in COARSE_CHECKS or _COARSE_NAME.search(name):
+        return "coarse"
+    return "other"
+
+
+def gate_catalog(settings: Settings, session: Session) -> tuple[Catalog, dict[str, FieldDoc]]:
+    """Every dataset's fields with their personal-data class, from the contracts."""
+    from hub.contracts import load_contract
+
+    catalog: Catalog = {}
+    docs: dict[str, FieldDoc] = {}
+    for ds in session.scalars(select(Dataset).where(Dataset.state == "active")):
+        if not ds.contract:
+            continue
+        try:
+            contract = load_contract(ds.contract, settings.schemas_dir)
+        except ContractError:
+            continue
+        fields: dict[str, SourceField] = {}
+        for f in contract.fields:
+            kind = field_kind(f.name, f.format, f.check, f.arrow_type)
+            fields[f.name] = SourceField(f.personal, kind, "VARCHAR")  # type: ignore[arg-type]
+            docs[f"{ds.key}.{f.name}"] = FieldDoc(f.label_vi, f.label_en, f.description, f.unit)
+        catalog[ds.key] = fields
+    return catalog, docs
+
+
+def sync_releases(session: Session) -> list[Release]:
+    """Create or update the Release rows of every dataset's ``releases:`` list."""
+    out: list[Release] = []
+    for ds in session.scalars(select(Dataset).where(Dataset.state == "active")):
+        specs = parse_releases(dataset_spec(ds), ds.source_file) if ds.spec.get("releases") else []
+        for rel in specs:
+            out.append(upsert_release(session, ds, rel, origin="catalog"))
+    return out
+
+
+def upsert_release(session: Session, ds: Dataset, rel: ReleaseSpec, origin: str) -> Release:
+    row = session.scalar(select(Release).where(Release.dataset_id == ds.id, Release.name == rel.id))
+    if row is None:
+        row = Release(dataset_id=ds.id, name=rel.id, title=rel.title.vi, origin=origin, spec={})
+        session.add(row)
+    row.title, row.title_en = rel.title.vi, rel.title.en
+    row.spec = rel.model_dump(mode="json", exclude_none=True)
+    row.state = "active"
+    session.flush()
+    return row
+
+
+def get_release(session: Session, dataset: str, name: str) -> tuple[Dataset, Release]:
+    ds = get_dataset(session, dataset)
+    row = session.scalar(select(Release).where(Release.dataset_id == ds.id, Release.name == name))
+    if row is None:
+        sync_releases(session)
+        row = session.scalar(select(Release).where(Release.dataset_id == ds.id, Release.name == name))
+    if row is None or row.state != "active":
+        raise NotFoundError(f"dataset {ds.key} has no release {name!r}")
+    return ds, row
+
+
+def check_release(settings: Settings, session: Session, spec: DatasetSpec, rel: ReleaseSpec) -> GateReport:
+    """The gate's verdict on a release definition (raises ``PublishError`` when refused)."""
+    catalog, _ = gate_catalog(settings, session)
+    return check_sql(rel.sql or f"SELECT * FROM {spec.id}", catalog)
+
+
+def protect(table: pa.Table, report: GateReport, rel: ReleaseSpec, k: int) -> tuple[pa.Table, int]:
+    """Small-cell suppression and the re-identification check on a release's rows."""
+    suppressed = 0
+    if report.aggregated and report.quasi_columns and not rel.person_count:
+        raise PublishError(
+            f"release {rel.id} groups by quasi-identifiers ({', '.join(report.quasi_columns)}); "
+            "declare person_count: the output column that counts persons"
+        )
+    if rel.person_count:
+        measures = {
+            c.name for c in report.columns if c.lineage and all(x.treatment != "raw" for x in c.lineage)
+        } - set(report.quasi_columns)
+        dims = [n for n in table.column_names if n not in measures and n != rel.person_count]
+        table, suppressed = suppress_table(table, rel.person_count, dims, k)
+    if report.aggregated or rel.rows_are_persons:
+        small = reidentification_groups(table, report.quasi_columns, rel.person_count, k)
+        if small:
+            raise PublishError(
+                f"release {rel.id}: {len(small)} combination(s) of quasi-identifiers "
+                f"({', '.join(report.quasi_columns)}) match fewer than {k} persons, e.g. {small[0]}; "
+                "generalize further or aggregate"
+            )
+    return table, suppressed
+
+
+def build_release(
+    settings: Settings, dataset: str, name: str, *, triggered_by: str | None = None
+) -> ReleaseVersion:
+    """Build the next version of a release; return it (files written, catalogue updated)."""
+    from hub.warehouse import Warehouse
+    from hub.warehouse.export import run_release_sql
+
+    with session_scope(settings) as session:
+        ds, row = get_release(session, dataset, name)
+        spec = dataset_spec(ds)
+        rel = ReleaseSpec.model_validate(row.spec)
+        k = release_k(rel, spec)
+        catalog, docs = gate_catalog(settings, session)
+        try:
+            report = check_sql(rel.sql or f"SELECT * FROM {spec.id}", catalog)
+            table, snapshots = run_release_sql(Warehouse(settings), report.datasets, rel.sql or report.sql)
+            table, suppressed = protect(table, report, rel, k)
+        except PublishError as exc:
+            row.last_error = exc.message
+            session.commit()
+            raise
+        number = (
+            session.scalar(
+                select(func.max(ReleaseVersion.version)).where(ReleaseVersion.release_id == row.id)
+            )
+            or 0
+        ) + 1
+        rel_path = Path("releases") / ds.key / rel.id / str(number)
+        folder = settings.data_dir / rel_path
+        if folder.exists():
+            shutil.rmtree(folder)
+        files = write_release_files(
+            table, folder, name=f"{ds.name}-{rel.id}", title={"vi": rel.title.vi, "en": rel.title.en},
+            report=report, docs=docs, geometry=rel.geometry, license_id=rel.license, k=k,
+            extra={"dataset": ds.key, "release": rel.id, "version": number, "sources": snapshots},
+        )  # fmt: skip
+        version = ReleaseVersion(
+            release_id=row.id, version=number, rows=table.num_rows, suppressed=suppressed, sources=snapshots,
+            lineage=_lineage(report), path=str(rel_path), triggered_by=triggered_by,
+        )  # fmt: skip
+        session.add(version)
+        session.flush()
+        for f in files:
+            session.add(ReleaseFile(
+                version_id=version.id, name=f.name, format=f.format, media_type=f.media_type,
+                path=str(rel_path / f.name), size=f.size, sha256=f.sha256, is_data=f.is_data,
+            ))  # fmt: skip
+        session.flush()
+        row.last_built = utcnow()
+        row.last_error = None
+        from hub.publish.resources import publish_resources
+
+        publish_resources(settings, session, ds, row, version)
+        session.expunge_all()
+        return version
+
+
+def _lineage(report: GateReport) -> list[dict[str, Any]]:
+    return [
+        {"column": c.name, "sources": [{"source": x.source, "personal": x.personal, "treatment": x.treatment}
+                                       for x in c.lineage]}
+        for c in report.columns
+    ]  # fmt: skip
