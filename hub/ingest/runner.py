@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -41,7 +42,7 @@ from hub.warehouse import Warehouse
 from hub.warehouse.changes import upsert
 from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, drop_run, with_run
 from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, local_path
-from hub.warehouse.writer import BackgroundSink, FileSink
+from hub.warehouse.writer import BackgroundSink, FileSink, prefetch
 
 Progress = Callable[[int], None]
 """Called after every batch with the number of rows read so far."""
@@ -180,7 +181,7 @@ class _Ingest:
         state_in = None if self.spec.write_mode == "replace" else self.result.state_before
         at = datetime.now(UTC)
         clock = _Clock(self.result.timings)
-        batches = connector.read(stream, state_in)
+        batches = prefetch(connector.read(stream, state_in))
         while True:
             with clock("read"):
                 batch = next(batches, None)
@@ -254,16 +255,11 @@ class _Ingest:
             r.rows_loaded = self.sink.rows
             r.snapshot_id = self.wh.commit(self.table, add=files, delete=current, properties=props)
         else:
-            staged = [local_path(f.file_path) for f in files]
-            out = FileSink(self.table, self.wh.data_dir(self.table), f"{r.run_id}-u")
+            out = self.wh.data_dir(self.table) / f"{r.run_id}-u.parquet"
+            plan = None
             try:
-                plan = upsert(
-                    staged,
-                    self.wh.data_file_entries(self.table),
-                    self.primary_key,
-                    self.table.schema().column_names,
-                    out,
-                )
+                current = self.wh.data_file_entries(self.table)
+                plan = upsert(files, current, self.primary_key, self.table, out)
                 r.rows_loaded = plan.changed
                 r.changed = {"inserted": plan.inserted, "updated": plan.updated}
                 if plan.changed or state_moved:
@@ -272,10 +268,13 @@ class _Ingest:
                         self.table, add=plan.add, delete=plan.delete, properties=props
                     )
             except BaseException:
-                out.abort()
+                out.unlink(missing_ok=True)
                 raise
             finally:
-                self.sink.abort()  # the staged files were never committed
+                kept = {f.file_path for f in plan.add} if plan is not None and r.snapshot_id else set()
+                for f in files:  # staged files that the snapshot does not reference
+                    if f.file_path not in kept:
+                        Path(local_path(f.file_path)).unlink(missing_ok=True)
         if r.snapshot_id is None:
             snap = self.table.current_snapshot()
             r.snapshot_id = snap.snapshot_id if snap else None

@@ -2,26 +2,32 @@
 
 The rows read in a run are first staged as Parquet files (not yet part of the table). DuckDB then
 
-1. keeps the last staged row of every key (a source may repeat a key; the later row wins),
-2. takes the staged rows that differ from the current snapshot (``EXCEPT``: new keys and changed rows),
+1. keeps the last staged row of every key, when the source repeats a key (the later row wins),
+2. finds the changed keys: staged keys absent from the current snapshot, or whose row differs from the
+   current one (compared through a 64-bit hash of all columns, so only keys and hashes are joined),
 3. finds the current data files that hold a changed key, and
-4. rewrites only those files: their unchanged rows plus the change set, into new files.
+4. rewrites only those files: their unchanged rows plus the new rows of the changed keys, into one new
+   file written by DuckDB itself (zstd, with the table's Iceberg field ids).
 
-The caller commits one overwrite snapshot that removes the affected files and adds the new ones, so a
-run that changes 1% of a large table rewrites a fraction of it, and a run that changes nothing commits
-no data at all.
+The caller commits one overwrite snapshot that removes the affected files and adds the new one, so a
+run that changes nothing commits no data, and a first load with unique keys commits the staged files
+as they are.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 from pyiceberg.manifest import DataFile
+from pyiceberg.table import Table
 
-from hub.warehouse.tables import local_path
-from hub.warehouse.writer import FileSink
+from hub.warehouse.tables import file_schema, local_path
+from hub.warehouse.writer import FileSink, data_file
 
 BATCH_ROWS = 131_072
 
@@ -38,7 +44,12 @@ def duck(memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnec
     """An in-memory DuckDB connection with bounded memory, UTC times and no extension downloads."""
     con = duckdb.connect(
         ":memory:",
-        config={"memory_limit": memory_limit, "threads": threads, "autoinstall_known_extensions": False},
+        config={
+            "memory_limit": memory_limit,
+            "threads": threads,
+            "autoinstall_known_extensions": False,
+            "temp_directory": str(Path(tempfile.gettempdir()) / "hub-duckdb"),
+        },
     )
     con.execute("SET TimeZone = 'UTC'")
     return con
@@ -61,63 +72,98 @@ class UpsertPlan:
         return self.inserted + self.updated
 
 
+def _field_ids(schema: pa.Schema) -> str | None:
+    """DuckDB's ``FIELD_IDS`` option for a flat schema; None when a column is nested."""
+    parts = []
+    for f in schema:
+        if pa.types.is_nested(f.type) or f.metadata is None or b"PARQUET:field_id" not in f.metadata:
+            return None
+        parts.append(f"{quote(f.name)}: {int(f.metadata[b'PARQUET:field_id'])}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def write_query(con: duckdb.DuckDBPyConnection, query: str, table: Table, path: Path) -> list[DataFile]:
+    """Write the rows of ``query`` as a data file of ``table`` at ``path`` (DuckDB's own Parquet writer
+    for flat schemas, the streaming Arrow writer otherwise)."""
+    ids = _field_ids(file_schema(table))
+    if ids is None:
+        sink = FileSink(table, path.parent, path.stem)
+        for batch in con.sql(query).to_arrow_reader(BATCH_ROWS):
+            sink.write(batch)
+        return sink.close()
+    literal = str(path).replace("'", "''")
+    con.execute(
+        f"COPY ({query}) TO '{literal}' "
+        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {BATCH_ROWS}, FIELD_IDS {ids})"
+    )
+    return [data_file(table, path)]
+
+
 def upsert(
-    staged: Sequence[str],
+    staged: Sequence[DataFile],
     current: Sequence[DataFile],
     key: Sequence[str],
-    columns: Sequence[str],
-    sink: FileSink,
+    table: Table,
+    out: Path,
 ) -> UpsertPlan:
-    """Write the files of an upsert of ``staged`` (local Parquet paths) into the current files."""
+    """The files of an upsert of the ``staged`` files into ``current``; new data goes to ``out``."""
     plan = UpsertPlan()
     if not staged:
         return plan
+    columns = table.schema().column_names
     cols = ", ".join(quote(c) for c in columns)
     keys = ", ".join(quote(k) for k in key)
+    staged_paths = [local_path(f.file_path) for f in staged]
     con = duck()
     try:
-        con.execute(
-            f"CREATE TEMP VIEW staged AS SELECT {cols} FROM read_parquet({sql_list(staged)}, "
-            "filename = true, file_row_number = true) "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} "
-            "ORDER BY filename DESC, file_row_number DESC) = 1"
+        source = f"read_parquet({sql_list(staged_paths)}, filename = true, file_row_number = true)"
+        duplicates = _count(
+            con, f"SELECT count(*) - count(DISTINCT ({keys})) FROM read_parquet({sql_list(staged_paths)})"
         )
-        current_paths = [local_path(f.file_path) for f in current]
-        if current_paths:
+        if duplicates:
             con.execute(
-                "CREATE TEMP VIEW cur AS SELECT * FROM "
-                f"read_parquet({sql_list(current_paths)}, filename = true)"
+                f"CREATE TEMP VIEW staged AS SELECT {cols} FROM {source} QUALIFY row_number() OVER "
+                f"(PARTITION BY {keys} ORDER BY filename DESC, file_row_number DESC) = 1"
             )
-            con.execute(
-                f"CREATE TEMP TABLE changed AS SELECT {cols} FROM staged EXCEPT SELECT {cols} FROM cur"
-            )
-            affected = [
-                row[0]
-                for row in con.execute(
-                    f"SELECT DISTINCT filename FROM cur SEMI JOIN changed USING ({keys})"
-                ).fetchall()
-            ]
         else:
-            con.execute(f"CREATE TEMP TABLE changed AS SELECT {cols} FROM staged")
-            affected = []
+            con.execute(
+                f"CREATE TEMP VIEW staged AS SELECT {cols} FROM read_parquet({sql_list(staged_paths)})"
+            )
+        if not current:
+            plan.inserted = _count(con, "SELECT count(*) FROM staged")
+            plan.add = (
+                list(staged) if not duplicates else write_query(con, "SELECT * FROM staged", table, out)
+            )
+            return plan
+        current_paths = [local_path(f.file_path) for f in current]
+        con.execute(
+            f"CREATE TEMP TABLE cur AS SELECT {keys}, hash({cols}) AS _h, filename "
+            f"FROM read_parquet({sql_list(current_paths)}, filename = true)"
+        )
+        con.execute(
+            f"CREATE TEMP TABLE changed AS SELECT {keys} FROM "
+            f"(SELECT {keys}, hash({cols}) AS _h FROM staged) s ANTI JOIN cur USING ({keys}, _h)"
+        )
         changed = _count(con, "SELECT count(*) FROM changed")
         if changed == 0:
             return plan
+        plan.updated = _count(con, f"SELECT count(*) FROM changed SEMI JOIN cur USING ({keys})")
+        plan.inserted = changed - plan.updated
+        affected = [
+            r[0]
+            for r in con.execute(
+                f"SELECT DISTINCT filename FROM cur SEMI JOIN changed USING ({keys})"
+            ).fetchall()
+        ]
         by_path = {local_path(f.file_path): f for f in current}
         plan.delete = [by_path[p] for p in affected]
+        query = f"SELECT {cols} FROM staged SEMI JOIN changed USING ({keys})"
         if affected:
-            plan.updated = _count(con, f"SELECT count(*) FROM changed SEMI JOIN cur USING ({keys})")
             query = (
                 f"SELECT {cols} FROM read_parquet({sql_list(affected)}) ANTI JOIN changed USING ({keys}) "
-                f"UNION ALL SELECT {cols} FROM changed"
+                f"UNION ALL {query}"
             )
-        else:
-            query = f"SELECT {cols} FROM changed"
-        plan.inserted = changed - plan.updated
-        reader = con.sql(query).to_arrow_reader(BATCH_ROWS)
-        for batch in reader:
-            sink.write(batch)
-        plan.add = sink.close()
+        plan.add = write_query(con, query, table, out)
         return plan
     finally:
         con.close()

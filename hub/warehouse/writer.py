@@ -12,7 +12,9 @@ import contextlib
 import os
 import queue
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,7 +29,30 @@ from pyiceberg.typedef import Record
 
 from hub.warehouse.tables import file_schema
 
-DEFAULT_TARGET_ROWS = 2_000_000
+DEFAULT_TARGET_ROWS = 1_000_000
+T = TypeVar("T")
+
+
+def data_file(table: Table, path: Path, metadata: pq.FileMetaData | None = None) -> DataFile:
+    """The Iceberg ``DataFile`` entry of a Parquet file written for ``table`` (statistics from its footer)."""
+    schema = table.schema()
+    stats = data_file_statistics_from_parquet_metadata(
+        parquet_metadata=metadata if metadata is not None else pq.read_metadata(path),
+        stats_columns=compute_statistics_plan(schema, table.metadata.properties),
+        parquet_column_mapping=parquet_path_to_id_mapping(schema),
+    )
+    return DataFile.from_args(
+        content=DataFileContent.DATA,
+        file_path=f"file://{path}",
+        file_format=FileFormat.PARQUET,
+        partition=Record(),
+        file_size_in_bytes=os.path.getsize(path),
+        sort_order_id=None,
+        spec_id=table.metadata.default_spec_id,
+        equality_ids=None,
+        key_metadata=None,
+        **stats.to_serialized_dict(),
+    )
 
 
 class FileSink:
@@ -41,9 +66,6 @@ class FileSink:
         self.prefix = prefix
         self.target_rows = target_rows
         self.schema = file_schema(table)
-        self._iceberg_schema = table.schema()
-        self._stats_plan = compute_statistics_plan(self._iceberg_schema, table.metadata.properties)
-        self._path_ids = parquet_path_to_id_mapping(self._iceberg_schema)
         self._writer: pq.ParquetWriter | None = None
         self._path: Path | None = None
         self._rows_in_file = 0
@@ -95,25 +117,7 @@ class FileSink:
         if self._writer is None or self._path is None:
             return
         self._writer.close()
-        stats = data_file_statistics_from_parquet_metadata(
-            parquet_metadata=self._writer.writer.metadata,
-            stats_columns=self._stats_plan,
-            parquet_column_mapping=self._path_ids,
-        )
-        self.files.append(
-            DataFile.from_args(
-                content=DataFileContent.DATA,
-                file_path=f"file://{self._path}",
-                file_format=FileFormat.PARQUET,
-                partition=Record(),
-                file_size_in_bytes=os.path.getsize(self._path),
-                sort_order_id=None,
-                spec_id=self.table.metadata.default_spec_id,
-                equality_ids=None,
-                key_metadata=None,
-                **stats.to_serialized_dict(),
-            )
-        )
+        self.files.append(data_file(self.table, self._path, self._writer.writer.metadata))
         self._writer = None
         self._path = None
 
@@ -183,3 +187,54 @@ class BackgroundSink:
     def abort(self) -> None:
         self._stop()
         self.sink.abort()
+
+
+_DONE = object()
+
+
+def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Run ``batches`` in a thread of its own, ``depth`` items ahead of the consumer, so that reading
+    the source (network, decoding; mostly outside the GIL) overlaps with validating and writing.
+    An error of the source is raised in the consumer, at the point where the item would have come."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_DONE)
+        except BaseException as exc:
+            q.put(_Failure(exc))
+
+    thread = threading.Thread(target=work, name="source-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                q.get(timeout=0.1)
+        close = getattr(batches, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

@@ -101,6 +101,10 @@ def test_upsert_rewrites_changed_keys_and_inserts_new_ones(tmp_path: Path, setti
     got = rows(env)
     assert [r[0] for r in got] == [1, 2, 3, 4, 5, 6]
     assert dict((r[0], r[2]) for r in got) == {1: 30, 2: 41, 3: 51, 4: 30, 5: 30, 6: 30}
+    # the rewritten file is a proper Iceberg data file: pyiceberg reads it by field id
+    assert Warehouse(env.settings).table(KEY).scan().to_arrow().sort_by("id").column("age").to_pylist() == [
+        30, 41, 51, 30, 30, 30
+    ]
     snap = Warehouse(env.settings).snapshots(KEY)[-1]
     assert snap.operation == "overwrite"
     assert snap.summary["hub.upsert"] == "inserted=1,updated=2"

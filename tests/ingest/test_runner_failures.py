@@ -106,7 +106,14 @@ def test_sigkill_during_a_run(env: Env) -> None:
     )
     try:
         deadline = time.monotonic() + 60
-        while not (marker.exists() and int(marker.read_text() or 0) >= 4):
+        data_dir = wh.data_dir(wh.table(KEY))
+        committed = {Path(p).name for p in wh.data_files(KEY)}
+        # wait until the run is mid-stream: rows read and a data file of its own being written
+        while not (
+            marker.exists()
+            and int(marker.read_text() or 0) >= 4
+            and {p.name for p in data_dir.glob("*.parquet")} - committed
+        ):
             assert child.poll() is None, "the run ended before it could be killed"
             assert time.monotonic() < deadline, "the run did not start"
             time.sleep(0.05)
@@ -122,7 +129,6 @@ def test_sigkill_during_a_run(env: Env) -> None:
     assert killed.hostname == socket.gethostname()
     assert wh.current_snapshot_id(KEY) == before
     assert ids(env) == [1, 2, 3]
-    data_dir = wh.data_dir(wh.table(KEY))
     assert list(data_dir.glob(f"{killed.id}*.parquet"))  # partly written, never committed
 
     # the next start marks it failed, removes its files, and leaves the state where it was
