@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import Engine, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from hub.auth.models import AuditCheckpoint, AuditEntry, AuditHead
@@ -57,7 +57,9 @@ def register_settings(settings: Settings) -> None:
 
 
 def _settings_for(session: Session) -> Settings | None:
-    url = session.get_bind().url.render_as_string(hide_password=False)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    url = engine.url.render_as_string(hide_password=False)
     found = _settings_by_url.get(url)
     if found is None:
         from hub.settings import get_settings

@@ -38,11 +38,11 @@ class HubClient(ClientMixin):  # type: ignore[misc]
     def get_allowed_scope(self, scope: str | None) -> str | None:
         allowed = scope_to_list(self.row.scope) or []
         if not scope:
-            return list_to_scope(allowed)
+            return str(list_to_scope(allowed))
         wanted = scope_to_list(scope) or []
         if any(s not in allowed for s in wanted):
             return None
-        return list_to_scope(wanted)
+        return str(list_to_scope(wanted))
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in (self.row.redirect_uris or [])

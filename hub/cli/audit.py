@@ -61,15 +61,24 @@ def audit_search(
     dataset: str = typer.Option(None, help="Dataset id."),
     subject: str = typer.Option(None, help="User id or client id."),
     limit: int = typer.Option(50, help="Most entries to show."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per line instead of a table."),
 ) -> None:
     """Show the newest matching entries."""
+    import json
+
     from hub.auth import audit
 
     with session() as s:
         rows = audit.search(
             s, action=action, outcome=outcome, dataset_id=dataset, subject=subject, limit=limit
         )
-        table = Table("seq", "time", "action", "outcome", "who", "client", "dataset", "rows", "reason")
+        if as_json:
+            for e in rows:
+                typer.echo(json.dumps(audit.entry_dict(e), ensure_ascii=False, default=str))
+            return
+        table = Table()
+        for name in ("seq", "time", "action", "outcome", "who", "client", "dataset", "rows", "reason"):
+            table.add_column(name, overflow="fold")
         for e in rows:
             table.add_row(
                 str(e.seq),
