@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from hub.cli.main import app
-from hub.demo.run import free_port, run_demo_outcome
+from hub.demo.run import free_port, port_free, run_demo_outcome
 from hub.settings import Settings
 from hub.testing.live import live_server
 
@@ -62,3 +68,41 @@ def test_cli_service_refuses_to_start_without_a_key(tmp_path, monkeypatch) -> No
     result = CliRunner().invoke(app, ["demo", "civil-status-service", "--db", str(tmp_path / "x.db")])
     assert result.exit_code == 2
     assert "--api-key" in result.output
+
+
+@pytest.mark.slow
+def test_hub_demo_run_serves_the_hub_and_stops_the_service_on_exit(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What `make demo` does, as a user runs it: a process that serves until Ctrl-C."""
+    port, service_port = free_port(), free_port()
+    env = {**os.environ, "HUB_DATA_DIR": str(tmp_path / "var"), "PORT": str(port)}
+    env.pop("HUB_DEMO_CIVIL_STATUS_API_KEY", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli.main", "demo", "run", "--service-port", str(service_port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            try:
+                if (
+                    httpx.get(f"http://127.0.0.1:{port}/api/3/action/package_list", timeout=2).status_code
+                    == 200
+                ):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the hub did not come up"
+            time.sleep(0.5)
+        assert httpx.get(f"http://127.0.0.1:{service_port}/health", timeout=5).status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/docs", timeout=5).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    text = out.decode()
+    assert f"http://127.0.0.1:{port}/api/3/action/package_list" in text
+    assert f"http://127.0.0.1:{port}/docs" in text
+    assert "civil_status.births" in text
+    assert port_free(service_port), "the civil-status service was stopped with the demo"
