@@ -158,18 +158,37 @@ async def _dispatch(name: str, request: Request) -> Response:
     return json_response(body)
 
 
-@router.api_route("/api/3/action/{name}", methods=["GET", "POST"], summary="Call a CKAN action")
 async def action_v3(name: str, request: Request) -> Response:
-    """CKAN Action API (version 3). See docs/ckan-api.md for the supported actions."""
+    """CKAN Action API (version 3): GET for read actions, POST (JSON, form or multipart) for all.
+
+    See docs/ckan-api.md for the supported actions and their parameters."""
     return await _dispatch(name, request)
 
 
-@router.api_route("/api/action/{name}", methods=["GET", "POST"], summary="Call a CKAN action")
 async def action_unversioned(name: str, request: Request) -> Response:
     """The same actions without the version segment (ckanapi's default)."""
     return await _dispatch(name, request)
 
 
-@router.api_route("/api/{version}/action/{name}", methods=["GET", "POST"], include_in_schema=False)
 async def action_other_version(version: str, name: str, request: Request) -> Response:
     return json_response("Not found", 404)
+
+
+for _method in ("GET", "POST"):
+    router.add_api_route(
+        "/api/3/action/{name}",
+        action_v3,
+        methods=[_method],
+        summary="Call a CKAN action",
+        operation_id=f"ckan_action_{_method.lower()}",
+    )
+    router.add_api_route(
+        "/api/action/{name}",
+        action_unversioned,
+        methods=[_method],
+        summary="Call a CKAN action (no version)",
+        operation_id=f"ckan_action_nov_{_method.lower()}",
+    )
+    router.add_api_route(
+        "/api/{version}/action/{name}", action_other_version, methods=[_method], include_in_schema=False
+    )

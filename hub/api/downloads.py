@@ -229,25 +229,40 @@ async def _download(request: Request, dataset_ref: str | None, rid: str, filenam
     return await run_in_threadpool(_datastore_response, request, plan, _format(filename, request))
 
 
-@router.api_route(
-    "/dataset/{dataset_id}/resource/{resource_id}/download/{filename}",
-    methods=["GET", "HEAD"],
-    summary="Download a resource",
-)
 async def download(dataset_id: str, resource_id: str, filename: str, request: Request) -> Response:
     """A resource's file; for a DataStore resource the extension chooses csv, tsv, parquet, jsonl or
     geojson (``?bom=1``: CSV with a UTF-8 BOM for Excel)."""
     return await _download(request, dataset_id, resource_id, filename)
 
 
-@router.api_route(
-    "/dataset/{dataset_id}/resource/{resource_id}/download", methods=["GET", "HEAD"], include_in_schema=False
-)
 async def download_unnamed(dataset_id: str, resource_id: str, request: Request) -> Response:
     return await _download(request, dataset_id, resource_id, None)
 
 
-@router.api_route("/datastore/dump/{resource_id}", methods=["GET", "HEAD"], summary="CKAN DataStore dump")
 async def datastore_dump(resource_id: str, request: Request) -> Response:
     """CKAN's bulk download URL of a DataStore resource (``?format=csv|tsv|json|parquet&bom=1``)."""
     return await _download(request, None, resource_id, None)
+
+
+for _method in ("GET", "HEAD"):
+    _doc = _method == "GET"
+    router.add_api_route(
+        "/dataset/{dataset_id}/resource/{resource_id}/download/{filename}",
+        download,
+        methods=[_method],
+        include_in_schema=_doc,
+        summary="Download a resource",
+    )
+    router.add_api_route(
+        "/dataset/{dataset_id}/resource/{resource_id}/download",
+        download_unnamed,
+        methods=[_method],
+        include_in_schema=False,
+    )
+    router.add_api_route(
+        "/datastore/dump/{resource_id}",
+        datastore_dump,
+        methods=[_method],
+        include_in_schema=_doc,
+        summary="CKAN DataStore dump",
+    )
