@@ -1,0 +1,92 @@
+"""Freshness of releases: rebuild after ingests and by frequency; the ``stale`` flag.
+
+- ``after_ingest(settings, dataset_key)``: the runner (or worker) calls it after a successful ingest;
+  it rebuilds every release that reads that dataset and has ``rebuild_on_ingest: true``.
+- ``rebuild_due(settings)``: rebuilds every release whose last build is older than its frequency
+  (``hub releases rebuild-due``; the worker may call it on its schedule).
+- ``is_stale(release, now)``: true when the last build is older than the declared frequency allows
+  (or it was never built); shown in the API, CKAN resource extras, DCAT and the portal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from sqlalchemy import select
+
+from hub.catalog.models import Dataset
+from hub.db import session_scope, utcnow
+from hub.errors import HubError
+from hub.publish.build import build_release, sync_releases
+from hub.publish.models import Release
+from hub.publish.spec import FREQUENCY_DAYS
+from hub.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def is_stale(release: Release, now: dt.datetime | None = None) -> bool:
+    if release.last_built is None:
+        return True
+    days = FREQUENCY_DAYS.get(str(release.spec.get("frequency", "monthly")))
+    if days is None:
+        return False
+    return (now or utcnow()) - release.last_built > dt.timedelta(days=days)
+
+
+def _sources(release: Release, dataset_key: str) -> list[str]:
+    sql = release.spec.get("sql")
+    if not sql:
+        return [dataset_key]
+    return [t for t in _tables(sql)]
+
+
+def _tables(sql: str) -> list[str]:
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, dialect="duckdb")
+    except sqlglot.errors.ParseError:
+        return []
+    return sorted({f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.db})
+
+
+def after_ingest(settings: Settings, dataset_key: str) -> list[tuple[str, str, str]]:
+    """Rebuild the releases that read ``dataset_key``; returns (dataset, release, outcome) triples."""
+    todo: list[tuple[str, str]] = []
+    with session_scope(settings) as session:
+        sync_releases(session)
+        for rel, ds in session.execute(
+            select(Release, Dataset)
+            .join(Dataset, Release.dataset_id == Dataset.id)
+            .where(Release.state == "active")
+        ):
+            if rel.spec.get("rebuild_on_ingest", True) and dataset_key in _sources(rel, ds.key):
+                todo.append((ds.key, rel.name))
+    return [_build(settings, d, r, f"ingest:{dataset_key}") for d, r in todo]
+
+
+def rebuild_due(settings: Settings, now: dt.datetime | None = None) -> list[tuple[str, str, str]]:
+    """Rebuild every release that is stale (never built, or older than its frequency)."""
+    todo: list[tuple[str, str]] = []
+    with session_scope(settings) as session:
+        sync_releases(session)
+        for rel, ds in session.execute(
+            select(Release, Dataset)
+            .join(Dataset, Release.dataset_id == Dataset.id)
+            .where(Release.state == "active")
+        ):
+            if is_stale(rel, now):
+                todo.append((ds.key, rel.name))
+    return [_build(settings, d, r, "schedule") for d, r in todo]
+
+
+def _build(settings: Settings, dataset: str, name: str, why: str) -> tuple[str, str, str]:
+    try:
+        v = build_release(settings, dataset, name, triggered_by=why)
+    except HubError as exc:
+        log.warning("release %s/%s not rebuilt: %s", dataset, name, exc.message)
+        return dataset, name, f"failed: {exc.message}"
+    return dataset, name, f"version {v.version}"
