@@ -38,6 +38,20 @@ def _dataset_keys(all_: bool, dataset: str | None) -> list[str]:
         return [d.key for d in found if dataset_spec(d).source is not None]
 
 
+class _RowProgress:
+    """Feeds a run's per-batch row counts to a rich progress bar, with the rate in rows/s."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self.bar, self.task = bar, task
+        self.rows = 0
+        self.started = time.monotonic()
+
+    def __call__(self, rows: int) -> None:
+        self.rows += rows
+        rate = self.rows / max(time.monotonic() - self.started, 1e-6)
+        self.bar.update(self.task, completed=self.rows, rate=f"{rate:,.0f} rows/s")
+
+
 def ingest(
     dataset: str | None = typer.Argument(None, help="Dataset key (civil_status.births) or CKAN name."),
     all_: bool = typer.Option(
@@ -50,14 +64,8 @@ def ingest(
     _recover()
     failed = 0
     for key in _dataset_keys(all_, dataset):
-        started = time.monotonic()
         with progress() as bar:
-            task = bar.add_task(key, total=None, rate="")
-
-            def update(rows: int, task: Any = task, bar: Any = bar, started: float = started) -> None:
-                rate = rows / max(time.monotonic() - started, 1e-6)
-                bar.update(task, completed=rows, rate=f"{rate:,.0f} rows/s")
-
+            update = _RowProgress(bar, bar.add_task(key, total=None, rate=""))
             result = run_ingest(settings(), key, progress=update, triggered_by="cli")
         rate = result.rows_read / result.seconds if result.seconds else 0.0
         if result.ok:

@@ -36,7 +36,13 @@ from hub.catalog.spec import DatasetSpec
 from hub.db import session_scope, utcnow
 from hub.errors import ConfigError, ConflictError, HubError, IngestError, ThresholdExceeded
 from hub.ingest.connector import ROW_COLUMN
-from hub.ingest.state import committed_state, dump_state, normalize_state, snapshot_of_run
+from hub.ingest.state import (
+    ACTIVE_RUNS,
+    committed_state,
+    dump_state,
+    normalize_state,
+    recover_interrupted_runs,
+)
 from hub.settings import Settings
 from hub.warehouse import Warehouse
 from hub.warehouse.changes import upsert
@@ -44,10 +50,10 @@ from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, dro
 from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, local_path
 from hub.warehouse.writer import BackgroundSink, FileSink, prefetch
 
-Progress = Callable[[int], None]
-"""Called after every batch with the number of rows read so far."""
+__all__ = ["Progress", "RunResult", "recover_interrupted_runs", "run_ingest"]
 
-_ACTIVE: set[str] = set()
+Progress = Callable[[int], None]
+"""Called after every batch with the number of rows it held (an increment, as rich's ``advance``)."""
 
 
 @dataclass
@@ -131,7 +137,7 @@ def _start_run(settings: Settings, dataset_id: str, key: str, mode: str, state: 
         session.add(run)
         session.flush()
         audit(session, "run.start", SYSTEM, dataset_id=dataset_id, details={"run_id": run.id, "mode": mode})
-        _ACTIVE.add(run.id)
+        ACTIVE_RUNS.add(run.id)
         return run.id
 
 
@@ -207,7 +213,7 @@ class _Ingest:
                     self.reasons.add(verdict.invalid)
                     self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
             if self.progress is not None:
-                self.progress(self.result.rows_read)
+                self.progress(batch.num_rows)
         self.result.state_after = normalize_state(connector.next_state(stream, state_in, self.cursor_max))
 
     def _quarantine_sink(self) -> FileSink:
@@ -322,7 +328,7 @@ def _finish(settings: Settings, result: RunResult, dataset_id: str) -> None:
                 "rows_quarantined": result.rows_quarantined,
             },
         )
-    _ACTIVE.discard(result.run_id)
+    ACTIVE_RUNS.discard(result.run_id)
 
 
 def run_ingest(
@@ -367,95 +373,3 @@ def run_ingest(
     result.seconds = time.monotonic() - started
     _finish(settings, result, dataset_id)
     return result
-
-
-def _process_alive(pid: int | None, hostname: str | None, run_id: str) -> bool:
-    """Whether the process of a ``running`` run may still be at work."""
-    if run_id in _ACTIVE:
-        return True
-    if hostname and hostname != socket.gethostname():
-        return True  # another machine: it settles its own runs when it starts
-    if pid is None or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead
-    except OSError:
-        return True
-
-
-def recover_interrupted_runs(settings: Settings, *, dataset_id: str | None = None) -> list[RunResult]:
-    """Settle runs left ``running`` by a process that is gone: ``succeeded`` when a snapshot carries the
-    run id (the process died after its commit), otherwise ``failed`` ("killed") with its files removed."""
-    out: list[RunResult] = []
-    wh: Warehouse | None = None
-    with session_scope(settings) as session:
-        query = (
-            select(Run, Dataset.key)
-            .join(Dataset, Run.dataset_id == Dataset.id)
-            .where(Run.status == "running")
-        )
-        if dataset_id is not None:
-            query = query.where(Run.dataset_id == dataset_id)
-        for run, key in session.execute(query).all():
-            if _process_alive(run.pid, run.hostname, run.id):
-                continue
-            wh = wh or Warehouse(settings)
-            table = wh.table(key) if wh.has_table(key) else None
-            snapshot_id = snapshot_of_run(table, run.id) if table is not None else None
-            run.finished_at = utcnow()
-            if snapshot_id is not None:
-                run.status, run.snapshot_id = "succeeded", snapshot_id
-                run.error = "the process ended after its commit; the run's snapshot is complete"
-            else:
-                run.status, run.error_code = "failed", "killed"
-                run.error = (
-                    f"killed: process {run.pid} on {run.hostname} ended during the run; nothing was committed"
-                )
-                run.state_after = run.state_before
-                _remove_files_of(wh, key, run.id)
-            audit(
-                session,
-                "run.finish",
-                SYSTEM,
-                outcome="error" if run.status == "failed" else "allowed",
-                dataset_id=run.dataset_id,
-                snapshot_id=run.snapshot_id,
-                reason=run.error,
-                details={"run_id": run.id, "status": run.status, "recovered": True},
-            )
-            out.append(
-                RunResult(
-                    run_id=run.id,
-                    dataset=key,
-                    mode=run.mode,
-                    status=run.status,
-                    snapshot_id=run.snapshot_id,
-                    error=run.error,
-                    error_code=run.error_code,
-                )
-            )
-    return out
-
-
-def _remove_files_of(wh: Warehouse, key: str, run_id: str) -> None:
-    """Delete a dead run's uncommitted files and take its quarantine rows out of the current snapshot."""
-    if wh.has_table(key):
-        table = wh.table(key)
-        for path in wh.data_dir(table).glob(f"{run_id}*.parquet"):
-            path.unlink(missing_ok=True)  # no snapshot carries the run: none of its files is referenced
-    try:
-        qtable = wh.quarantine_table(key)
-    except HubError:
-        return
-    if snapshot_of_run(qtable, run_id) is not None:
-        drop_run(wh, key, run_id)
-    else:
-        for path in wh.data_dir(qtable).glob(f"{run_id}*.parquet"):
-            path.unlink(missing_ok=True)
