@@ -1,0 +1,173 @@
+"""Open-data releases: ``/api/v1/releases`` and the public release files.
+
+- ``GET /api/v1/releases``: every active release with its versions, files and ``stale`` flag (public).
+- ``GET /api/v1/releases/{dataset}/{release}``: one release.
+- ``POST /api/v1/releases`` ``{"dataset": key, ...ReleaseSpec}``: define (or replace) a release;
+  needs ``catalog:write`` and editor rights on the owning organization; the gate checks it first
+  (422 naming the column and its source when refused).
+- ``POST /api/v1/releases/{dataset}/{release}/build``: build a new version now (same rights).
+- ``GET /dataset/{dataset}/release/{release}/{version}/{file}``: a release file, no login (any
+  version stays downloadable), with ETag (its SHA-256) and Cache-Control.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, Response
+
+from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
+from hub.auth import access, audit
+from hub.auth.principal import Principal
+from hub.catalog.loader import dataset_spec, get_dataset
+from hub.catalog.models import Dataset
+from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.publish.build import build_release, check_release, get_release, sync_releases, upsert_release
+from hub.publish.freshness import is_stale
+from hub.publish.models import Release, ReleaseFile, ReleaseVersion
+from hub.publish.resources import release_file_url
+from hub.publish.spec import ReleaseSpec
+from hub.settings import Settings
+
+router = APIRouter(tags=["releases"])
+
+
+def release_dict(settings: Settings, ds: Dataset, rel: Release) -> dict[str, Any]:
+    return {
+        "dataset": ds.key,
+        "dataset_name": ds.name,
+        "id": rel.name,
+        "title": {"vi": rel.title, "en": rel.title_en},
+        "spec": rel.spec,
+        "origin": rel.origin,
+        "last_built": rel.last_built.isoformat() if rel.last_built else None,
+        "last_error": rel.last_error,
+        "stale": is_stale(rel),
+        "versions": [
+            {
+                "version": v.version,
+                "built_at": v.built_at.isoformat(),
+                "rows": v.rows,
+                "suppressed": v.suppressed,
+                "sources": v.sources,
+                "files": [
+                    {
+                        "name": f.name,
+                        "format": f.format,
+                        "media_type": f.media_type,
+                        "size": f.size,
+                        "sha256": f.sha256,
+                        "url": release_file_url(settings, ds, rel, v.version, f.name),
+                    }
+                    for f in v.files
+                ],
+            }
+            for v in rel.versions
+        ],
+    }
+
+
+@router.get("/api/v1/releases", summary="Open-data releases (public)")
+async def list_releases(settings: SettingsDep, session: SessionDep) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        sync_releases(session)
+        session.commit()
+        rows = session.execute(
+            select(Release, Dataset).join(Dataset, Release.dataset_id == Dataset.id)
+            .where(Release.state == "active", Dataset.state == "active").order_by(Dataset.name, Release.name)
+        ).all()  # fmt: skip
+        return {"releases": [release_dict(settings, ds, rel) for rel, ds in rows]}
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/api/v1/releases/{dataset}/{release}", summary="One open-data release (public)")
+async def show_release(
+    dataset: str, release: str, settings: SettingsDep, session: SessionDep
+) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        ds, rel = get_release(session, dataset, release)
+        return release_dict(settings, ds, rel)
+
+    return await run_in_threadpool(work)
+
+
+def _require_writer(session: Any, principal: Principal, ds: Dataset, action: str) -> None:
+    decision = access.can_write(session, principal, ds.owner_org_id)
+    allowed = decision.allowed and principal.has_scope("catalog:write")
+    audit.record(session, action, principal, outcome="allowed" if allowed else "denied", dataset_id=ds.id,
+                 reason=decision.reason)  # fmt: skip
+    session.commit()
+    if not allowed:
+        raise AccessDenied(f"{action} on {ds.key} needs catalog:write and editor rights on its organization")
+
+
+@router.post("/api/v1/releases", status_code=201, summary="Define or replace a release (catalog:write)")
+async def create_release(
+    request: Request, settings: SettingsDep, session: SessionDep, principal: V1PrincipalDep
+) -> dict[str, Any]:
+    body = await request.json()
+    if not isinstance(body, dict) or "dataset" not in body:
+        raise ValidationFailed("body must be a JSON object with 'dataset' and the release fields")
+
+    def work() -> dict[str, Any]:
+        raw = dict(body)
+        ds = get_dataset(session, str(raw.pop("dataset")))
+        _require_writer(session, principal, ds, "release.define")
+        try:
+            rel = ReleaseSpec.model_validate(raw)
+        except ValidationError as exc:
+            errors: dict[str, list[str]] = {}
+            for e in exc.errors():
+                errors.setdefault(".".join(str(p) for p in e["loc"]) or "body", []).append(e["msg"])
+            raise ValidationFailed("invalid release definition", errors) from exc
+        check_release(settings, session, dataset_spec(ds), rel)  # PublishError (422) when refused
+        row = upsert_release(session, ds, rel, origin="api")
+        session.commit()
+        return release_dict(settings, ds, row)
+
+    return await run_in_threadpool(work)
+
+
+@router.post("/api/v1/releases/{dataset}/{release}/build", summary="Build a new version now (catalog:write)")
+async def build(
+    dataset: str, release: str, settings: SettingsDep, session: SessionDep, principal: V1PrincipalDep
+) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        ds, _ = get_release(session, dataset, release)
+        _require_writer(session, principal, ds, "release.build")
+        build_release(settings, ds.key, release, triggered_by=principal.subject or principal.kind)
+        session.expire_all()
+        ds, rel = get_release(session, dataset, release)
+        return release_dict(settings, ds, rel)
+
+    return await run_in_threadpool(work)
+
+
+@router.get("/dataset/{dataset}/release/{release}/{version}/{name}", summary="A release file (no login)")
+async def release_file(
+    dataset: str, release: str, version: int, name: str, request: Request, settings: SettingsDep,
+    session: SessionDep,
+) -> Response:  # fmt: skip
+    def work() -> ReleaseFile:
+        ds, rel = get_release(session, dataset, release)
+        f = session.scalar(
+            select(ReleaseFile).join(ReleaseVersion, ReleaseFile.version_id == ReleaseVersion.id)
+            .where(ReleaseVersion.release_id == rel.id, ReleaseVersion.version == version)
+            .where(ReleaseFile.name == name)
+        )  # fmt: skip
+        if f is None or not (settings.data_dir / f.path).is_file():
+            raise NotFoundError(f"release {ds.key}/{release} has no file {name!r} in version {version}")
+        return f
+
+    f = await run_in_threadpool(work)
+    etag = f'"{f.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400, immutable"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    media = f.media_type + ("; charset=utf-8" if f.media_type.startswith("text/") else "")
+    return FileResponse(settings.data_dir / f.path, media_type=media, headers=headers, filename=f.name)
