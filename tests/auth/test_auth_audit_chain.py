@@ -239,3 +239,20 @@ def test_concurrent_appends_never_fork_the_chain_on_postgresql(tmp_path: object,
 def _no_leaked_engines() -> Iterator[None]:
     yield
     dispose_engines()
+
+
+def test_checkpoints_are_also_signed_at_intervals(settings: Settings) -> None:
+    s = Settings(
+        data_dir=settings.data_dir,
+        site_url=settings.site_url,
+        audit_checkpoint_every=1000,
+        audit_checkpoint_seconds=0,
+    )
+    audit.register_settings(s)
+    for i in range(3):
+        with session_scope(s) as session:
+            audit.record(session, "admin.test", ANALYST, rows=i)
+    with session_scope(s) as session:
+        seqs = [c.seq for c in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))]
+        assert verify(session, s).ok
+    assert seqs == [2, 3]  # the interval runs from the first entry
