@@ -68,8 +68,12 @@ class Settings(BaseSettings):
         description='External OpenID Connect issuers accepted by the APIs, as JSON: [{"issuer": '
         '"https://sso.example/realms/tinh", "audience": "hub"}]. Keys found by discovery and JWKS.',
     )
-    rate_limit_client_per_minute: int = Field(default=600, description="Requests per minute per OAuth client.")
-    rate_limit_anonymous_per_minute: int = Field(default=120, description="Requests per minute per anonymous IP.")
+    rate_limit_client_per_minute: int = Field(
+        default=6000, description="Requests per minute per OAuth client (0: no limit)."
+    )
+    rate_limit_anonymous_per_minute: int = Field(
+        default=1200, description="Requests per minute per IP without a valid token (0: no limit)."
+    )
     login_max_failures: int = Field(default=5, description="Failed logins before an account and IP are locked.")
     login_lockout_seconds: int = Field(default=900, description="How long a login lockout lasts.")
     audit_checkpoint_every: int = Field(default=100, description="Sign an audit checkpoint every N entries.")
