@@ -48,21 +48,25 @@ def list_() -> None:
         table.add_column(col, overflow="fold")
     with session() as s:
         sync_catalog(s, settings())
+    with session() as s:
+        listed = []
         for ds in s.scalars(select(Dataset).where(Dataset.state == "active").order_by(Dataset.key)):
             org = s.get(Organization, ds.owner_org_id) if ds.owner_org_id else None
             last = s.scalars(
                 select(Run).where(Run.dataset_id == ds.id).order_by(Run.started_at.desc())
             ).first()
-            spec = dataset_spec(ds)
-            table.add_row(
-                ds.key,
-                ds.title,
-                org.name if org else "",
-                ds.sharing,
-                spec.write_mode,
-                _rows(ds.key),
-                f"{last.status} {last.started_at:%Y-%m-%d %H:%M}" if last else "",
+            listed.append(
+                [
+                    ds.key,
+                    ds.title,
+                    org.name if org else "",
+                    ds.sharing,
+                    dataset_spec(ds).write_mode,
+                    f"{last.status} {last.started_at:%Y-%m-%d %H:%M}" if last else "",
+                ]
             )
+    for row in listed:
+        table.add_row(*row[:5], _rows(row[0]), row[5])
     console.print(table)
 
 

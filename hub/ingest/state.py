@@ -121,34 +121,40 @@ def _process_alive(pid: int | None, hostname: str | None, run_id: str) -> bool:
 
 def recover_interrupted_runs(settings: Settings, *, dataset_id: str | None = None) -> list[RecoveredRun]:
     """Settle runs left ``running`` by a process that is gone: ``succeeded`` when a snapshot carries the
-    run id (the process died after its commit), otherwise ``failed`` ("killed") with its files removed."""
-    out: list[RecoveredRun] = []
-    wh: Warehouse | None = None
+    run id (the process died after its commit), otherwise ``failed`` ("killed") with its files removed.
+
+    The warehouse is touched outside any metadata transaction (SQLite allows one writer at a time)."""
     with session_scope(settings) as session:
         query = (
-            select(Run, Dataset.key)
+            select(Run.id, Run.pid, Run.hostname, Run.mode, Dataset.key)
             .join(Dataset, Run.dataset_id == Dataset.id)
             .where(Run.status == "running")
         )
         if dataset_id is not None:
             query = query.where(Run.dataset_id == dataset_id)
-        for run, key in session.execute(query).all():
-            if _process_alive(run.pid, run.hostname, run.id):
+        candidates = [tuple(row) for row in session.execute(query).all()]
+    out: list[RecoveredRun] = []
+    wh: Warehouse | None = None
+    for run_id, pid, hostname, mode, key in candidates:
+        if _process_alive(pid, hostname, run_id):
+            continue
+        wh = wh or Warehouse(settings)
+        table = wh.table(key) if wh.has_table(key) else None
+        snapshot_id = snapshot_of_run(table, run_id) if table is not None else None
+        if snapshot_id is None:
+            _remove_files_of(wh, key, run_id)
+        with session_scope(settings) as session:
+            run = session.get(Run, run_id)
+            if run is None or run.status != "running":
                 continue
-            wh = wh or Warehouse(settings)
-            table = wh.table(key) if wh.has_table(key) else None
-            snapshot_id = snapshot_of_run(table, run.id) if table is not None else None
             run.finished_at = utcnow()
             if snapshot_id is not None:
                 run.status, run.snapshot_id = "succeeded", snapshot_id
                 run.error = "the process ended after its commit; the run's snapshot is complete"
             else:
                 run.status, run.error_code = "failed", "killed"
-                run.error = (
-                    f"killed: process {run.pid} on {run.hostname} ended during the run; nothing was committed"
-                )
+                run.error = f"killed: process {pid} on {hostname} ended during the run; nothing was committed"
                 run.state_after = run.state_before
-                _remove_files_of(wh, key, run.id)
             audit(
                 session,
                 "run.finish",
@@ -163,7 +169,7 @@ def recover_interrupted_runs(settings: Settings, *, dataset_id: str | None = Non
                 RecoveredRun(
                     run_id=run.id,
                     dataset=key,
-                    mode=run.mode,
+                    mode=mode,
                     status=run.status,
                     snapshot_id=run.snapshot_id,
                     error=run.error,

@@ -17,7 +17,6 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -27,7 +26,6 @@ from pyiceberg.io.pyarrow import schema_to_pyarrow
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 from pyiceberg.table.snapshots import Snapshot
-from sqlalchemy import event
 
 from hub.errors import NotFoundError, QueryError
 from hub.settings import Settings
@@ -45,12 +43,6 @@ _catalogs: dict[tuple[str, str], SqlCatalog] = {}
 _catalog_lock = threading.Lock()
 
 
-def _sqlite_busy_timeout(dbapi_connection: Any, _record: Any) -> None:
-    cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
 def get_catalog(settings: Settings) -> SqlCatalog:
     """The process-wide pyiceberg SQL catalog of ``settings`` (its tables live in the metadata DB)."""
     settings.ensure_dirs()
@@ -58,14 +50,15 @@ def get_catalog(settings: Settings) -> SqlCatalog:
     with _catalog_lock:
         catalog = _catalogs.get(cache_key)
         if catalog is None:
+            uri = settings.database_url
+            if uri.startswith("sqlite") and "timeout=" not in uri:
+                uri += ("&" if "?" in uri else "?") + "timeout=30"  # wait for the writer, do not fail
             catalog = SqlCatalog(
                 "hub",
-                uri=settings.database_url,
+                uri=uri,
                 warehouse=f"file://{settings.warehouse_path}",
                 pool_pre_ping="true",
             )
-            if settings.database_url.startswith("sqlite"):
-                event.listen(catalog.engine, "connect", _sqlite_busy_timeout)
             _catalogs[cache_key] = catalog
     return catalog
 
