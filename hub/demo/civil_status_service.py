@@ -29,11 +29,10 @@ import asyncio
 import datetime as dt
 import hmac
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-from xml.sax.saxutils import escape
 
 import orjson
 from starlette.applications import Starlette
@@ -42,11 +41,10 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from hub.demo.civil_status_store import KINDS, Store
+from hub.demo.civil_status_store import KINDS, Store, xml_chunks
 
 FAULT_PARAMS = ("fault", "retry_after", "delay")
 FAULT_KINDS = ("500", "503", "429", "slow", "truncate", "drop")
-SINGULAR = {"births": "birth", "marriages": "marriage", "deaths": "death"}
 LOCAL = dt.timezone(dt.timedelta(hours=7))
 
 
@@ -223,7 +221,7 @@ def create_service(
         except ValueError as exc:
             return _problem(400, "bad_request", str(exc))
         chunks = iterate_in_threadpool(
-            _xml_chunks(store, kind, since, stop_halfway=fault in ("truncate", "drop"))
+            xml_chunks(store, kind, since, stop_halfway=fault in ("truncate", "drop"))
         )
         return StreamingResponse(
             _then_fail(chunks) if fault == "drop" else chunks, media_type="application/xml; charset=utf-8"
@@ -247,28 +245,6 @@ async def _then_fail(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     async for chunk in chunks:
         yield chunk
     raise ConnectionAbortedError("simulated connection drop")
-
-
-def _xml_chunks(store: Store, kind: str, since: str | None, *, stop_halfway: bool = False) -> Iterator[bytes]:
-    element = SINGULAR[kind]
-    total = store.count(kind, since)
-    stamp = dt.datetime.now(LOCAL).isoformat(timespec="seconds")
-    yield (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<{kind} source="So Tu phap - simulated" '
-        f'exported_at="{stamp}" count="{total}">\n'
-    ).encode()
-    buf: list[str] = []
-    for i, rec in enumerate(store.iterate(kind, since)):
-        if stop_halfway and i >= total // 2:
-            yield "".join(buf).encode()
-            return
-        fields = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in rec.items() if v is not None)
-        buf.append(f"  <{element}>{fields}</{element}>\n")
-        if len(buf) >= 500:
-            yield "".join(buf).encode()
-            buf.clear()
-    buf.append(f"</{kind}>\n")
-    yield "".join(buf).encode()
 
 
 def serve(

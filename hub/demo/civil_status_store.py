@@ -7,16 +7,19 @@ Pages are read in the order (updated_at, registration_number), so a cursor is th
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import orjson
 
 from hub.demo.people import Columns, rows
 
 KINDS = ("births", "marriages", "deaths")
+SINGULAR = {"births": "birth", "marriages": "marriage", "deaths": "death"}
 INTEGER_FIELDS = {"birth_weight_grams"}
 
 
@@ -126,3 +129,37 @@ def _filter(updated_since: str | None, after: tuple[str, str] | None) -> tuple[s
         clauses.append("(updated_at, registration_number) > (?, ?)")
         params.extend([after[0], after[1]])
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def xml_chunks(store: Store, kind: str, since: str | None, *, stop_halfway: bool = False) -> Iterator[bytes]:
+    """The XML export of ``kind`` in pieces: ``<births count=".." exported_at=".."><birth>...`` with one
+    child element per non-null field. ``stop_halfway`` ends it in the middle (a broken export)."""
+    element = SINGULAR[kind]
+    total = store.count(kind, since)
+    stamp = dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).isoformat(timespec="seconds")
+    yield (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<{kind} source="So Tu phap - simulated" '
+        f'exported_at="{stamp}" count="{total}">\n'
+    ).encode()
+    buf: list[str] = []
+    for i, rec in enumerate(store.iterate(kind, since)):
+        if stop_halfway and i >= total // 2:
+            yield "".join(buf).encode()
+            return
+        fields = "".join(f"<{k}>{escape(str(v))}</{k}>" for k, v in rec.items() if v is not None)
+        buf.append(f"  <{element}>{fields}</{element}>\n")
+        if len(buf) >= 500:
+            yield "".join(buf).encode()
+            buf.clear()
+    buf.append(f"</{kind}>\n")
+    yield "".join(buf).encode()
+
+
+def write_xml_export(store: Store, kind: str, path: Path) -> None:
+    """Write the XML export of ``kind`` to ``path`` (what the registry drops for file-based exchange)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("wb") as f:
+        for piece in xml_chunks(store, kind, None):
+            f.write(piece)
+    tmp.replace(path)

@@ -4,6 +4,7 @@ Layout under the output folder (default ``{data_dir}/demo``)::
 
     land.db                       land registry (SQLite), table parcels
     civil_status.db               civil-status registry's store, served by the simulated service
+    civil_status/export/deaths.xml   the registry's XML export of death registrations
     education/drop/*.xlsx         one workbook per school year (sheets schools, enrolment)
     addresses/digital_addresses.csv
     manifest.json                 scale, seed, counts, messy rows, seconds; written last
@@ -26,10 +27,10 @@ from hub.demo import addresses as addr
 from hub.demo import common as c
 from hub.demo import education as edu
 from hub.demo import land, people
-from hub.demo.civil_status_store import write_store
+from hub.demo.civil_status_store import Store, write_store, write_xml_export
 from hub.errors import ConfigError
 
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 DEFAULT_SEED = 20250701
 
 
@@ -44,6 +45,10 @@ class DemoPaths:
     @property
     def civil_status_db(self) -> Path:
         return self.root / "civil_status.db"
+
+    @property
+    def deaths_xml(self) -> Path:
+        return self.root / "civil_status" / "export" / "deaths.xml"
 
     @property
     def education_drop(self) -> Path:
@@ -75,6 +80,7 @@ def is_generated(paths: DemoPaths, scale: str, seed: int = DEFAULT_SEED) -> bool
         and m.get("seed") == seed
         and paths.land_db.exists()
         and paths.civil_status_db.exists()
+        and paths.deaths_xml.exists()
         and paths.addresses_csv.exists()
     )
 
@@ -115,6 +121,7 @@ def generate(
         counts[kind] = len(civil[kind]["registration_number"])
     step("civil status")
     write_store(paths.civil_status_db, civil)
+    write_xml_export(Store(paths.civil_status_db), "deaths", paths.deaths_xml)
     step("civil-status store")
     del civil
     parcels, messy["parcels"] = land.parcels(pop, sc.parcels, seed, sc.messy_share)

@@ -173,6 +173,21 @@ def test_ward_codes_exist_for_the_records_date(demo_small: tuple[DemoPaths, dict
     assert len({p["ward_code"] for p in rows(paths.land_db, "parcels")}) > 80
 
 
+def test_deaths_xml_export_file(demo_small: tuple[DemoPaths, dict[str, Any]]) -> None:
+    from lxml import etree
+
+    paths, m = demo_small
+    root = etree.parse(str(paths.deaths_xml)).getroot()
+    deaths = root.findall("death")
+    assert root.tag == "deaths"
+    assert len(deaths) == int(root.get("count")) == m["counts"]["deaths"]
+    by_number = {r["registration_number"]: r for r in rows(paths.civil_status_db, "deaths")}
+    for d in deaths[:50]:
+        stored = by_number[d.findtext("registration_number")]
+        assert d.findtext("deceased_full_name") == stored["deceased_full_name"]
+        assert d.findtext("ward_code") == stored["ward_code"]
+
+
 def test_land_parcels(demo_small: tuple[DemoPaths, dict[str, Any]]) -> None:
     paths, m = demo_small
     parcels = rows(paths.land_db, "parcels")
