@@ -270,6 +270,7 @@ async def authorize_submit(request: Request) -> Response:
 def setup(app: FastAPI, settings: Settings) -> None:
     """Mount the OAuth routes and the rate-limit middleware."""
     register_settings(settings)
+    keys.keyring(settings)  # the first signing key is made (and committed) on first start
     app.include_router(router)
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.state.oauth_server = HubAuthorizationServer(settings)

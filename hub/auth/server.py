@@ -262,10 +262,16 @@ class HubTokenGenerator(JWTBearerTokenGenerator):  # type: ignore[misc]
         )
         self.settings = settings
 
+    def access_token_generator(
+        self, client: HubClient, grant_type: str, user: HubUser | None, scope: str
+    ) -> str:
+        # the header's alg must be the current key's, which may differ from HUB_TOKEN_ALG after a change
+        self.alg = keys.keyring(self.settings, session=current_session()).current_alg
+        token: str = super().access_token_generator(client, grant_type, user, scope)
+        return token
+
     def get_jwks(self) -> Any:
-        ring = keys.keyring(self.settings, session=current_session())
-        self.alg = ring.current_alg
-        return ring.signing_set()
+        return keys.keyring(self.settings, session=current_session()).signing_set()
 
     def get_audiences(self, client: HubClient, user: HubUser | None, scope: str) -> str:
         return tokens.audience(self.settings)

@@ -18,6 +18,7 @@ from hub.auth.principal import Principal
 from hub.auth.resolve import resolve_principal
 from hub.db import session_scope
 from hub.errors import AuthenticationError
+from hub.settings import Settings
 from tests.auth.conftest import World
 
 
@@ -222,3 +223,14 @@ def test_no_token_is_anonymous_on_both_route_kinds(shared_world: World) -> None:
     world = shared_world
     assert resolve_principal({}, "1.2.3.4", world.settings, "v1").is_anonymous
     assert resolve_principal({}, "1.2.3.4", world.settings, "ckan").is_anonymous
+
+
+def test_rs256_keys_work_too(world: World) -> None:
+    rs = Settings(data_dir=world.settings.data_dir, site_url=world.settings.site_url, token_alg="RS256")
+    with session_scope(rs) as s:
+        keys.rotate(s, rs)
+    keys.clear_cache()
+    token = tokens.sign(rs, _claims(world))
+    assert tokens.unverified_header(token)["alg"] == "RS256"
+    assert resolve_principal({"Authorization": f"Bearer {token}"}, None, rs, "v1").kind == "client"
+    assert keys.keyring(rs).public_jwks()["keys"][-1]["kty"] == "RSA"
