@@ -262,6 +262,11 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
         raise PublishError("a release is exactly one SELECT statement")
     tree = parsed[0]
     had_star = any(True for _ in tree.find_all(exp.Star) if not isinstance(_.parent, exp.Count))
+    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+    for table in tree.find_all(exp.Table):
+        key = f"{table.db}.{table.name}"
+        if (table.db and key not in catalog) or (not table.db and table.name not in ctes):
+            raise PublishError(f"release SQL reads {key.strip('.')}, which is not a warehouse dataset")
     schema: dict[str, dict[str, dict[str, str]]] = {}
     for key, fields in catalog.items():
         ns, table = key.split(".", 1)
@@ -270,10 +275,6 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
         qualified = qualify(tree, schema=schema, dialect="duckdb", validate_qualify_columns=True)
     except OptimizeError as exc:
         raise PublishError(f"release SQL refers to unknown data: {exc}") from exc
-    for table in qualified.find_all(exp.Table):
-        key = f"{table.db}.{table.name}"
-        if table.db and key not in catalog:
-            raise PublishError(f"release SQL reads {key}, which is not a warehouse dataset")
     root = build_scope(qualified)
     assert root is not None
     tracer = _Tracer(catalog)

@@ -14,10 +14,11 @@ measures. The algorithm:
 3. **Complementary suppression.** A suppressed cell is *recoverable* if the system of those
    equations determines its value: its unit vector lies in the row space of the equations' matrix
    (the null space of that matrix, from the eigenvectors of its Gram matrix). While any suppressed
-   cell is recoverable, we suppress one more cell: the smallest published cell sharing a known
-   total with it, preferring
-   one-dimensional lines (row or column totals). This repeats until no suppressed cell is
-   recoverable or no candidate is left (then the build fails).
+   small cell (primary) is recoverable, we suppress one more cell: the smallest published cell
+   sharing a known total with it, preferring one-dimensional lines (row or column totals). This
+   repeats until no small cell is recoverable, or no candidate is left: then the build fails and
+   asks for a coarser release (a sparse table can make a small cell recoverable whatever we hide;
+   absent combinations count as known zeros).
 
 The ``recoverable`` function is the same audit the tests run on every release.
 """
@@ -93,7 +94,8 @@ def recoverable(suppressed: set[int], totals: Sequence[Total]) -> set[int]:
 
 def choose_suppression(dims: Sequence[Sequence[object]], counts: Sequence[int], k: int) -> set[int]:
     """The cells to suppress: primary (``0 < n < k``) and complementary, as described above."""
-    suppressed = {i for i, n in enumerate(counts) if 0 < n < k}
+    primary = {i for i, n in enumerate(counts) if 0 < n < k}
+    suppressed = set(primary)
     if not suppressed:
         return suppressed
     totals = known_totals(dims, counts, k)
@@ -103,7 +105,7 @@ def choose_suppression(dims: Sequence[Sequence[object]], counts: Sequence[int], 
             by_cell[c].append(t)
     while True:
         _close_lines(suppressed, totals, counts)
-        exposed = recoverable(suppressed, totals)
+        exposed = recoverable(suppressed, totals) & primary
         if not exposed:
             return suppressed
         for cell in sorted(exposed):

@@ -99,7 +99,9 @@ def _write(settings: Settings, key: str, contract_ref: str, rows: list[dict[str,
     wh.ensure_table(key, schema).append(table)
 
 
-def write_catalog(root: Path, births_releases: list[dict[str, Any]], parcels_releases: list[dict[str, Any]]) -> None:
+def write_catalog(
+    root: Path, births_releases: list[dict[str, Any]], parcels_releases: list[dict[str, Any]]
+) -> None:
     org = root / "so-tu-phap"
     org.mkdir(parents=True, exist_ok=True)
     (org / "organization.yaml").write_text(
