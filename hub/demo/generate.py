@@ -30,7 +30,7 @@ from hub.demo import land, people
 from hub.demo.civil_status_store import Store, write_store, write_xml_export
 from hub.errors import ConfigError
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 DEFAULT_SEED = 20250701
 
 

@@ -110,19 +110,30 @@ def _pick_in_window(
     return np.where(ok, cand[np.minimum(pos, len(cand) - 1)], -1)
 
 
-def _registration_numbers(prefix: str, reg_days: np.ndarray) -> np.ndarray:
-    """KS-92-2024-000123: the book's prefix, the province, the year, a running number within the year."""
-    order = np.argsort(reg_days, kind="stable")
+def _registration_numbers(prefix: str, reg_days: np.ndarray, ward_codes: np.ndarray) -> np.ndarray:
+    """KS-92-2024-000123: the book, the province, the year, a running number within province and year.
+
+    Before 2025-07-01 the book was the old province's (93 Hậu Giang, 94 Sóc Trăng), after it Cần Thơ's."""
+    reform = c.day(c.REFORM_DATE)
+    province = np.array(
+        [
+            92 if d >= reform else int(c.old_province(int(w)))
+            for d, w in zip(reg_days.tolist(), ward_codes.tolist(), strict=True)
+        ],
+        dtype=np.int64,
+    )
     years = c.birth_dates_years(reg_days)
-    seq = np.empty(len(reg_days), dtype=np.int64)
-    sorted_years = years[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_years)) + 1]
+    group = province * 10_000 + years
+    order = np.lexsort((reg_days, group))
+    sorted_groups = group[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_groups)) + 1]
     run = np.arange(len(order)) - np.repeat(starts, np.diff(np.r_[starts, len(order)]))
+    seq = np.empty(len(reg_days), dtype=np.int64)
     seq[order] = run + 1
     return np.array(
         [
-            f"{prefix}-{c.PROVINCE_CODE}-{y}-{s:06d}"
-            for y, s in zip(years.tolist(), seq.tolist(), strict=True)
+            f"{prefix}-{p}-{y}-{s:06d}"
+            for p, y, s in zip(province.tolist(), years.tolist(), seq.tolist(), strict=True)
         ],
         dtype=object,
     )
@@ -217,10 +228,11 @@ def births(pop: Population, seed: int, share: float) -> tuple[Columns, int]:
 
     child_ids = c.null_where(rng.random(len(children)) < 0.01, pop.personal_id[children])
     weight = np.clip(rng.normal(3150, 430, size=len(children)), 1200, 4900).astype(np.int64)
+    wards_then = c.pre_reform_codes(rng, ward_codes[pop.ward[children]], reg)
     cols: Columns = {
-        "registration_number": _registration_numbers("KS", reg),
+        "registration_number": _registration_numbers("KS", reg, wards_then),
         "registration_date": c.iso_dates(reg),
-        "ward_code": c.pre_reform_codes(rng, ward_codes[pop.ward[children]], reg),
+        "ward_code": wards_then,
         "child_personal_id": child_ids,
         "child_full_name": pop.full_names(children),
         "child_sex": np.where(pop.male[children], "Nam", "Nữ").astype(object),
@@ -257,10 +269,11 @@ def marriages(pop: Population, seed: int, share: float) -> tuple[Columns, int]:
     ok = (husband >= 0) & (wife >= 0)
     mday, husband, wife = mday[ok], husband[ok], wife[ok]
     ward_codes = np.array([w.code for w in c.wards()], dtype=object)
+    wards_then = c.pre_reform_codes(rng, ward_codes[pop.ward[wife]], mday)
     cols: Columns = {
-        "registration_number": _registration_numbers("KH", mday),
+        "registration_number": _registration_numbers("KH", mday, wards_then),
         "registration_date": c.iso_dates(mday),
-        "ward_code": c.pre_reform_codes(rng, ward_codes[pop.ward[wife]], mday),
+        "ward_code": wards_then,
         "husband_full_name": pop.full_names(husband),
         "husband_personal_id": pop.personal_id[husband].copy(),
         "husband_birth_date": c.iso_dates(pop.birth_day[husband]),
@@ -294,10 +307,11 @@ def deaths(pop: Population, seed: int, share: float) -> tuple[Columns, int]:
     )
     # the declarant: another resident of the same ward, usually a relative
     declarant = rng.integers(0, len(pop), size=len(deceased))
+    wards_then = c.pre_reform_codes(rng, ward_codes[pop.ward[deceased]], reg)
     cols: Columns = {
-        "registration_number": _registration_numbers("KT", reg),
+        "registration_number": _registration_numbers("KT", reg, wards_then),
         "registration_date": c.iso_dates(reg),
-        "ward_code": c.pre_reform_codes(rng, ward_codes[pop.ward[deceased]], reg),
+        "ward_code": wards_then,
         "deceased_personal_id": pop.personal_id[deceased].copy(),
         "deceased_full_name": pop.full_names(deceased),
         "deceased_sex": np.where(pop.male[deceased], "Nam", "Nữ").astype(object),
