@@ -32,10 +32,15 @@ NUM_TEXT = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\z"
 
 def mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """A boolean Arrow array as a numpy bool array, null -> False."""
-    out = pc.fill_null(arr, False)
+    out = pc.fill_null(arr, False) if arr.null_count else arr
     if isinstance(out, pa.ChunkedArray):
         out = out.combine_chunks()
     return np.asarray(out.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def as_string(arr: pa.Array) -> pa.Array:
+    """``arr`` as an Arrow ``string`` array (no copy when it is one)."""
+    return arr if arr.type == pa.string() else arr.cast(pa.string())
 
 
 _PARSE_ERROR = re.compile(r"Failed to parse string: '(.*)' as a scalar of type ", re.S)
@@ -85,7 +90,7 @@ def parse_dates(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
     Arrow's cast is strict about the shape and the calendar but accepts year 0 and fails as a whole on
     one bad value; so: cast, check length and year, and on failure parse the bytes exactly (numpy).
     """
-    s = s.cast(pa.string())
+    s = as_string(s)
     got = cast_isolating(s, pa.date32())
     if got is None:
         return parse_dates_fast(s)
@@ -104,7 +109,7 @@ def parse_datetimes(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
     The shape by RE2; the calendar by Arrow's cast of the well-shaped values (exact bytes parse when the
     cast fails: a bad day, a lower-case t/z, a final newline, more than 6 fraction digits).
     """
-    s = s.cast(pa.string())
+    s = as_string(s)
     notnull = byte_lengths(s) >= 0
     shape = mask(pc.match_substring_regex(s, DATETIME_SHAPE))
     target = pa.timestamp("us", tz="UTC")
@@ -215,7 +220,7 @@ def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
         return Column(pa.nulls(n, target), None, null, np.zeros(n, dtype=bool), source=arr)
     if kind == "string":
         if is_string(t):
-            s = arr.cast(pa.string())
+            s = as_string(arr)
             if info.format == "date":
                 typed, fbad = parse_dates(s)
                 return Column(typed, s, null, np.zeros(n, dtype=bool), fbad, source=arr)
@@ -251,7 +256,7 @@ def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
     if kind == "boolean" and pa.types.is_boolean(t):
         return Column(arr, None, null, np.zeros(n, dtype=bool), source=arr)
     if is_string(t) and (text_mode or kind in ("object", "array")):
-        typed, bad = _typed_from_text(arr.cast(pa.string()), kind, n)
+        typed, bad = _typed_from_text(as_string(arr), kind, n)
         return Column(typed, None, null, bad, source=arr)
     if kind in ("object", "array") and (
         pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_map(t)

@@ -135,7 +135,8 @@ class _Collector:
             elif key in VECTOR_KEYWORDS:
                 self.plan.constraints.append(Constraint(key, value, file, f"{pointer}/{key}", null_ok))
             elif key in ANNOTATIONS:
-                continue
+                if key == "description":
+                    self.plan.annotations.setdefault("description", value)
             elif key == "$ref":
                 doc, frag, target = self.store.resolve(base, value, file=file, pointer=f"{pointer}/$ref")
                 self.collect(target, doc.uri, self.store.display(doc.path), frag, null_ok, depth + 1)
@@ -159,7 +160,15 @@ def plan_field(name: str, node: Any, store: SchemaStore, base: str, file: str) -
     pointer = f"/properties/{escape(name)}"
     plan = FieldPlan(name)
     if isinstance(node, dict):
-        for key in ("x-label", "x-personal", "x-unit", "x-check", "x-date-field", "x-birth-date-field"):
+        for key in (
+            "x-label",
+            "x-personal",
+            "x-unit",
+            "x-check",
+            "x-date-field",
+            "x-birth-date-field",
+            "description",
+        ):
             if key in node:
                 plan.annotations[key] = node[key]
     _Collector(plan, store).collect(node, base, file, pointer, False)

@@ -30,7 +30,7 @@ def byte_columns(s: pa.Array, positions: range | list[int]) -> list[np.ndarray]:
     Where a value is shorter than ``p + 1`` bytes the result is a byte of the next value or padding:
     callers check the length first.
     """
-    s = s.cast(pa.string())
+    s = s if s.type == pa.string() else s.cast(pa.string())
     bufs = s.buffers()
     n = len(s)
     width = max(positions, default=0) + 1

@@ -187,7 +187,7 @@ def load_contract(ref: str, schemas_dir: Path) -> Contract:
             if key in ann and ann[key] not in props:
                 raise ContractError(f"{key}: no property {ann[key]!r}", file=file, pointer=f"{pointer}/{key}")
         label = ann.get("x-label") or {}
-        description = node.get("description") if isinstance(node, dict) else None
+        description = ann.get("description")
         fields.append(
             FieldInfo(
                 name=name,

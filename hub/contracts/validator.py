@@ -37,8 +37,9 @@ QUARANTINE_SCHEMA = pa.schema(
     ]
 )
 TEXT_METADATA_KEY = b"hub.text"
-PARALLEL_ROWS = 20_000
-_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="hub-validate")
+PARALLEL_ROWS = 20_000  # a batch of at least twice this many rows is checked in slices, in parallel
+_WORKERS = min(4, os.cpu_count() or 1)
+_POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="hub-validate")
 
 
 @dataclass
@@ -61,7 +62,11 @@ def is_text_batch(batch: pa.RecordBatch) -> bool:
     meta = batch.schema.metadata or {}
     if TEXT_METADATA_KEY in meta:
         return meta[TEXT_METADATA_KEY].lower() in (b"1", b"true", b"yes")
-    types = [f.type for f in batch.schema if f.name not in RESERVED]
+    types = [
+        f.type.value_type if pa.types.is_dictionary(f.type) else f.type
+        for f in batch.schema
+        if f.name not in RESERVED
+    ]
     return bool(types) and all(is_string(t) or t == pa.null() for t in types)
 
 
@@ -95,12 +100,31 @@ class Validator:
     def validate(
         self, batch: pa.RecordBatch, *, text: bool | None = None, row_offset: int = 0
     ) -> BatchVerdict:
-        """Check ``batch``; ``text`` forces text mode (default: see ``is_text_batch``)."""
+        """Check ``batch``; ``text`` forces text mode (default: see ``is_text_batch``).
+
+        A large batch is cut into slices checked in parallel threads (Arrow kernels release the GIL).
+        """
         if isinstance(batch, pa.Table):
             batch = (
                 batch.combine_chunks().to_batches()[0] if batch.num_rows else pa.RecordBatch.from_pylist([])
             )
         text_mode = is_text_batch(batch) if text is None else text
+        n = batch.num_rows
+        if n < 2 * PARALLEL_ROWS or _WORKERS < 2:
+            return self._validate(batch, text_mode, row_offset)
+        step = -(-n // _WORKERS)
+        parts = list(
+            _POOL.map(
+                lambda start: self._validate(batch.slice(start, step), text_mode, row_offset + start),
+                range(0, n, step),
+            )
+        )
+        return BatchVerdict(
+            pa.concat_batches([p.valid for p in parts]),
+            pa.concat_tables([p.invalid for p in parts]),
+        )
+
+    def _validate(self, batch: pa.RecordBatch, text_mode: bool, row_offset: int) -> BatchVerdict:
         n = batch.num_rows
         names = batch.schema.names
         failures: list[Failure] = []
@@ -112,10 +136,7 @@ class Validator:
             ev = FieldEvaluator(info, self.contract.plans[info_name], col, self.contract)
             return info_name, col, ev.failures()
 
-        if n >= PARALLEL_ROWS and len(present) > 1:
-            results = list(_POOL.map(one, [f.name for f in present]))
-        else:
-            results = [one(f.name) for f in present]
+        results = [one(f.name) for f in present]
         columns = {name: col for name, col, _ in results}
         field_fail: dict[str, np.ndarray] = {}
         for name, _, fs in results:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hub.contracts.checks import CheckContext, CheckResult, register_check
-from hub.contracts.coerce import mask
+from hub.contracts.coerce import as_string, mask
 from hub.contracts.fastpath import FixedPattern, byte_columns, byte_lengths, fixed_pattern
 
 REFORM_DATE = date(2025, 7, 1)
@@ -74,7 +74,7 @@ def _year(col: pa.Array | None, n: int) -> np.ndarray:
 
 
 def check_personal_id(values: pa.Array, ctx: CheckContext) -> CheckResult:
-    s = values.cast(pa.string())
+    s = as_string(values)
     n = len(s)
     notnull = mask(pc.is_valid(s))
     shape = _DIGITS.match(s) & (byte_lengths(s) == 12)
@@ -102,7 +102,7 @@ def check_personal_id(values: pa.Array, ctx: CheckContext) -> CheckResult:
 
 
 def check_ward_code(values: pa.Array, ctx: CheckContext) -> CheckResult:
-    s = values.cast(pa.string())
+    s = as_string(values)
     n = len(s)
     cur, old = _code_arrays()
     in_cur = mask(pc.is_in(s, value_set=cur))

@@ -203,7 +203,7 @@ def _check(contract: Any, batch: pa.RecordBatch, records: list[dict[str, Any]]) 
 
 
 VALID_SEEN: dict[str, int] = {}
-SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
