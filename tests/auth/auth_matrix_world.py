@@ -5,6 +5,7 @@ kind, each with a token of the hub's issuer."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,6 +20,7 @@ from hub.catalog.loader import sync_catalog
 from hub.catalog.models import Dataset, Run
 from hub.db import session_scope, utcnow
 from hub.settings import Settings
+from tests.auth.fake_idp import FakeIdP
 
 OWNER, CONSUMER, OTHER = "so-tu-phap", "so-gddt", "so-xd"
 SHARING = {
@@ -97,7 +99,7 @@ def _quarantine_rows(n: int) -> pa.Table:
     )
 
 
-def build_matrix_world(settings: Settings) -> MatrixWorld:
+def build_matrix_world(settings: Settings, idp: FakeIdP | None = None) -> MatrixWorld:
     register_settings(settings)
     _write_catalog(settings)
     w = MatrixWorld(settings)
@@ -158,6 +160,32 @@ def build_matrix_world(settings: Settings) -> MatrixWorld:
             w.tokens[name], _ = tokens.issue_access_token(
                 settings, subject=name, client_id=name, scope=scope, org_id=client.org_id, session=s
             )
+        # a person's OAuth access token (authorization code flow) through the owner's portal client
+        portal, _ = users.add_client(
+            s,
+            OWNER,
+            "portal",
+            scope=CLIENT_SCOPE,
+            grant_types=("authorization_code",),
+            redirect_uris=("http://127.0.0.1:9/cb",),
+            public=True,
+            client_id="owner-portal",
+        )
+        member = users.get_user(s, "owner-member")
+        w.tokens["owner-member-oauth"], _ = tokens.issue_access_token(
+            settings,
+            subject=member.id,
+            client_id="owner-portal",
+            scope=CLIENT_SCOPE,
+            org_id=portal.org_id,
+            session=s,
+        )
+        if idp is not None:
+            # people of the provincial SSO: one linked to a hub account of the consumer agency, one not
+            users.add_user(s, "sso-consumer", None, external_id=f"{idp.issuer}#linked-1")
+            users.set_role(s, "sso-consumer", CONSUMER, "member")
+            w.tokens["sso-linked-consumer"] = idp.token(sub="linked-1", exp=int(time.time()) + 3600)
+            w.tokens["sso-unlinked"] = idp.token(sub="stranger-2", exp=int(time.time()) + 3600)
     w.tokens["anonymous"] = None
     w.tokens["invalid-token"] = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJyb290In0."
     return w

@@ -10,11 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
+from hub.auth import oidc
 from hub.auth.models import AuditEntry
 from hub.db import dispose_engines, session_scope
 from hub.settings import Settings
 from hub.testing.live import free_port, live_server
 from tests.auth.auth_matrix_world import MatrixWorld, build_matrix_world
+from tests.auth.fake_idp import FakeIdP
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -35,12 +37,15 @@ READ: dict[str, set[str]] = {
     "other-member": OPEN,
     "other-client": OPEN,
     "no-org-user": OPEN,
+    "owner-member-oauth": ALL,  # a person's OAuth access token (authorization code + PKCE)
+    "sso-linked-consumer": OPEN_SHARED,  # external OIDC token, linked to a consumer-agency account
+    "sso-unlinked": OPEN,  # external OIDC token of a person the hub does not know
 }
 # rows need datastore:read on non-open data: the catalog-only client sees the metadata, not the rows
 ROWS = {**READ, "owner-client-catalog-only": OPEN}
 # families whose endpoint does not pass the scope to can_read yet (engineer E): checked apart, xfail
 SCOPE_UNCHECKED = {"downloads", "sql"}
-QUARANTINE = {"sysadmin", "owner-admin", "owner-editor", "owner-member", "owner-client"}
+QUARANTINE = {"sysadmin", "owner-admin", "owner-editor", "owner-member", "owner-client", "owner-member-oauth"}
 AUDIT = {"sysadmin", "owner-admin", "owner-client"}
 CALLERS = tuple(READ)
 WITHOUT_CATALOG_ONLY = tuple(c for c in CALLERS if c != "owner-client-catalog-only")
@@ -50,7 +55,10 @@ WITHOUT_CATALOG_ONLY = tuple(c for c in CALLERS if c != "owner-client-catalog-on
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MatrixWorld, str, dict[str, str]]]:
     tmp = tmp_path_factory.mktemp("matrix")
     port = free_port()
+    oidc.clear_cache()
+    idp = FakeIdP()
     settings = Settings(
+        oidc_issuers=[{"issuer": idp.issuer, "audience": "lien-thong-hub"}],
         data_dir=tmp / "data",
         catalog_dir=tmp / "catalog",
         site_url=f"http://127.0.0.1:{port}",
@@ -58,7 +66,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MatrixWor
         rate_limit_client_per_minute=0,
     )
     settings.ensure_dirs()
-    world = build_matrix_world(settings)
+    world = build_matrix_world(settings, idp)
     with live_server(settings, port=port) as base:
         root = {"Authorization": str(world.tokens["sysadmin"])}
         rids = {}
@@ -72,6 +80,8 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MatrixWor
             rids[c] = ds_res[0]["id"]
             rids[f"{c}-url"] = ds_res[0]["url"]
         yield world, base, rids
+    idp.close()
+    oidc.clear_cache()
     dispose_engines()
 
 
