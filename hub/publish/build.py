@@ -115,8 +115,10 @@ def protect(table: pa.Table, report: GateReport, rel: ReleaseSpec, k: int) -> tu
         )
     if rel.person_count:
         measures = {
-            c.name for c in report.columns if c.lineage and all(x.treatment != "raw" for x in c.lineage)
-        } - set(report.quasi_columns)
+            c.name
+            for c in report.columns
+            if c.lineage and all(x.treatment in ("counted", "aggregated") for x in c.lineage)
+        }
         dims = [n for n in table.column_names if n not in measures and n != rel.person_count]
         table, suppressed = suppress_table(table, rel.person_count, dims, k)
     if report.aggregated or rel.rows_are_persons:

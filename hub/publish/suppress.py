@@ -112,10 +112,18 @@ def choose_suppression(dims: Sequence[Sequence[object]], counts: Sequence[int], 
             candidates = [
                 (t.order, counts[c], c) for t in by_cell[cell] for c in t.cells if c not in suppressed
             ]
+            if not candidates:  # the cell is pinned down through other totals: widen the search
+                candidates = [
+                    (t.order, counts[c], c)
+                    for t in totals
+                    if any(c in suppressed for c in t.cells)
+                    for c in t.cells
+                    if c not in suppressed
+                ]
             if not candidates:
                 raise PublishError(
-                    f"cell {cell} cannot be protected by complementary suppression: every total containing "
-                    "it is made of suppressed cells only; coarsen the release (fewer dimensions)"
+                    f"cell {cell} cannot be protected by complementary suppression: the known totals "
+                    "determine it whatever else is hidden; coarsen the release (fewer dimensions)"
                 )
             suppressed.add(min(candidates)[2])
 

@@ -1,0 +1,94 @@
+"""``hub releases``: list, check, build and rebuild open-data releases (see docs/publish.md)."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+from sqlalchemy import select
+
+from hub.cli import common
+
+releases_app = typer.Typer(help="Open-data releases: de-identified, versioned files of warehouse data.",
+                           no_args_is_help=True)  # fmt: skip
+
+
+@releases_app.command("list")
+def list_releases() -> None:
+    """List every release with its last version, build time and whether it is stale."""
+    from hub.catalog.models import Dataset
+    from hub.publish.build import sync_releases
+    from hub.publish.freshness import is_stale
+    from hub.publish.models import Release
+
+    table = Table("dataset", "release", "frequency", "versions", "last built", "stale", "last error")
+    with common.session() as session:
+        sync_releases(session)
+        for rel, ds in session.execute(
+            select(Release, Dataset).join(Dataset, Release.dataset_id == Dataset.id).order_by(Dataset.key)
+        ):
+            table.add_row(
+                ds.key, rel.name, str(rel.spec.get("frequency", "")), str(len(rel.versions)),
+                f"{rel.last_built:%Y-%m-%d %H:%M}" if rel.last_built else "-", "yes" if is_stale(rel) else "no",
+                (rel.last_error or "")[:80],
+            )  # fmt: skip
+    common.console.print(table)
+
+
+@releases_app.command("check")
+def check(dataset: str = typer.Argument(help="Dataset key, e.g. civil_status.births."),
+          release: str = typer.Argument(help="Release id.")) -> None:  # fmt: skip
+    """Run the de-identification gate on a release's SQL and print each output column's lineage."""
+    from hub.catalog.loader import dataset_spec
+    from hub.publish.build import check_release, get_release
+    from hub.publish.spec import ReleaseSpec
+
+    settings = common.settings()
+    with common.session() as session:
+        ds, row = get_release(session, dataset, release)
+        report = check_release(settings, session, dataset_spec(ds), ReleaseSpec.model_validate(row.spec))
+    table = Table("column", "source", "personal", "treatment")
+    for col in report.columns:
+        for lin in col.lineage or []:
+            table.add_row(col.name, lin.source, lin.personal or "-", lin.treatment)
+    common.console.print(table)
+    common.console.print(
+        f"[green]passes the gate[/] (quasi-identifier columns: {', '.join(report.quasi_columns) or 'none'})"
+    )
+
+
+@releases_app.command("build")
+def build(dataset: str = typer.Argument(help="Dataset key, e.g. civil_status.births."),
+          release: str = typer.Argument(None, help="Release id; default: every release of the dataset.")) -> None:  # fmt: skip
+    """Build a new version of a release (or of every release of the dataset)."""
+    from hub.catalog.loader import dataset_spec, get_dataset
+    from hub.publish.build import build_release
+    from hub.publish.spec import parse_releases
+
+    settings = common.settings()
+    if release:
+        names = [release]
+    else:
+        with common.session() as session:
+            ds = get_dataset(session, dataset)
+            names = [r.id for r in parse_releases(dataset_spec(ds), ds.source_file)]
+    with common.progress() as bar:
+        task = bar.add_task("building releases", total=len(names), rate="")
+        for name in names:
+            v = build_release(settings, dataset, name, triggered_by="cli")
+            bar.advance(task)
+            common.console.print(
+                f"{dataset}/{name}: version {v.version}, {v.rows} rows, {v.suppressed} suppressed"
+            )
+
+
+@releases_app.command("rebuild-due")
+def rebuild_due() -> None:
+    """Rebuild every release that is stale (never built, or older than its frequency allows)."""
+    from hub.publish.freshness import rebuild_due as run
+
+    for dataset, name, outcome in run(common.settings()):
+        common.console.print(f"{dataset}/{name}: {outcome}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(releases_app, name="releases")
