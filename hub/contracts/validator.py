@@ -7,7 +7,6 @@ JSON null. See docs/contracts.md for text mode (CSV, XML) and the reserved colum
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from jsonschema import Draft202012Validator
@@ -246,7 +246,7 @@ class Validator:
             else [None] * len(idx)
         )
         data = batch.select([c for c in names if c not in RESERVED]).take(take).to_pylist()
-        records = [json.dumps(r, ensure_ascii=False, default=_json_default) for r in data]
+        records = [orjson.dumps(r, default=_json_default).decode() for r in data]
         errors: dict[int, list[dict[str, str]]] = {int(i): [] for i in idx}
         if source_err.any():
             col = batch.column(names.index(ERROR_COLUMN))
