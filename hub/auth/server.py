@@ -29,7 +29,7 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from hub.auth import audit, keys, tokens
@@ -125,6 +125,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[mis
 
     def save_authorization_code(self, code: str, request: FormRequest) -> None:
         data = request.payload.data
+        current_session().execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < utcnow()))
         current_session().add(
             AuthorizationCode(
                 code_hash=digest(code),
@@ -310,6 +311,7 @@ class HubAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
             ip=request.client_ip,
         )
         if "refresh_token" in token:
+            session.execute(delete(RefreshToken).where(RefreshToken.expires_at < utcnow()))
             family = request.refresh_token.row.family_id if request.refresh_token else str(uuid.uuid4())
             session.add(
                 RefreshToken(

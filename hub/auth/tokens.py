@@ -19,7 +19,7 @@ from typing import Any
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.auth import keys as keyring_mod
@@ -227,6 +227,8 @@ def verify_hub_token(session: Session, settings: Settings, token: str) -> dict[s
 
 
 def revoke_jti(session: Session, jti: str, exp: int | float | None) -> None:
+    """Revoke an access token by its ``jti`` (rows of tokens that have expired anyway are pruned)."""
+    session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
     if session.get(RevokedToken, jti) is None:
         expires: datetime | None = None
         if exp:

@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from hub.auth import audit
@@ -246,8 +246,12 @@ def authenticate(
         return None
     user = session.scalar(select(User).where(User.name == username))
     ok = user is not None and user.state == "active" and check_secret(user.password_hash, password)
+    keep = timedelta(seconds=max(4 * settings.login_lockout_seconds, 86400))
+    session.execute(delete(LoginAttempt).where(LoginAttempt.ts < utcnow() - keep))
     session.add(LoginAttempt(username=username, ip=ip, success=ok))
     session.flush()
+    if ok and user is not None:
+        audit.record(session, "auth.login", Principal(kind="user", subject=user.id, name=user.name, ip=ip))
     if not ok:
         audit.record(
             session, "auth.login", Principal(ip=ip, name=username), outcome="denied", reason="bad credentials"
