@@ -25,7 +25,8 @@ LAST = ["Nguyễn", "Trần", "Lê", "Phạm", "Huỳnh"]
 BIRTHS_RELEASE = {
     "id": "births-by-ward-month",
     "title": {"vi": "Số trẻ sinh theo xã/phường, tháng và giới tính", "en": "Births by ward, month and sex"},
-    "sql": "SELECT ward_code, date_trunc('month', registration_date) AS month, child_sex, count(*) AS births "
+    "sql": "SELECT ward_code, CAST(date_trunc('month', registration_date) AS DATE) AS month, child_sex, "
+    "count(*) AS births "
     "FROM civil_status.births GROUP BY ALL ORDER BY ALL",
     "frequency": "monthly",
     "person_count": "births",
