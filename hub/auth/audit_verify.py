@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from joserfc import jws
 from joserfc.errors import JoseError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.auth import keys
@@ -66,7 +66,10 @@ def _iter_entries(session: Session) -> Iterator[AuditEntry]:
     yield from session.scalars(select(AuditEntry).order_by(AuditEntry.seq).execution_options(yield_per=2000))
 
 
-def verify(session: Session, settings: Settings) -> VerifyReport:
+def verify(
+    session: Session, settings: Settings, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
+    """Check the chain and the checkpoints; ``progress(n)`` is called every 5,000 entries."""
     report = VerifyReport()
     prev_seq, prev_hash, prevprev_hash = 0, GENESIS, None
     chain_problem: Problem | None = None
@@ -75,6 +78,8 @@ def verify(session: Session, settings: Settings) -> VerifyReport:
     cp_seqs = {c.seq for c in cps}
     for e in _iter_entries(session):
         report.entries += 1
+        if progress is not None and report.entries % 5000 == 0:
+            progress(report.entries)
         if e.seq in cp_seqs:
             hashes_at[e.seq] = e.hash
         if chain_problem is None:
@@ -158,7 +163,9 @@ def _check_checkpoints(
     return None
 
 
-def export(session: Session, out: IO[str], fmt: str = "jsonl") -> int:
+def export(
+    session: Session, out: IO[str], fmt: str = "jsonl", progress: Callable[[int], None] | None = None
+) -> int:
     """Write every entry in sequence order as CSV or JSON lines; returns the number written."""
     n = 0
     writer: Any = None
@@ -173,4 +180,10 @@ def export(session: Session, out: IO[str], fmt: str = "jsonl") -> int:
         else:
             out.write(json.dumps(d, ensure_ascii=False, default=str) + "\n")
         n += 1
+        if progress is not None and n % 5000 == 0:
+            progress(n)
     return n
+
+
+def count_entries(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(AuditEntry)) or 0)

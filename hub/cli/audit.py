@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from hub.cli.common import console, err_console, session, settings
+from hub.cli.common import console, err_console, progress, session, settings
 
 audit_app = typer.Typer(help="The audit log: verify its hash chain and signed checkpoints, export, search.")
 
@@ -16,10 +16,11 @@ audit_app = typer.Typer(help="The audit log: verify its hash chain and signed ch
 @audit_app.command("verify")
 def audit_verify() -> None:
     """Check the whole chain; names the first bad entry (edited, deleted, inserted, reordered)."""
-    from hub.auth.audit_verify import verify
+    from hub.auth.audit_verify import count_entries, verify
 
-    with session() as s:
-        report = verify(s, settings())
+    with session() as s, progress(transient=True) as bar:
+        task = bar.add_task("verifying", total=count_entries(s), rate="")
+        report = verify(s, settings(), lambda n: bar.update(task, completed=n))
     if report.ok:
         console.print(
             f"[green]ok[/]: {report.entries} entries, {report.checkpoints} signed checkpoints, chain intact"
@@ -40,17 +41,22 @@ def audit_export(
     output: Path = typer.Option(None, "--output", "-o", help="File to write (default: stdout)."),
 ) -> None:
     """Export every entry in sequence order, with its hashes (for auditors and archives)."""
-    from hub.auth.audit_verify import export
+    from hub.auth.audit_verify import count_entries, export
     from hub.errors import ValidationFailed
 
     if fmt not in ("jsonl", "csv"):
         raise ValidationFailed("--format must be jsonl or csv")
-    with session() as s:
+    with session() as s, progress(transient=True) as bar:
+        task = bar.add_task("exporting", total=count_entries(s), rate="")
+
+        def step(n: int) -> None:
+            bar.update(task, completed=n)
+
         if output is None:
-            n = export(s, sys.stdout, fmt)
+            n = export(s, sys.stdout, fmt, step)
         else:
             with output.open("w", encoding="utf-8", newline="") as fh:
-                n = export(s, fh, fmt)
+                n = export(s, fh, fmt, step)
     err_console.print(f"{n} entries exported")
 
 
