@@ -38,6 +38,19 @@ def mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(out.to_numpy(zero_copy_only=False), dtype=bool)
 
 
+def null_where(arr: pa.Array, where: np.ndarray) -> pa.Array:
+    """``arr`` with nulls where ``where`` is true, sharing its data buffers (only the validity is new)."""
+    if not where.any():
+        return arr
+    if pa.types.is_string_view(arr.type):
+        return pc.if_else(pa.array(where), pa.scalar(None, arr.type), arr)
+    off = arr.offset
+    bits = np.zeros(off + len(arr), dtype=bool)
+    bits[off:] = mask(pc.is_valid(arr)) & ~where
+    bitmap = pa.py_buffer(np.packbits(bits, bitorder="little"))
+    return pa.Array.from_buffers(arr.type, len(arr), [bitmap, *arr.buffers()[1:]], offset=off)
+
+
 def as_string(arr: pa.Array) -> pa.Array:
     """``arr`` as an Arrow ``string`` array (no copy when it is one)."""
     return arr if arr.type == pa.string() else arr.cast(pa.string())
@@ -213,7 +226,7 @@ def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
     t = arr.type
     kind = info.json_type
     if text_mode and is_string(t):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, t), arr)
+        arr = null_where(arr, mask(pc.equal(arr, "")))
     null = ~mask(pc.is_valid(arr)) if t != pa.null() else np.ones(n, dtype=bool)
     target = info.arrow_type
     if t == pa.null():

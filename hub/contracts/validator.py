@@ -216,12 +216,12 @@ class Validator:
         return out
 
     def _valid(self, columns: dict[str, Column], invalid: np.ndarray, n: int) -> pa.RecordBatch:
-        keep = None if not invalid.any() else pa.array(~invalid)
-        arrays = []
-        for f in self.contract.fields:
-            arr = columns[f.name].typed if f.name in columns else pa.nulls(n, f.arrow_type)
-            arrays.append(arr if keep is None else arr.filter(keep))
-        return pa.RecordBatch.from_arrays(arrays, schema=self.contract.arrow_schema)
+        arrays = [
+            columns[f.name].typed if f.name in columns else pa.nulls(n, f.arrow_type)
+            for f in self.contract.fields
+        ]
+        valid = pa.RecordBatch.from_arrays(arrays, schema=self.contract.arrow_schema)
+        return valid.filter(pa.array(~invalid)) if invalid.any() else valid
 
     def _quarantine(
         self,

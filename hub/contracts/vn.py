@@ -27,6 +27,7 @@ from hub.contracts.fastpath import FixedPattern, byte_columns, byte_lengths, fix
 
 REFORM_DATE = date(2025, 7, 1)
 _DIGITS = fixed_pattern("^[0-9]{12}$") or FixedPattern([])
+_WARD = fixed_pattern("^[0-9]{5}$") or FixedPattern([])
 DATA_FILE = Path(__file__).parent / "data" / "pre2025_units.tsv"
 
 
@@ -63,8 +64,12 @@ def _province_table() -> np.ndarray:
 
 
 @functools.cache
-def _code_arrays() -> tuple[pa.Array, pa.Array]:
-    return pa.array(sorted(current_wards())), pa.array(sorted(pre2025_units()[1]))
+def _code_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Lookup tables over the 100,000 five-digit codes: in the current list, in the pre-2025 list."""
+    cur, old = np.zeros(100_000, dtype=bool), np.zeros(100_000, dtype=bool)
+    cur[[int(c) for c in current_wards()]] = True
+    old[[int(c) for c in pre2025_units()[1]]] = True
+    return cur, old
 
 
 def _year(col: pa.Array | None, n: int) -> np.ndarray:
@@ -104,9 +109,15 @@ def check_personal_id(values: pa.Array, ctx: CheckContext) -> CheckResult:
 def check_ward_code(values: pa.Array, ctx: CheckContext) -> CheckResult:
     s = as_string(values)
     n = len(s)
-    cur, old = _code_arrays()
-    in_cur = mask(pc.is_in(s, value_set=cur))
-    in_old = mask(pc.is_in(s, value_set=old))
+    cur, old = _code_tables()
+    digits = _WARD.match(s) & (byte_lengths(s) == 5)
+    code = np.zeros(n, dtype=np.int64)
+    if digits.any():
+        code[digits] = np.asarray(
+            pc.cast(s.filter(pa.array(digits)), pa.int32()).to_numpy(zero_copy_only=False)
+        )
+    in_cur = digits & cur[code]
+    in_old = digits & old[code]
     dcol = ctx.column(ctx.field.date_field)
     if dcol is None:
         ok = in_cur

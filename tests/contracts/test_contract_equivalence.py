@@ -203,7 +203,9 @@ def _check(contract: Any, batch: pa.RecordBatch, records: list[dict[str, Any]]) 
 
 
 VALID_SEEN: dict[str, int] = {}
-SETTINGS = settings(max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=100, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 @SETTINGS
@@ -224,13 +226,7 @@ def test_births_contract_agrees_with_jsonschema(contracts: dict[str, Any], data:
 @given(data=st.data())
 def test_fallback_keywords_agree_with_jsonschema(contracts: dict[str, Any], data: st.DataObject) -> None:
     contract = contracts["test/odd.v1"]
-    assert (
-        contract.plans["a"].fallback
-    )
-    assert (
-        contract.plans["b"].fallback
-    )
-    assert (
-        "dependentRequired" in contract.residual
-    )
+    assert contract.plans["a"].fallback
+    assert contract.plans["b"].fallback
+    assert "dependentRequired" in contract.residual
     _check(contract, *data.draw(batches(contract)))

@@ -265,12 +265,41 @@ def test_object_field_is_json_text_checked_by_jsonschema(tmp_path: Path) -> None
         "required": ["type", "coordinates"],
         "properties": {"type": {"const": "Point"}, "coordinates": {"type": "array", "minItems": 2}},
     }
-    path.write_text(json.dumps({"type": "object", "properties": {"geom": {"anyOf": [point, {"type": "null"}]}}}))
+    path.write_text(
+        json.dumps({"type": "object", "properties": {"geom": {"anyOf": [point, {"type": "null"}]}}})
+    )
     c = load_contract("t/g.v1", tmp_path)
     assert c.arrow_schema.field("geom").type == pa.string()
     batch = pa.RecordBatch.from_pydict(
-        {"geom": ['{"type": "Point", "coordinates": [105.8, 21.0]}', '{"type": "Line"}', "", "[1, 2]", "{bad"]}
+        {
+            "geom": [
+                '{"type": "Point", "coordinates": [105.8, 21.0]}',
+                '{"type": "Line"}',
+                "",
+                "[1, 2]",
+                "{bad",
+            ]
+        }
     )
     verdict = Validator(c).validate(batch)
     assert verdict.valid.column("geom").to_pylist() == ['{"type":"Point","coordinates":[105.8,21.0]}', None]
     assert errors_by_row(verdict) == {2: [("geom", "anyOf")], 4: [("geom", "type")], 5: [("geom", "type")]}
+
+
+def test_sliced_and_parallel_batches_give_the_same_verdict(
+    births: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hub.contracts.validator as validator_module
+
+    batch = example_batch()
+    whole = Validator(births, now=NOW).validate(batch)
+    part = Validator(births, now=NOW).validate(batch.slice(5), row_offset=5)  # arrays with an offset
+    assert part.invalid.column("_hub_row").to_pylist() == [
+        r for r in whole.invalid.column("_hub_row").to_pylist() if r > 5
+    ]
+    assert part.valid.to_pylist() == whole.valid.to_pylist()[-part.n_valid :]
+    monkeypatch.setattr(validator_module, "PARALLEL_ROWS", 4)
+    monkeypatch.setattr(validator_module, "_WORKERS", 3)
+    parallel = Validator(births, now=NOW).validate(batch)
+    assert parallel.valid.to_pylist() == whole.valid.to_pylist()
+    assert parallel.invalid.to_pylist() == whole.invalid.to_pylist()
