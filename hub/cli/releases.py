@@ -28,7 +28,8 @@ def list_releases() -> None:
         ):
             table.add_row(
                 ds.key, rel.name, str(rel.spec.get("frequency", "")), str(len(rel.versions)),
-                f"{rel.last_built:%Y-%m-%d %H:%M}" if rel.last_built else "-", "yes" if is_stale(rel) else "no",
+                f"{rel.last_built:%Y-%m-%d %H:%M}" if rel.last_built else "-",
+                "yes" if is_stale(rel) else "no",
                 (rel.last_error or "")[:80],
             )  # fmt: skip
     common.console.print(table)
@@ -57,8 +58,10 @@ def check(dataset: str = typer.Argument(help="Dataset key, e.g. civil_status.bir
 
 
 @releases_app.command("build")
-def build(dataset: str = typer.Argument(help="Dataset key, e.g. civil_status.births."),
-          release: str = typer.Argument(None, help="Release id; default: every release of the dataset.")) -> None:  # fmt: skip
+def build(
+    dataset: str = typer.Argument(help="Dataset key, e.g. civil_status.births."),
+    release: str = typer.Argument(None, help="Release id; default: every release of the dataset."),
+) -> None:
     """Build a new version of a release (or of every release of the dataset)."""
     from hub.catalog.loader import dataset_spec, get_dataset
     from hub.publish.build import build_release

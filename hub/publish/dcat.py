@@ -40,7 +40,8 @@ FILE_TYPES = {"csv": "CSV", "parquet": "PARQUET", "json": "JSON", "geojson": "GE
 THEMES = {"giao-duc": "EDUC", "tu-phap": "SOCI", "dat-dai": "ENVI", "dia-chi": "REGI", "y-te": "HEAL",
           "giao-thong": "TRAN", "kinh-te": "ECON", "nong-nghiep": "AGRI", "moi-truong": "ENVI"}  # fmt: skip
 THEME_LABELS = {"EDUC": "Giáo dục, văn hoá và thể thao", "SOCI": "Dân số và xã hội", "ENVI": "Môi trường",
-                "REGI": "Vùng và đô thị", "HEAL": "Y tế", "TRAN": "Giao thông", "ECON": "Kinh tế và tài chính",
+                "REGI": "Vùng và đô thị", "HEAL": "Y tế", "TRAN": "Giao thông",
+                "ECON": "Kinh tế và tài chính",
                 "AGRI": "Nông nghiệp", "GOVE": "Chính phủ và khu vực công"}  # fmt: skip
 
 
@@ -134,9 +135,44 @@ class _Builder:
                    self.typed(f"{EU}frequency/{FREQUENCY_URI[freq]}", DCTERMS.Frequency)))  # fmt: skip
         for rel in releases:
             self.release(node, ds, rel)
-        if ds.sharing == "open" and spec.get("license"):
-            self.add(node, DCTERMS.license, self.license(spec["license"]))
+        if ds.sharing == "open":
+            self.add(node, DCTERMS.license, self.license(str(spec.get("license", ""))))
+            self.resources(node, ds)
         return node
+
+    def resources(self, node: URIRef, ds: Dataset) -> None:
+        """The CKAN resources of an open dataset (its table download, uploads, links) as distributions."""
+        try:
+            from hub.catalog.ckan import datastore_filename, download_url
+            from hub.catalog.ckan_models import Resource
+        except ImportError:
+            return
+        rows = self.session.scalars(
+            select(Resource).where(
+                Resource.dataset_id == ds.id, Resource.state == "active", Resource.kind != "release"
+            )
+        ).all()
+        lic = self.license(str((ds.spec or {}).get("license", "")))
+        for r in rows:
+            filename = (
+                datastore_filename(ds) if r.kind == "datastore" else (r.url or "file").rsplit("/", 1)[-1]
+            )
+            url = URIRef(download_url(self.s, ds.id, r.id, filename) if r.kind != "link" else r.url)
+            dist = URIRef(f"{self.base}/dataset/{ds.name}/resource/{r.id}")
+            self.g.add((node, DCAT.distribution, dist))
+            self.g.add((dist, RDF.type, DCAT.Distribution))
+            self.g.add((dist, DCTERMS.title, Literal(r.name or ds.title, lang="vi")))
+            self.g.add((dist, DCAT.accessURL, url))
+            if r.kind != "link":
+                self.g.add((dist, DCAT.downloadURL, url))
+            fmt = "csv" if r.kind == "datastore" else (r.format or "").lower()
+            if fmt in FILE_TYPES:
+                ftype = self.typed(f"{EU}file-type/{FILE_TYPES[fmt]}", DCTERMS.MediaTypeOrExtent)
+                self.g.add((dist, DCTERMS["format"], ftype))
+            if r.size:
+                self.g.add((dist, DCAT.byteSize, Literal(str(r.size), datatype=XSD.decimal)))
+            self.add(dist, DCTERMS.license, lic)
+            self.add(dist, DCTERMS.modified, _dt(r.last_modified or r.metadata_modified))
 
     def place(self, code: str) -> URIRef:
         kind = "province" if len(code) <= 2 else "ward"
@@ -173,8 +209,8 @@ class _Builder:
             g.add((dist, DCAT.mediaType, self.typed(f"https://www.iana.org/assignments/media-types/{f.media_type}",
                                                     DCTERMS.MediaType)))  # fmt: skip
             if f.format in FILE_TYPES:
-                g.add((dist, DCTERMS["format"],
-                       self.typed(f"{EU}file-type/{FILE_TYPES[f.format]}", DCTERMS.MediaTypeOrExtent)))  # fmt: skip
+                ftype = self.typed(f"{EU}file-type/{FILE_TYPES[f.format]}", DCTERMS.MediaTypeOrExtent)
+                g.add((dist, DCTERMS["format"], ftype))
             g.add((dist, DCAT.byteSize, Literal(str(f.size), datatype=XSD.decimal)))
             checksum = BNode()
             g.add((checksum, RDF.type, SPDX.Checksum))

@@ -80,7 +80,27 @@ def rebuild_due(settings: Settings, now: dt.datetime | None = None) -> list[tupl
         ):
             if is_stale(rel, now):
                 todo.append((ds.key, rel.name))
-    return [_build(settings, d, r, "schedule") for d, r in todo]
+    out = [_build(settings, d, r, "schedule") for d, r in todo]
+    mark_stale(settings, now)
+    return out
+
+
+def mark_stale(settings: Settings, now: dt.datetime | None = None) -> int:
+    """Write each release's ``stale`` flag into its CKAN resources' extras; returns how many are stale."""
+    try:
+        from hub.catalog.ckan_models import Resource
+    except ImportError:
+        return 0
+    stale_count = 0
+    with session_scope(settings) as session:
+        for rel in session.scalars(select(Release).where(Release.state == "active")):
+            stale = is_stale(rel, now)
+            stale_count += stale
+            query = select(Resource).where(Resource.kind == "release", Resource.dataset_id == rel.dataset_id)
+            for r in session.scalars(query):
+                if (r.extras or {}).get("hub_release") == rel.name and r.extras.get("hub_stale") != stale:
+                    r.extras = {**r.extras, "hub_stale": stale}
+    return stale_count
 
 
 def _build(settings: Settings, dataset: str, name: str, why: str) -> tuple[str, str, str]:

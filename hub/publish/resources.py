@@ -42,7 +42,7 @@ def publish_resources(
             kind="release",
             position=position,
             name=f"{rel.title} (v{version.version}, {FORMAT_LABEL.get(f.format, f.format)})",
-            description=f"{rel.title_en or rel.title}: open-data release {rel.name}, version {version.version}",
+            description=f"{rel.title_en or rel.title}: open-data release {rel.name}, v{version.version}",
             url=release_file_url(settings, ds, rel, version.version, f.name),
             format=FORMAT_LABEL.get(f.format, f.format),
             mimetype=f.media_type,
@@ -50,7 +50,7 @@ def publish_resources(
             hash=f"sha256:{f.sha256}",
             resource_type="release",
             path=f.path,
-            extras={"hub_release": rel.name, "hub_release_version": version.version},
+            extras={"hub_release": rel.name, "hub_release_version": version.version, "hub_stale": False},
             last_modified=version.built_at,
         )
         session.add(r)
