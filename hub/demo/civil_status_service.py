@@ -28,7 +28,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hmac
+import os
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -247,11 +249,26 @@ async def _then_fail(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     raise ConnectionAbortedError("simulated connection drop")
 
 
+PARENT_PID_ENV = "HUB_DEMO_PARENT_PID"
+
+
+def _exit_with_parent(pid: int) -> None:
+    while os.getppid() == pid:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def serve(
     db_path: Path, api_key: str, *, host: str = "127.0.0.1", port: int = 8765, faults: str | None = None
 ) -> None:
-    """Run the service with uvicorn until interrupted."""
+    """Run the service with uvicorn until interrupted.
+
+    Started by ``hub demo run`` (``HUB_DEMO_PARENT_PID`` set), it also stops when that process is gone,
+    so a demo killed hard leaves no service behind on the port."""
     import uvicorn
 
     app = create_service(db_path, api_key, faults)
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and parent.isdigit():
+        threading.Thread(target=_exit_with_parent, args=(int(parent),), daemon=True).start()
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -65,7 +65,7 @@ def civil_status_service(
 
     if not port_free(port):
         raise ConfigError(f"port {port} is in use; stop what listens there or choose another --service-port")
-    env = {**os.environ, API_KEY_ENV: api_key}
+    env = {**os.environ, API_KEY_ENV: api_key, "HUB_DEMO_PARENT_PID": str(os.getpid())}
     cmd = [
         sys.executable,
         "-m",

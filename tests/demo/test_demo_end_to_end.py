@@ -106,3 +106,33 @@ def test_hub_demo_run_serves_the_hub_and_stops_the_service_on_exit(tmp_path) -> 
     assert f"http://127.0.0.1:{port}/docs" in text
     assert "civil_status.births" in text
     assert port_free(service_port), "the civil-status service was stopped with the demo"
+
+
+def test_the_service_stops_when_the_demo_is_killed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """kill -9 of the demo leaves no civil-status service behind on the port."""
+    from hub.demo.generate import generate
+
+    generate(tmp_path / "demo", "small")
+    service_port = free_port()
+    db = str(tmp_path / "demo" / "civil_status.db")
+    script = (
+        "import sys, time; from pathlib import Path; from hub.demo.run import civil_status_service\n"
+        f"with civil_status_service(Path({db!r}), 'k', {service_port}):\n"
+        "    print('up', flush=True); time.sleep(600)\n"
+    )
+    demo = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    try:
+        assert demo.stdout is not None
+        assert demo.stdout.readline().strip() == b"up"
+        assert not port_free(service_port)
+        demo.kill()
+        demo.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while not port_free(service_port):
+            assert time.monotonic() < deadline, "the service outlived the demo"
+            time.sleep(0.2)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+        if demo.stdout:
+            demo.stdout.close()
