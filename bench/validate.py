@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 from jsonschema import Draft202012Validator
 
+import hub.contracts.validator as validator_module
 from hub.contracts import Validator, load_contract
 from hub.contracts.vn import current_wards, pre2025_units
 
@@ -151,20 +152,22 @@ def main() -> None:
     batches = table.to_batches(max_chunksize=BATCH)
     validator.validate(batches[0].slice(0, 50_000), text=True)  # warm-up (lazy tables, regex cache)
     results: dict[str, Any] = {}
-    t0 = time.perf_counter()
-    n_invalid = 0
-    offset = 0
-    for b in batches:
-        v = validator.validate(b, text=True, row_offset=offset)
-        n_invalid += v.n_invalid
-        offset += b.num_rows
-    hub_s = time.perf_counter() - t0
-    results["hub"] = {
-        "rows": args.rows,
-        "seconds": hub_s,
-        "rows_per_s": args.rows / hub_s,
-        "invalid": n_invalid,
-    }
+    for name, workers in (("hub", validator_module._WORKERS), ("hub, 1 thread", 1)):
+        saved = validator_module._WORKERS
+        validator_module._WORKERS = workers
+        t0 = time.perf_counter()
+        n_invalid = 0
+        offset = 0
+        for b in batches:
+            v = validator.validate(b, text=True, row_offset=offset)
+            n_invalid += v.n_invalid
+            offset += b.num_rows
+        hub_s = time.perf_counter() - t0
+        validator_module._WORKERS = saved
+        results[name] = {
+            "rows": args.rows, "seconds": hub_s, "rows_per_s": args.rows / hub_s, "invalid": n_invalid,
+            "threads": workers,
+        }  # fmt: skip
 
     sample = as_json(table.slice(0, args.sample).to_pylist())
     ref = Draft202012Validator(
@@ -198,14 +201,18 @@ def main() -> None:
     except ImportError:
         results["jsonschema-rs"] = {"skipped": "pip install -e '.[bench]'"}
     print(f"\n{'validator':<16}{'rows':>12}{'seconds':>10}{'rows/s':>14}{'invalid':>10}")
-    for name in ("hub", "jsonschema", "jsonschema-rs"):
+    for name in ("hub", "hub, 1 thread", "jsonschema", "jsonschema-rs"):
         r = results[name]
         if "skipped" in r:
             print(f"{name:<16}  skipped: {r['skipped']}")
             continue
         print(f"{name:<16}{r['rows']:>12,}{r['seconds']:>10.3f}{r['rows_per_s']:>14,.0f}{r['invalid']:>10,}")
     print(f"(hub on the jsonschema sample: {hub_sample:,} invalid; jsonschema: {js_invalid:,})")
-    results["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(), "batch_rows": BATCH}
+    results["machine"] = {
+        "cpus": os.cpu_count(), "python": platform.python_version(), "batch_rows": BATCH,
+        "load_average_1m": os.getloadavg()[0],
+    }  # fmt: skip
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     results["target_rows_per_s"] = 2_000_000
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(results, indent=2), encoding="utf-8")

@@ -38,10 +38,16 @@ _CMP = {
 
 @dataclass
 class Failure:
+    """Rows failing one keyword of one field; ``message(row)`` is built only for failing rows.
+
+    ``details(row)``, when set, gives several (path, keyword, message) for a row instead (``jsonschema``
+    errors of a fallback field)."""
+
     rows: np.ndarray  # bool per row: True = fails
     path: str
     keyword: str
     message: Callable[[int], str]
+    details: Callable[[int], list[tuple[str, str, str]]] | None = None
 
 
 class FieldEvaluator:
@@ -245,15 +251,12 @@ class FieldEvaluator:
             return out
 
         name = self.info.name
-        out.append(
-            Failure(
-                rows,
-                name,
-                "fallback",
-                lambda i: "\x00".join(
-                    f"{name}{''.join('/' + str(p) for p in e.path)}\x01{e.validator}\x01{e.message}"
-                    for e in found[json.dumps(self.json_value(i), sort_keys=True)]
-                ),
-            )
-        )
+
+        def details(i: int) -> list[tuple[str, str, str]]:
+            errors = found[json.dumps(self.json_value(i), sort_keys=True)]
+            return [
+                (name + "".join("/" + str(p) for p in e.path), str(e.validator), e.message) for e in errors
+            ]
+
+        out.append(Failure(rows, name, "jsonschema", lambda i: "", details))
         return out

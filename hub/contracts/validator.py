@@ -254,13 +254,13 @@ class Validator:
                 errors[int(i)].append({"path": "", "keyword": "source", "message": str(col[int(i)].as_py())})
         for f in failures:
             for i in np.flatnonzero(f.rows & ~source_err):
-                msg = f.message(int(i))
-                if f.keyword == "fallback":
-                    for part in msg.split("\x00"):
-                        path, kw, text = part.split("\x01", 2)
+                if f.details is not None:
+                    for path, kw, text in f.details(int(i)):
                         errors[int(i)].append({"path": path, "keyword": kw, "message": text})
                 else:
-                    errors[int(i)].append({"path": f.path, "keyword": f.keyword, "message": msg})
+                    errors[int(i)].append(
+                        {"path": f.path, "keyword": f.keyword, "message": f.message(int(i))}
+                    )
         return pa.Table.from_arrays(
             [
                 pa.array(row_no, pa.int64()),
