@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     # --- SQL sandbox -------------------------------------------------------------------------
     query_timeout_seconds: float = Field(default=30.0, description="Time limit of one SQL query.")
     query_max_rows: int = Field(default=100_000, description="Most rows a SQL query returns through the API.")
+    datastore_memory_limit: str = Field(
+        default="256MB", description="Memory limit of the DataStore's DuckDB instance (per server process)."
+    )
+    datastore_cache_max_rows: int = Field(
+        default=5_000_000,
+        description="Snapshots with at most this many rows are copied into DuckDB's storage, with an index on "
+        "each column used in an equality filter, for fast DataStore queries (0: always read the Parquet files).",
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -158,12 +158,12 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
             ctx.principal,
             dataset_id=ds.id,
             snapshot_id=info.snapshot_id,
-            rows=res.table.num_rows,
+            rows=len(res.rows),
         )
     out: dict[str, Any] = {
         "resource_id": rid,
         "fields": _fields(ctx, ds, res.fields),
-        "records": records(res.table, fmt),
+        "records": records(res, fmt),
         "records_format": fmt,
         "include_total": query.include_total,
         "limit": limit,
@@ -178,7 +178,7 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
             out[key] = {"filters": filters, "q": q}.get(key, data[key])
     if as_bool(data, "include_next_page", False):
         out["include_next_page"] = True
-        if not res.sort and res.last_id is not None and res.table.num_rows == limit and not query.distinct:
+        if not res.sort and res.last_id is not None and len(res.rows) == limit and not query.distinct:
             base = filters if isinstance(filters, dict) else ({"$or": filters} if filters else {})
             out["next_page"] = {**base, "_id": {"gt": res.last_id}}
     return out

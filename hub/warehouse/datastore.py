@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from hub.errors import NotFoundError, ValidationFailed
 from hub.settings import Settings
@@ -130,7 +129,9 @@ class SearchQuery:
 @dataclass
 class SearchResult:
     fields: list[dict[str, Any]]
-    table: pa.Table
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    types: list[pa.DataType]
     total: int | None
     sort: list[tuple[str, str]] = field(default_factory=list)
     last_id: int | None = None
@@ -140,6 +141,7 @@ class _Builder:
     def __init__(self, columns: dict[str, pa.DataType]) -> None:
         self.columns = columns
         self.params: list[Any] = []
+        self.equality: set[str] = set()
 
     def col(self, name: str, param: str) -> str:
         if name not in self.columns:
@@ -150,7 +152,10 @@ class _Builder:
         if isinstance(value, (dict, list)):
             raise ValidationFailed("invalid filter", {"filters": [f'invalid value for "{name}"']})
         self.params.append(value)
-        return f"CAST(? AS {duck_type(self.columns[name])})"
+        t = self.columns[name]
+        if isinstance(value, str) and pa.types.is_string(t):
+            return "?"  # a plain parameter keeps the comparison usable by an index
+        return f"CAST(? AS {duck_type(t)})"
 
     def filters(self, filters: Any) -> str:
         if filters is None or filters == {}:
@@ -168,6 +173,8 @@ class _Builder:
                 parts.append(self.filters(value))
                 continue
             col = self.col(name, "filters")
+            if not isinstance(value, dict) and value is not None:
+                self.equality.add(name)
             if isinstance(value, list):
                 if not value:
                     parts.append("false")
@@ -232,7 +239,10 @@ _COUNTS_MAX = 4096
 
 
 def search(settings: Settings, name: str, info: TableInfo, query: SearchQuery) -> SearchResult:
-    """Run one datastore_search over resource ``name`` (the view) at ``info``'s snapshot."""
+    """Run one datastore_search over resource ``name`` (the view) at ``info``'s snapshot.
+
+    The default order is the table's (``_id``): no ORDER BY is sent, DuckDB keeps insertion order
+    (``preserve_insertion_order``), which lets an index answer a selective filter without a sort."""
     box = get_sandbox(settings)
     view = box.ensure_view(info.source(name))
     columns: dict[str, pa.DataType] = {"_id": pa.int64()}
@@ -240,29 +250,43 @@ def search(settings: Settings, name: str, info: TableInfo, query: SearchQuery) -
     b = _Builder(columns)
     wanted = query.fields or list(columns)
     select = [b.col(f, "fields") for f in wanted]
-    where = f"{b.filters(query.filters)} AND {b.full_text(query.q)}"
+    where = " AND ".join(p for p in (b.filters(query.filters), b.full_text(query.q)) if p != "true") or "true"
     order = b.order(query.sort)
     params = list(b.params)
+    for column in b.equality:
+        if column != "_id":
+            box.want_index(name, column)
     distinct = "DISTINCT " if query.distinct else ""
-    order_sql = ", ".join(f"{quote(n)} {d}" for n, d in order)
-    if not order and not query.distinct:
-        order_sql = '"_id"'
-    sql = f"SELECT {distinct}{', '.join(select)} FROM {view} WHERE {where}"
-    if order_sql:
-        sql += f" ORDER BY {order_sql}"
-    sql += f" LIMIT {int(query.limit)} OFFSET {int(query.offset)}"
-    table = box.execute(sql, params)
+    projection = "*" if wanted == list(columns) else ", ".join(select)
+    sql = f"SELECT {distinct}{projection} FROM {view} WHERE {where}"
+    if order:
+        sql += " ORDER BY " + ", ".join(f"{quote(n)} {d}" for n, d in order)
+    elif query.distinct:
+        sql += " ORDER BY " + ", ".join(select)
+    sql += f" LIMIT {int(query.limit)}" + (f" OFFSET {int(query.offset)}" if query.offset else "")
+    names, rows = box.rows(sql, params)
     total = None
     if query.include_total:
-        if where == "true AND true" and not query.distinct and info.rows is not None:
+        if where == "true" and not query.distinct and info.rows is not None:
             total = info.rows
+        elif not query.offset and len(rows) < query.limit:
+            total = len(rows)
         else:
             total = _count(box, view, info, distinct, select, where, params)
     last_id = None
-    if "_id" in table.column_names and table.num_rows:
-        last_id = int(pc.max(table.column("_id")).as_py())
+    if "_id" in names and rows:
+        pos = names.index("_id")
+        last_id = max(int(r[pos]) for r in rows)
     fields = [{"id": f, "type": "int" if f == "_id" else ckan_type(columns[f])} for f in wanted]
-    return SearchResult(fields=fields, table=table, total=total, sort=order, last_id=last_id)
+    return SearchResult(
+        fields=fields,
+        columns=names,
+        rows=rows,
+        types=[columns[f] for f in wanted],
+        total=total,
+        sort=order,
+        last_id=last_id,
+    )
 
 
 def _count(
@@ -284,7 +308,7 @@ def _count(
         sql = f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(select)} FROM {view} WHERE {where})"
     else:
         sql = f"SELECT count(*) FROM {view} WHERE {where}"
-    n = int(box.execute(sql, params).column(0)[0].as_py())
+    n = int(box.rows(sql, params)[1][0][0])
     with _COUNTS_LOCK:
         _COUNTS[key] = n
         while len(_COUNTS) > _COUNTS_MAX:
@@ -292,36 +316,44 @@ def _count(
     return n
 
 
-def records(table: pa.Table, fmt: str) -> Any:
-    """Rows of ``table`` as CKAN's ``records_format``: objects, lists, or one csv/tsv string."""
-    table = _jsonable(table)
+def _plain(types: list[pa.DataType], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows whose values all serialize as JSON: decimals become floats, binary becomes hex text."""
+    fix = [
+        i
+        for i, t in enumerate(types)
+        if pa.types.is_decimal(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+    ]
+    if not fix:
+        return rows
+    out = []
+    for row in rows:
+        values = list(row)
+        for i in fix:
+            v = values[i]
+            if v is not None:
+                values[i] = v.hex() if isinstance(v, (bytes, bytearray)) else float(v)
+        out.append(tuple(values))
+    return out
+
+
+def records(res: SearchResult | pa.Table, fmt: str) -> Any:
+    """Rows as CKAN's ``records_format``: objects, lists, or one csv/tsv string (no header)."""
+    if isinstance(res, pa.Table):
+        names, types = res.column_names, [f.type for f in res.schema]
+        cols = [c.to_pylist() for c in res.columns]
+        rows = list(zip(*cols, strict=True)) if cols else []
+    else:
+        names, types, rows = res.columns, res.types, res.rows
+    rows = _plain(types, rows)
     if fmt == "lists":
-        cols = [c.to_pylist() for c in table.columns]
-        return [list(row) for row in zip(*cols, strict=True)] if cols else []
+        return [list(r) for r in rows]
     if fmt in ("csv", "tsv"):
         import csv
         import io
 
         buf = io.StringIO()
         writer = csv.writer(buf, delimiter="\t" if fmt == "tsv" else ",", lineterminator="\n")
-        cols = [c.to_pylist() for c in table.columns]
-        for row in zip(*cols, strict=True):
+        for row in rows:
             writer.writerow(["" if v is None else v for v in row])
         return buf.getvalue()
-    return table.to_pylist()
-
-
-def _jsonable(table: pa.Table) -> pa.Table:
-    """Decimals become floats and binary becomes hex text, so every value serializes as JSON."""
-    cols = []
-    changed = False
-    for col, f in zip(table.columns, table.schema, strict=True):
-        if pa.types.is_decimal(f.type):
-            cols.append(pc.cast(col, pa.float64()))
-            changed = True
-        elif pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type):
-            cols.append(pa.array([v.hex() if v is not None else None for v in col.to_pylist()], pa.string()))
-            changed = True
-        else:
-            cols.append(col)
-    return pa.table(cols, names=table.column_names) if changed else table
+    return [dict(zip(names, r, strict=True)) for r in rows]

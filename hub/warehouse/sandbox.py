@@ -20,8 +20,12 @@ that does not exist give the same error, so existence is not revealed. Note that
 from __future__ import annotations
 
 import atexit
+import heapq
+import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +40,8 @@ from hub.settings import Settings
 from hub.warehouse.changes import quote, sql_list
 
 VIEW_SCHEMA = "ds"
+CACHE_SCHEMA = "cache"
+log = logging.getLogger("hub.warehouse.sandbox")
 
 _DENY_FUNCS = {
     "current_setting",
@@ -171,10 +177,53 @@ def duck_type(t: pa.DataType) -> str:
     return "VARCHAR"
 
 
+class Watchdog:
+    """One thread that interrupts cursors whose time limit passed (cheaper than a timer per query)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Any]] = []
+        self._seq = 0
+        self._done: set[int] = set()
+        threading.Thread(target=self._run, name="datastore-watchdog", daemon=True).start()
+
+    def watch(self, cursor: Any, seconds: float) -> int:
+        with self._cond:
+            self._seq += 1
+            heapq.heappush(self._heap, (time.monotonic() + seconds, self._seq, cursor))
+            self._cond.notify()
+            return self._seq
+
+    def release(self, ticket: int) -> None:
+        with self._cond:
+            self._done.add(ticket)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                while self._heap and self._heap[0][1] in self._done:
+                    self._done.discard(heapq.heappop(self._heap)[1])
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                deadline, ticket, cursor = self._heap[0]
+                now = time.monotonic()
+                if deadline > now:
+                    self._cond.wait(deadline - now)
+                    continue
+                heapq.heappop(self._heap)
+                if ticket not in self._done:
+                    try:
+                        cursor.interrupt()
+                    except Exception:  # the cursor was closed meanwhile
+                        log.debug("interrupt of a closed cursor")
+                self._done.discard(ticket)
+
+
 class Sandbox:
     """The process's locked DuckDB instance over one warehouse directory."""
 
-    def __init__(self, settings: Settings, *, memory_limit: str = "256MB", threads: int = 2) -> None:
+    def __init__(self, settings: Settings, *, memory_limit: str | None = None, threads: int = 2) -> None:
         self.settings = settings
         root = str(settings.warehouse_path.resolve()).rstrip("/") + "/"
         tmp = settings.data_dir / "tmp" / "duckdb"
@@ -182,7 +231,7 @@ class Sandbox:
         con = duckdb.connect(
             ":memory:",
             config={
-                "memory_limit": memory_limit,
+                "memory_limit": memory_limit or settings.datastore_memory_limit,
                 "threads": threads,
                 "autoinstall_known_extensions": False,
                 "autoload_known_extensions": False,
@@ -194,13 +243,23 @@ class Sandbox:
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
         con.execute(f"CREATE SCHEMA {VIEW_SCHEMA}")
+        con.execute(f"CREATE SCHEMA {CACHE_SCHEMA}")
         self._con = con
         self._lock = threading.Lock()
         self._views: dict[str, int | None] = {}
+        self._cached: dict[str, tuple[int | None, str]] = {}
+        self._indexed: set[tuple[str, str]] = set()
+        self._pending: set[tuple[str, ...]] = set()
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datastore-cache")
+        self._watchdog = Watchdog()
 
     # --- views ----------------------------------------------------------------------------------
     def ensure_view(self, source: ViewSource) -> str:
-        """The qualified name of the view of ``source``, (re)created when its snapshot changed."""
+        """The qualified name of the view of ``source``, (re)created when its snapshot changed.
+
+        The view first reads the snapshot's Parquet files; a snapshot of at most
+        ``settings.datastore_cache_max_rows`` rows is then copied into DuckDB's own storage in the
+        background and the view switched to that copy."""
         target = f"{VIEW_SCHEMA}.{quote(source.name)}"
         if source.name in self._views and self._views[source.name] == source.snapshot_id:
             return target
@@ -209,7 +268,69 @@ class Sandbox:
                 return target
             self._con.execute(f"CREATE OR REPLACE VIEW {target} AS {self._view_body(source)}")
             self._views[source.name] = source.snapshot_id
+        limit = self.settings.datastore_cache_max_rows
+        if limit > 0 and source.files and sum(_file_rows(f) for f in source.files) <= limit:
+            self._submit(("cache", source.name, str(source.snapshot_id)), self._cache, source)
         return target
+
+    def _submit(self, key: tuple[str, ...], fn: Callable[..., None], *args: Any) -> None:
+        with self._lock:
+            if key in self._pending:
+                return
+            self._pending.add(key)
+
+        def run() -> None:
+            try:
+                fn(*args)
+            except Exception:  # a failed cache leaves the Parquet view in place
+                log.exception("datastore cache task %s failed", key)
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        self._background.submit(run)
+
+    def _cache(self, source: ViewSource) -> None:
+        table = f"{CACHE_SCHEMA}.{quote(f'{source.name}@{source.snapshot_id}')}"
+        cur = self._con.cursor()
+        try:
+            cur.execute(f"CREATE OR REPLACE TABLE {table} AS {self._view_body(source)}")
+            with self._lock:
+                if self._views.get(source.name) != source.snapshot_id:
+                    cur.execute(f"DROP TABLE {table}")
+                    return
+                cur.execute(
+                    f"CREATE OR REPLACE VIEW {VIEW_SCHEMA}.{quote(source.name)} AS SELECT * FROM {table}"
+                )
+                old = self._cached.get(source.name)
+                self._cached[source.name] = (source.snapshot_id, table)
+                self._indexed = {k for k in self._indexed if k[0] != source.name}
+            if old is not None and old[1] != table:
+                cur.execute(f"DROP TABLE IF EXISTS {old[1]}")
+        finally:
+            cur.close()
+
+    def want_index(self, name: str, column: str) -> None:
+        """Build (in the background) an index on ``column`` of the cached copy of view ``name``."""
+        cached = self._cached.get(name)
+        if cached is None or (name, column) in self._indexed or self._views.get(name) != cached[0]:
+            return
+        self._submit(("index", name, column, str(cached[0])), self._index, name, column, cached[1])
+
+    def _index(self, name: str, column: str, table: str) -> None:
+        cur = self._con.cursor()
+        try:
+            index = quote(f"idx:{table}:{column}")
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({quote(column)})")
+            with self._lock:
+                self._indexed.add((name, column))
+        finally:
+            cur.close()
+
+    def cached(self, name: str) -> bool:
+        """Whether view ``name`` currently reads DuckDB's own copy of its snapshot."""
+        c = self._cached.get(name)
+        return c is not None and self._views.get(name) == c[0]
 
     def _view_body(self, source: ViewSource) -> str:
         if not source.files:
@@ -236,8 +357,7 @@ class Sandbox:
         """Run ``sql`` on a fresh cursor, interrupted after ``timeout`` seconds."""
         cur = self._con.cursor()
         limit = timeout if timeout is not None else self.settings.query_timeout_seconds
-        timer = threading.Timer(limit, cur.interrupt)
-        timer.start()
+        ticket = self._watchdog.watch(cur, limit)
         try:
             return cur.sql(sql, params=list(params or [])).to_arrow_table()
         except duckdb.InterruptException as exc:
@@ -245,7 +365,26 @@ class Sandbox:
         except duckdb.Error as exc:
             raise QueryError(f"Invalid query: {_clean(str(exc))}") from exc
         finally:
-            timer.cancel()
+            self._watchdog.release(ticket)
+            cur.close()
+
+    def rows(
+        self, sql: str, params: Sequence[Any] | None = None, *, timeout: float | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names and rows (Python values) of ``sql`` on a fresh cursor, with the time limit."""
+        cur = self._con.cursor()
+        limit = timeout if timeout is not None else self.settings.query_timeout_seconds
+        ticket = self._watchdog.watch(cur, limit)
+        try:
+            cur.execute(sql, list(params or []))
+            names = [d[0] for d in cur.description or []]
+            return names, cur.fetchall()
+        except duckdb.InterruptException as exc:
+            raise QueryError("Search took too long", timeout_seconds=limit) from exc
+        except duckdb.Error as exc:
+            raise QueryError(f"Invalid query: {_clean(str(exc))}") from exc
+        finally:
+            self._watchdog.release(ticket)
             cur.close()
 
     def reader(self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 65_536) -> Any:
@@ -360,6 +499,7 @@ def close_sandboxes() -> None:
     """Close every sandbox of the process (at exit, and in tests)."""
     with _SANDBOX_LOCK:
         for box in _SANDBOXES.values():
+            box._background.shutdown(wait=True, cancel_futures=True)
             box._con.close()
         _SANDBOXES.clear()
 
