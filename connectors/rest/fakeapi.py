@@ -62,7 +62,8 @@ class FakeApi:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
 
     # --- answers -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from lxml import etree
 
 from connectors.xml.config import XmlConfig
@@ -85,7 +86,19 @@ class XmlConnector(Connector[XmlConfig]):
 
     def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
         self.stream(stream)
-        yield from self._batches()
+        cursor = self.config.cursor_field
+        after = state.get("cursor") if state and cursor else None
+        for batch in self._batches():
+            if after is not None and cursor in batch.schema.names:
+                # newer rows, and the unreadable ones (they are quarantined again while the source is broken)
+                keep = pc.or_kleene(
+                    pc.greater(batch.column(cursor), pa.scalar(str(after))),
+                    pc.is_valid(batch.column(ERROR_COLUMN)),
+                )
+                batch = batch.filter(pc.fill_null(keep, False))
+                if not batch.num_rows:
+                    continue
+            yield batch
 
     # --- reading ---------------------------------------------------------------------------------
     def _batches(self, limit_blocks: int | None = None) -> Iterator[pa.RecordBatch]:

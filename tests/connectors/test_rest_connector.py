@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -16,6 +17,7 @@ from connectors.rest.fakeapi import FakeApi
 from connectors.rest.http import retry_after_seconds
 from hub.errors import ConfigError, ConnectorError
 from hub.ingest.connector import ConnectorContext
+from hub.testing.conformance import ConformanceCase, ConnectorConformance
 
 
 def make_records(n: int) -> list[dict[str, Any]]:
@@ -246,3 +248,45 @@ def test_fast_path_and_slow_path_agree() -> None:
         c = connector(api.url, {"type": "page", "page_size": 500})
         table = read_all(c)
     assert table.to_pylist() == records
+
+
+class TestRestConformance(ConnectorConformance):
+    @pytest.fixture
+    def case(self) -> Iterator[ConformanceCase]:
+        records = make_records(120)
+        with FakeApi(records, api_key="conformance-key") as api:
+
+            def add_rows() -> None:
+                records.append({**records[-1], "id": 999, "updated_at": "2025-02-01T00:00:00"})
+
+            closed = FakeApi([])
+            closed_url = closed.url
+            closed.__exit__(None, None, None)
+            stream = {
+                "name": "items",
+                "path": "/items",
+                "cursor_field": "updated_at",
+                "updated_since_param": "updated_since",
+                "primary_key": ["id"],
+            }
+            yield ConformanceCase(
+                RestConnector,
+                config={
+                    "base_url": api.url,
+                    "streams": [stream],
+                    "pagination": {"type": "offset", "page_size": 50},
+                    "auth": {"type": "api_key", "key": {"$env": "REST_CONFORMANCE_KEY"}},
+                    "backoff_seconds": 0,
+                },
+                unreachable_config={
+                    "base_url": closed_url,
+                    "streams": [stream],
+                    "max_attempts": 2,
+                    "backoff_seconds": 0,
+                },
+                add_rows=add_rows,
+            )
+
+    @pytest.fixture(autouse=True)
+    def _key(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("REST_CONFORMANCE_KEY", "conformance-key")

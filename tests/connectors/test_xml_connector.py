@@ -12,6 +12,7 @@ import pytest
 from connectors.xml.connector import XmlConnector
 from hub.errors import ConfigError
 from hub.ingest.connector import ConnectorContext
+from hub.testing.conformance import ConformanceCase, ConnectorConformance
 
 
 def record_xml(i: int) -> str:
@@ -163,3 +164,22 @@ def test_fast_lane_agrees_with_the_lxml_way(tmp_path: Path, monkeypatch: pytest.
     assert fast.column("name")[10].as_py() is None
     assert fast.column("name")[20].as_py() == "order changed"
     assert fast.column("_hub_row").to_pylist() == list(range(3, 53))
+
+
+class TestXmlConformance(ConnectorConformance):
+    @pytest.fixture
+    def case(self, tmp_path: Path) -> ConformanceCase:
+        def body(n: int) -> str:
+            return "".join(
+                f'<record id="{i}"><name>N {i}</name><updated_at>2025-01-{i:02d}</updated_at></record>\n'
+                for i in range(1, n + 1)
+            )
+
+        write(tmp_path / "c.xml", body(5))
+        return ConformanceCase(
+            XmlConnector,
+            config={"path": "c.xml", "record": "record", "cursor_field": "updated_at", "primary_key": ["id"]},
+            context=ConnectorContext(base_dir=str(tmp_path)),
+            unreachable_config={"path": "missing.xml", "record": "record"},
+            add_rows=lambda: write(tmp_path / "c.xml", body(7)) and None,
+        )
