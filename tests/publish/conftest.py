@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (SQL and fixture rows read best on one line)
 """A small hub of our own for the publication tests: a catalog folder with births and parcels
 (the repository's contracts), synthetic rows written straight into the warehouse."""
 

@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (SQL and fixture rows read best on one line)
 """Building releases on our own warehouse: files, checksums, datapackage (frictionless), versions,
 re-identification check, freshness and the stale flag."""
 

@@ -56,7 +56,8 @@ def test_catalog_with_releases_has_zero_shacl_violations(publish_settings: Setti
         assert len(dists) == 7
         ds = URIRef("http://127.0.0.1:8000/dataset/civil_status-births")
         titles = {(t.language, str(t)) for t in g.objects(ds, URIRef("http://purl.org/dc/terms/title"))}
-        assert ("vi", "Đăng ký khai sinh") in titles and ("en", "Birth registrations") in titles
+        assert ("vi", "Đăng ký khai sinh") in titles
+        assert ("en", "Birth registrations") in titles
         one = dataset_graph(
             publish_settings,
             session,
