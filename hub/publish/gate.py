@@ -27,7 +27,7 @@ A failure is a ``PublishError`` naming the output column and its source column (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import sqlglot
 from sqlglot import exp
@@ -134,8 +134,8 @@ def _treatment(column: exp.Column, root: exp.Expression) -> tuple[Treatment, boo
     if _is_null_test(column):
         return "null-test", False
     counted = generalized = aggregated = revealed = False
-    node: exp.Expression | None = column
-    child: exp.Expression = column
+    node: Any = column
+    child: Any = column
     while node is not None and node is not root.parent:
         if isinstance(node, COUNTING):
             counted = True
@@ -161,7 +161,12 @@ def _treatment(column: exp.Column, root: exp.Expression) -> tuple[Treatment, boo
     return "raw", revealed
 
 
-def _projection(scope_expr: exp.Expression, name: str) -> exp.Expression | None:
+def _selects(scope: Scope) -> list[Any]:
+    expression: Any = scope.expression
+    return list(expression.selects)
+
+
+def _projection(scope_expr: Any, name: str) -> Any:
     for sel in scope_expr.selects if isinstance(scope_expr, exp.Select) else []:
         if sel.alias_or_name == name:
             return sel
@@ -201,10 +206,12 @@ class _Tracer:
     def _trace_scope(self, scope: Scope, name: str, outer: list[Treatment]) -> list[Lineage]:
         if isinstance(scope.expression, exp.SetOperation):
             out: list[Lineage] = []
-            first = _branches(scope)[0].expression.selects
+            first = _selects(_branches(scope)[0])
             index = next((i for i, sel in enumerate(first) if sel.alias_or_name == name), None)
-            for branch in _branches(scope) if index is not None else []:
-                out.extend(self.trace(branch, branch.expression.selects[index], outer))
+            if index is None:
+                return out
+            for branch in _branches(scope):
+                out.extend(self.trace(branch, _selects(branch)[index], outer))
             return out
         proj = _projection(scope.expression, name)
         return [] if proj is None else self.trace(scope, proj, outer)
@@ -263,14 +270,14 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
     tree = parsed[0]
     had_star = any(True for _ in tree.find_all(exp.Star) if not isinstance(_.parent, exp.Count))
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
-    for table in tree.find_all(exp.Table):
-        key = f"{table.db}.{table.name}"
-        if (table.db and key not in catalog) or (not table.db and table.name not in ctes):
+    for source in tree.find_all(exp.Table):
+        key = f"{source.db}.{source.name}"
+        if (source.db and key not in catalog) or (not source.db and source.name not in ctes):
             raise PublishError(f"release SQL reads {key.strip('.')}, which is not a warehouse dataset")
-    schema: dict[str, dict[str, dict[str, str]]] = {}
+    schema: dict[str, Any] = {}
     for key, fields in catalog.items():
-        ns, table = key.split(".", 1)
-        schema.setdefault(ns, {})[table] = {name: f.sql_type for name, f in fields.items()}
+        ns, name = key.split(".", 1)
+        schema.setdefault(ns, {})[name] = {field: f.sql_type for field, f in fields.items()}
     try:
         qualified = qualify(tree, schema=schema, dialect="duckdb", validate_qualify_columns=True)
     except OptimizeError as exc:
@@ -280,11 +287,10 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
     tracer = _Tracer(catalog)
     columns: list[OutputColumn] = []
     scopes = _branches(root)
-    first = scopes[0].expression
-    for i, proj in enumerate(first.selects):
+    for i, proj in enumerate(_selects(scopes[0])):
         col = OutputColumn(proj.alias_or_name)
         for scope in scopes:
-            col.lineage.extend(tracer.trace(scope, scope.expression.selects[i], []))
+            col.lineage.extend(tracer.trace(scope, _selects(scope)[i], []))
         for lin in col.lineage:
             if not _allowed(lin):
                 star = " (SELECT * copies every column, name the columns instead)" if had_star else ""
@@ -294,7 +300,7 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
         columns.append(col)
     aggregated = any(
         s.expression.args.get("group") is not None
-        or any(p.find(exp.AggFunc) is not None and p.find(exp.Window) is None for p in s.expression.selects)
+        or any(p.find(exp.AggFunc) is not None and p.find(exp.Window) is None for p in _selects(s))
         for s in scopes
     )
     return GateReport(

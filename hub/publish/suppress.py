@@ -184,4 +184,5 @@ def reidentification_groups(
         grouped = rows.group_by(list(quasi_columns)).aggregate([([], "count_all")])
         total = "count_all"
     small = grouped.filter(pc.less(grouped.column(total), k))
-    return small.to_pylist()
+    result: list[dict[str, object]] = small.to_pylist()
+    return result

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 
 import duckdb
 import pyarrow as pa
+from duckdb.func import FunctionNullHandling
 
 from hub.errors import PublishError
 from hub.warehouse.query import connect
@@ -47,9 +48,8 @@ def centroid_wkt(wkt: str | None) -> str | None:
 
 def register_functions(con: duckdb.DuckDBPyConnection) -> None:
     con.create_function(
-        "hub_centroid", centroid_wkt, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR"),
-        null_handling="special",
-    )  # fmt: skip
+        "hub_centroid", centroid_wkt, ["VARCHAR"], "VARCHAR", null_handling=FunctionNullHandling.SPECIAL
+    )
 
 
 def run_release_sql(
