@@ -9,6 +9,7 @@ off mid-page.
     with FakeApi(records, api_key="k") as api:
         api.faults.extend([500, 429])       # the next two requests fail
         api.truncate = 1                    # then one body is cut in half
+        api.healthy_first = 2               # (faults start after two good answers)
         ... api.url ...
 """
 
@@ -45,6 +46,7 @@ class FakeApi:
         self.retry_after: str | None = "0"
         self.delay = 0.0
         self.truncate = 0
+        self.healthy_first = 0  # answer this many requests normally before any fault applies
         self.requests: list[str] = []
         self.tokens: set[str] = set()
         self.token_requests = 0
@@ -137,11 +139,13 @@ class FakeApi:
                 parts = urlsplit(self.path)
                 with api._lock:
                     api.requests.append(self.path)
-                    fault = api.faults.popleft() if api.faults else None
-                    truncate = api.truncate > 0
+                    clean = api.healthy_first > 0
+                    api.healthy_first -= 1 if clean else 0
+                    fault = api.faults.popleft() if api.faults and not clean else None
+                    truncate = api.truncate > 0 and not clean
                     if truncate and fault is None:
                         api.truncate -= 1
-                if api.delay:
+                if api.delay and not clean:
                     time.sleep(api.delay)
                 if fault is not None:
                     headers = {"Retry-After": api.retry_after} if fault == 429 and api.retry_after else {}
