@@ -56,6 +56,18 @@ class BatchVerdict:
         return int(self.invalid.num_rows)
 
 
+def _parallelism() -> int:
+    """Threads for one batch: all workers when the machine has idle cores, else one (on a saturated
+    machine, threads of one process only wait for each other)."""
+    if _WORKERS < 2:
+        return 1
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return _WORKERS
+    return _WORKERS if load < (os.cpu_count() or 1) else 1
+
+
 def is_text_batch(batch: pa.RecordBatch) -> bool:
     """Text mode if the schema metadata ``hub.text`` is ``1``/``true``; without that key, if every data
     column is text."""
@@ -110,9 +122,10 @@ class Validator:
             )
         text_mode = is_text_batch(batch) if text is None else text
         n = batch.num_rows
-        if n < 2 * PARALLEL_ROWS or _WORKERS < 2:
+        workers = _parallelism()
+        if n < 2 * PARALLEL_ROWS or workers < 2:
             return self._validate(batch, text_mode, row_offset)
-        step = -(-n // _WORKERS)
+        step = -(-n // workers)
         parts = list(
             _POOL.map(
                 lambda start: self._validate(batch.slice(start, step), text_mode, row_offset + start),

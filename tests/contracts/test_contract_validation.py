@@ -299,7 +299,7 @@ def test_sliced_and_parallel_batches_give_the_same_verdict(
     ]
     assert part.valid.to_pylist() == whole.valid.to_pylist()[-part.n_valid :]
     monkeypatch.setattr(validator_module, "PARALLEL_ROWS", 4)
-    monkeypatch.setattr(validator_module, "_WORKERS", 3)
+    monkeypatch.setattr(validator_module, "_parallelism", lambda: 3)
     parallel = Validator(births, now=NOW).validate(batch)
     assert parallel.valid.to_pylist() == whole.valid.to_pylist()
     assert parallel.invalid.to_pylist() == whole.invalid.to_pylist()
