@@ -80,12 +80,8 @@ def test_release_files_pages_and_catalogue_are_public_and_free_of_personal_data(
         assert pre.status_code == 204
         assert pre.headers["access-control-allow-origin"] == "*"
         ttl = client.get(f"{base}/catalog.ttl")
-        assert (
-            ttl.headers["content-type"].startswith("text/turtle")
-        )
-        assert (
-            "hydra:PartialCollectionView" in ttl.text
-        )
+        assert ttl.headers["content-type"].startswith("text/turtle")
+        assert "hydra:PartialCollectionView" in ttl.text
         assert client.get(f"{base}/dataset/land-parcels.jsonld").status_code == 200
         assert client.get(f"{base}/catalog.rdf").status_code == 200
         published = _crawl(base, client)
@@ -102,15 +98,44 @@ def test_release_files_pages_and_catalogue_are_public_and_free_of_personal_data(
     assert not leaks, leaks[:5]
 
 
-def test_release_api_refuses_a_personal_id_and_needs_rights(publish_settings: Settings) -> None:
-    settings, port = _live_settings(publish_settings)
-    body = {"dataset": "civil_status.births", "id": "ids", "title": {"vi": "Số định danh"},
-            "sql": "SELECT ward_code, child_personal_id FROM civil_status.births"}  # fmt: skip
-    with live_server(settings, port=port) as base, httpx.Client(timeout=30) as client:
-        anonymous = client.post(f"{base}/api/v1/releases", json=body)
-        assert anonymous.status_code in (401, 403)
-        from hub.api.app import create_app  # noqa: F401  (the app is importable with every router)
+def _client_token(settings: Settings, org: str, scope: str) -> str:
+    from hub.auth.tokens import issue_access_token
+    from hub.auth.users import add_client
+    from hub.db import session_scope
 
-        _ = client.get(f"{base}/api/v1/releases/civil_status.births/births-by-ward-month")
-        assert _.status_code == 200
-        assert _.json()["versions"] == []
+    with session_scope(settings) as session:
+        client, _ = add_client(session, org, f"{org} publisher", scope=scope)
+        token, _ = issue_access_token(settings, subject=client.client_id, client_id=client.client_id,
+                                      scope=scope, org_id=client.org_id, session=session)  # fmt: skip
+    return token
+
+
+def test_release_api_defines_releases_through_the_gate_and_needs_rights(publish_settings: Settings) -> None:
+    settings, port = _live_settings(publish_settings)
+    refused = {"dataset": "civil_status.births", "id": "ids", "title": {"vi": "Số định danh"},
+               "sql": "SELECT ward_code, child_personal_id FROM civil_status.births"}  # fmt: skip
+    good = {"dataset": "civil_status.births", "id": "births-by-year", "title": {"vi": "Sinh theo năm", "en": "By year"},
+            "sql": "SELECT year(registration_date) AS year, count(*) AS births FROM civil_status.births GROUP BY 1",
+            "frequency": "annual", "person_count": "births"}  # fmt: skip
+    writer = _client_token(settings, "so-tu-phap", "catalog:read catalog:write")
+    other_org = _client_token(settings, "so-nong-nghiep-moi-truong", "catalog:read catalog:write")
+    with live_server(settings, port=port) as base, httpx.Client(timeout=30) as client:
+        assert client.post(f"{base}/api/v1/releases", json=good).status_code in (401, 403)
+        wrong = client.post(
+            f"{base}/api/v1/releases", json=good, headers={"Authorization": f"Bearer {other_org}"}
+        )
+        assert wrong.status_code == 403
+        auth = {"Authorization": f"Bearer {writer}"}
+        bad = client.post(f"{base}/api/v1/releases", json=refused, headers=auth)
+        assert bad.status_code == 422
+        assert "civil_status.births.child_personal_id" in bad.json()["detail"]
+        created = client.post(f"{base}/api/v1/releases", json=good, headers=auth)
+        assert created.status_code == 201, created.text
+        assert created.json()["origin"] == "api"
+        built = client.post(f"{base}/api/v1/releases/civil_status.births/births-by-year/build", headers=auth)
+        assert built.status_code == 200, built.text
+        files = built.json()["versions"][0]["files"]
+        csv = client.get(next(f["url"] for f in files if f["name"] == "data.csv"))
+        assert csv.text.splitlines()[0] == '"year","births","suppressed"'
+        public = client.get(f"{base}/api/v1/releases/civil_status.births/births-by-year").json()
+        assert public["versions"][0]["version"] == 1
