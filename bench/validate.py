@@ -166,7 +166,7 @@ def main() -> None:
         validator_module._WORKERS = saved
         results[name] = {
             "rows": args.rows, "seconds": hub_s, "rows_per_s": args.rows / hub_s, "invalid": n_invalid,
-            "threads": workers, "cpu_seconds": hub_cpu,
+            "threads": validator_module._parallelism() if workers > 1 else 1, "cpu_seconds": hub_cpu,
         }  # fmt: skip
 
     sample = as_json(table.slice(0, args.sample).to_pylist())
