@@ -132,6 +132,7 @@ class _BlockReader:
         self.record_xpath = ""
         self.lane: FastLane | None = None
         self.try_lane = True
+        self.lane_rebuilds = 0
 
     def _setup(self) -> None:
         prolog = self.splitter.prolog
@@ -215,6 +216,9 @@ class _BlockReader:
             return self._batch({}, [], [])
         if self.fields is None:
             self.fields = self._discover(records[0])
+        if self.lane is not None and self.lane_rebuilds < 3:  # the lane missed: learn this block's layout
+            self.lane_rebuilds += 1
+            self.lane = FastLane.build(self.config.tag, records[:500], self.fields) or self.lane
         errors: list[str | None] = [None] * len(records)
         if self.xsd is not None:
             for i, r in enumerate(records):
@@ -235,17 +239,18 @@ class _BlockReader:
         prolog = self.splitter.prolog
         if self.xsd is not None or (prolog and (prolog.encoding or "utf-8").lower() not in ("utf-8", "utf8")):
             return
-        first = next(iter(self.splitter.records(block)), None)
-        if first is None:
-            return
         try:
-            record = etree.fromstring(self._wrap(first[1]), self.parser)[0]
-        except (etree.XMLSyntaxError, IndexError):
+            root = etree.fromstring(self._wrap(block.data), self.parser)
+        except etree.XMLSyntaxError:
             self.try_lane = True  # decide on a later block
             return
+        records = root.xpath(self.record_xpath, namespaces=self.ns)
+        if not records:
+            self.try_lane = True
+            return
         if self.fields is None:
-            self.fields = self._discover(record)
-        self.lane = FastLane.build(self.config.tag, record, self.fields)
+            self.fields = self._discover(records[0])
+        self.lane = FastLane.build(self.config.tag, records[:500], self.fields)
 
     def _column(self, root: etree._Element, records: list[etree._Element], path: str) -> list[Any]:
         rec, n = self.record_xpath, len(records)

@@ -48,34 +48,32 @@ class FastLane:
         self.blocks = 0
 
     @classmethod
-    def build(cls, tag: str, record: etree._Element, fields: dict[str, str]) -> FastLane | None:
-        """A lane for records laid out like ``record``, or None when they are not flat."""
-        if any(isinstance(c.tag, str) and len(c) for c in record) or any(
-            not isinstance(c.tag, str) for c in record
-        ):
-            return None
-        attrs = list(record.attrib)
-        if any(a.startswith("{") for a in attrs):
-            return None
-        children = [(f"{c.prefix}:" if c.prefix else "") + etree.QName(c).localname for c in record]
-        if len(set(children)) != len(children):
-            return None
+    def build(cls, tag: str, records: list[etree._Element], fields: dict[str, str]) -> FastLane | None:
+        """A lane for records laid out like ``records`` (attributes and children in the order they
+        show, each optional), or None when they are not flat."""
+        attrs: list[str] = []
+        children: list[str] = []
+        for record in records:
+            if any(not isinstance(c.tag, str) or len(c) for c in record):
+                return None
+            names = [(f"{c.prefix}:" if c.prefix else "") + etree.QName(c).localname for c in record]
+            if len(set(names)) != len(names) or any(a.startswith("{") for a in record.attrib):
+                return None
+            if not (_merge(attrs, list(record.attrib)) and _merge(children, names)):
+                return None
         parts = [rb"<" + re.escape(tag.encode())]
         group_of: dict[str, int] = {}
         for a in attrs:
             group_of["@" + a] = len(group_of) + 1
-            parts.append(rb"\s+" + re.escape(a.encode()) + rb'\s*=\s*"(' + _ATTR_VALUE + rb')"')
-        parts.append(
-            rb"\s*>\s*" if children else rb"\s*(?:/>|>\s*</" + re.escape(tag.encode()) + rb"\s*>)\s*"
-        )
+            parts.append(rb"(?:\s+" + re.escape(a.encode()) + rb'\s*=\s*"(' + _ATTR_VALUE + rb')")?')
+        parts.append(rb"\s*(?:/>\s*|>\s*")
         for child in children:
             group_of[child] = len(group_of) + 1
             name = re.escape(child.encode())
             parts.append(
-                rb"(?:<" + name + rb">(" + _VALUE + rb")</" + name + rb"\s*>|<" + name + rb"\s*/>)\s*"
+                rb"(?:<" + name + rb">(" + _VALUE + rb")</" + name + rb"\s*>\s*|<" + name + rb"\s*/>\s*)?"
             )
-        if children:
-            parts.append(rb"</" + re.escape(tag.encode()) + rb"\s*>\s*")
+        parts.append(rb"</" + re.escape(tag.encode()) + rb"\s*>\s*)")
         groups: list[int] = []
         for path in fields.values():
             local = path.rsplit(":", 1)[-1] if not path.startswith("@") else path
@@ -117,6 +115,21 @@ class FastLane:
             mask &= arr[lt + 1 + j] == ch
         mask &= np.isin(arr[lt + 1 + n], _WS)
         return lt[mask].tolist()
+
+
+def _merge(order: list[str], seen: list[str]) -> bool:
+    """Fold ``seen`` (one record's names in document order) into ``order``; False if they disagree."""
+    position = -1
+    for name in seen:
+        if name in order:
+            at = order.index(name)
+            if at < position:
+                return False
+            position = at
+        else:
+            position += 1
+            order.insert(position, name)
+    return True
 
 
 def _text(values: list[bytes | None]) -> pa.Array:
