@@ -103,6 +103,14 @@ CENTROID_FUNCTIONS = {"hub_centroid", "st_centroid"}
 REVEALING_NAMES = {"list", "string_agg", "mode", "arbitrary", "first", "last", "histogram", "list_agg"}
 
 
+FORBIDDEN_PREFIXES = ("read_", "parquet_", "duckdb_", "pragma_", "iceberg_")
+FORBIDDEN_FUNCTIONS = {
+    "getenv", "current_setting", "glob", "sniff_csv", "query", "query_table", "which_secret",
+    "read_text", "read_blob", "read_csv", "read_json", "read_parquet",
+}  # fmt: skip
+"""Functions that read files, settings or the environment: a release reads warehouse datasets only."""
+
+
 def _generalizes(node: exp.Expression) -> bool:
     if isinstance(node, exp.Year | exp.Quarter | exp.Month):
         return True
@@ -269,6 +277,12 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
         raise PublishError("a release is exactly one SELECT statement")
     tree = parsed[0]
     had_star = any(True for _ in tree.find_all(exp.Star) if not isinstance(_.parent, exp.Count))
+    for func in tree.find_all(exp.Func):
+        name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
+        if name.startswith(FORBIDDEN_PREFIXES) or name in FORBIDDEN_FUNCTIONS:
+            raise PublishError(
+                f"release SQL may not call {name}(): it reads files, settings or the environment"
+            )
     ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
     for source in tree.find_all(exp.Table):
         key = f"{source.db}.{source.name}"

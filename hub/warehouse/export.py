@@ -64,6 +64,10 @@ def run_release_sql(
     con = connect(warehouse, keys, {k: v for k, v in snapshots.items() if v is not None})
     try:
         register_functions(con)
+        root = str(warehouse.settings.warehouse_path.resolve()).rstrip("/") + "/"
+        con.execute(f"SET allowed_directories = ['{root.replace(chr(39), chr(39) * 2)}']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
         return _arrow(con, sql), snapshots
     finally:
         con.close()

@@ -91,6 +91,10 @@ def test_unknown_dataset_or_column_and_non_select_are_refused() -> None:
         check_sql("SELECT nope FROM civil_status.births", CATALOG)
     with pytest.raises(PublishError, match="not a warehouse dataset"):
         check_sql("SELECT x FROM other.table_x", CATALOG)
+    with pytest.raises(PublishError, match=r"may not call read_parquet\(\)"):
+        check_sql("SELECT * FROM read_parquet('warehouse/civil_status/births/data/x.parquet')", CATALOG)
+    with pytest.raises(PublishError, match=r"may not call getenv\(\)"):
+        check_sql("SELECT getenv('HUB_SECRET_KEY') AS k", CATALOG)
     with pytest.raises(PublishError, match="one SELECT"):
         check_sql("DELETE FROM civil_status.births", CATALOG)
 
