@@ -14,12 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, Response
 
+from hub.api.dcat import cached
 from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
 from hub.auth import access, audit
 from hub.auth.principal import Principal
@@ -34,6 +36,7 @@ from hub.publish.spec import ReleaseSpec
 from hub.settings import Settings
 
 router = APIRouter(tags=["releases"])
+CACHE = "public, max-age=60"
 
 
 def release_dict(settings: Settings, ds: Dataset, rel: Release) -> dict[str, Any]:
@@ -72,7 +75,7 @@ def release_dict(settings: Settings, ds: Dataset, rel: Release) -> dict[str, Any
 
 
 @router.get("/api/v1/releases", summary="Open-data releases (public)")
-async def list_releases(settings: SettingsDep, session: SessionDep) -> dict[str, Any]:
+async def list_releases(request: Request, settings: SettingsDep, session: SessionDep) -> Response:
     def work() -> dict[str, Any]:
         sync_releases(session)
         session.commit()
@@ -82,18 +85,18 @@ async def list_releases(settings: SettingsDep, session: SessionDep) -> dict[str,
         ).all()  # fmt: skip
         return {"releases": [release_dict(settings, ds, rel) for rel, ds in rows]}
 
-    return await run_in_threadpool(work)
+    return cached(request, orjson.dumps(await run_in_threadpool(work)), "application/json", CACHE)
 
 
 @router.get("/api/v1/releases/{dataset}/{release}", summary="One open-data release (public)")
 async def show_release(
-    dataset: str, release: str, settings: SettingsDep, session: SessionDep
-) -> dict[str, Any]:
+    dataset: str, release: str, request: Request, settings: SettingsDep, session: SessionDep
+) -> Response:
     def work() -> dict[str, Any]:
         ds, rel = get_release(session, dataset, release)
         return release_dict(settings, ds, rel)
 
-    return await run_in_threadpool(work)
+    return cached(request, orjson.dumps(await run_in_threadpool(work)), "application/json", CACHE)
 
 
 def _require_writer(session: Any, principal: Principal, ds: Dataset, action: str) -> None:

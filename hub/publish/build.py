@@ -126,7 +126,7 @@ def protect(table: pa.Table, report: GateReport, rel: ReleaseSpec, k: int) -> tu
         if small:
             raise PublishError(
                 f"release {rel.id}: {len(small)} combination(s) of quasi-identifiers "
-                f"({', '.join(report.quasi_columns)}) match fewer than {k} persons, e.g. {small[0]}; "
+                f"({', '.join(report.quasi_columns)}) match fewer than {k} persons; "
                 "generalize further or aggregate"
             )
     return table, suppressed

@@ -54,7 +54,11 @@ def test_release_files_pages_and_catalogue_are_public_and_free_of_personal_data(
     v2 = build_release(settings, "civil_status.births", "births-by-ward-month")
     assert v2.version == 2
     with live_server(settings, port=port) as base, httpx.Client(timeout=30) as client:
-        listing = client.get(f"{base}/api/v1/releases").json()["releases"]
+        answer = client.get(f"{base}/api/v1/releases")
+        assert answer.headers["cache-control"] == "public, max-age=60"
+        etag = {"If-None-Match": answer.headers["etag"]}
+        assert client.get(f"{base}/api/v1/releases", headers=etag).status_code == 304
+        listing = answer.json()["releases"]
         births = next(r for r in listing if r["id"] == "births-by-ward-month")
         assert [v["version"] for v in births["versions"]] == [1, 2]
         assert births["stale"] is False
