@@ -196,7 +196,8 @@ def _release(settings: Settings, ds: Dataset, rel: Release) -> str:
     stale = ' <span class="stale">cần cập nhật / stale</span>' if is_stale(rel) else ""
     out = [f"<h3>{_t(rel.title, rel.title_en)}{stale}</h3>"]
     freq = escape(str(rel.spec.get("frequency", "")))
-    out.append(f"<p>Tần suất / Frequency: {freq} · k = {escape(str(rel.spec.get('k') or ''))}</p>")
+    k = rel.spec.get("k") or ds.spec.get("k_anonymity", 5)
+    out.append(f"<p>Tần suất / Frequency: {freq} · k = {escape(str(k))}</p>")
     for v in sorted(rel.versions, key=lambda v: -v.version):
         links = " · ".join(
             f'<a href="{escape(release_file_url(settings, ds, rel, v.version, f.name))}">'
