@@ -143,7 +143,7 @@ class BackgroundSink:
     Parquet (which releases the GIL) overlaps with reading and validating the next batches. At most
     ``depth`` batches wait in the queue, so memory stays bounded."""
 
-    def __init__(self, sink: FileSink, depth: int = 3) -> None:
+    def __init__(self, sink: FileSink, depth: int = 1) -> None:
         self.sink = sink
         self._queue: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
@@ -192,7 +192,7 @@ class BackgroundSink:
 _DONE = object()
 
 
-def prefetch(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
+def prefetch(batches: Iterator[T], depth: int = 1) -> Iterator[T]:
     """Run ``batches`` in a thread of its own, ``depth`` items ahead of the consumer, so that reading
     the source (network, decoding; mostly outside the GIL) overlaps with validating and writing.
     An error of the source is raised in the consumer, at the point where the item would have come."""
