@@ -21,7 +21,9 @@ from hub.publish.suppress import reidentification_groups
 from hub.settings import Settings
 
 
-def test_release_files_have_checksums_and_a_valid_datapackage_from_the_contract(publish_settings: Settings) -> None:
+def test_release_files_have_checksums_and_a_valid_datapackage_from_the_contract(
+    publish_settings: Settings,
+) -> None:
     v = build_release(publish_settings, "civil_status.births", "births-by-ward-month")
     folder = publish_settings.data_dir / v.path
     names = {p.name for p in folder.iterdir()}

@@ -121,3 +121,11 @@ def test_a_catalog_release_selecting_a_personal_id_is_refused_at_build(publish_s
         spec = dataset_spec(get_dataset(session, "civil_status.births"))
         with pytest.raises(PublishError, match=r"civil_status\.births\.mother_personal_id"):
             check_release(publish_settings, session, spec, rel)
+
+
+def test_a_dataset_without_personal_data_may_be_released_whole() -> None:
+    schools = {"education.schools": {"school_code": F(), "school_name": F(), "ward_code": F()}}
+    report = check_sql("SELECT * FROM education.schools", schools)
+    assert [c.name for c in report.columns] == ["school_code", "school_name", "ward_code"]
+    assert report.quasi_columns == []
+    assert not report.aggregated
