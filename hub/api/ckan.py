@@ -21,6 +21,7 @@ from hub.api.ckan_registry import ACTIONS, Action, ActionContext
 from hub.api.deps import app_session_factory
 from hub.api.errors import CkanBadRequest, help_url, json_response
 from hub.auth.resolve import resolve_principal
+from hub.catalog.search import catalog_index
 from hub.errors import ValidationFailed
 
 router = APIRouter(tags=["CKAN Action API"])
@@ -121,6 +122,8 @@ def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dic
         )
         result = act.fn(ctx, data)
         session.commit()
+        if act.write:
+            catalog_index(settings).invalidate()
         return result, ctx.envelope
     except BaseException:
         session.rollback()

@@ -21,6 +21,7 @@ import heapq
 import math
 import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -565,16 +566,24 @@ _SIGNATURE_SQL = text(
 class CatalogIndex:
     """The index of one metadata database, rebuilt when its signature changes."""
 
+    #: How long a checked signature is trusted: changes made by other processes (ingest workers, other
+    #: server workers) show up within this time; this process's own writes call ``invalidate``.
+    CHECK_SECONDS = 1.0
+
     def __init__(self) -> None:
         self._index: Index | None = None
         self._lock = threading.Lock()
+        self._checked = 0.0
 
     def signature(self, session: Session) -> tuple[Any, ...]:
         return tuple(str(v) for v in session.execute(_SIGNATURE_SQL).one())
 
     def get(self, session: Session, settings: Settings, states: StateLookup) -> Index:
-        sig = self.signature(session)
         current = self._index
+        if current is not None and time.monotonic() - self._checked < self.CHECK_SECONDS:
+            return current
+        sig = self.signature(session)
+        self._checked = time.monotonic()
         if current is not None and current.signature == sig:
             return current
         with self._lock:
@@ -591,7 +600,8 @@ class CatalogIndex:
             return self._index
 
     def invalidate(self) -> None:
-        self._index = None
+        """Check the database on the next search (after a write of this process)."""
+        self._checked = 0.0
 
 
 _INDEXES: dict[str, CatalogIndex] = {}

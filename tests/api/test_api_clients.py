@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import requests
 from ckanapi import NotAuthorized, NotFound, RemoteCKAN, ValidationError
 
 from hub.catalog.models import Dataset, Organization
+from hub.catalog.search import CatalogIndex
 from hub.db import session_scope
 from tests.api.conftest import LiveHub
 
@@ -103,6 +105,7 @@ def test_harvester_paging(hub: LiveHub) -> None:
                     state="active",
                 )
             )
+    time.sleep(CatalogIndex.CHECK_SECONDS)  # changes made outside the server show up within this time
     fq = f"metadata_modified:[{since.isoformat()}Z TO *] organization:harvest-org"
     ids: list[str] = []
     previous = None
