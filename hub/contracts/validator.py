@@ -250,36 +250,52 @@ class Validator:
         names = batch.schema.names
         take = pa.array(idx)
         if ROW_COLUMN in names:
-            row_no = batch.column(names.index(ROW_COLUMN)).take(take).cast(pa.int64()).to_pylist()
+            row_no = batch.column(names.index(ROW_COLUMN)).take(take).cast(pa.int64())
         else:
-            row_no = [offset + int(i) + 1 for i in idx]
+            row_no = pa.array(idx + offset + 1, pa.int64())
         sources = (
-            batch.column(names.index(SOURCE_COLUMN)).take(take).cast(pa.string()).to_pylist()
+            batch.column(names.index(SOURCE_COLUMN)).take(take).cast(pa.string())
             if SOURCE_COLUMN in names
-            else [None] * len(idx)
+            else pa.nulls(len(idx), pa.string())
         )
         data = batch.select([c for c in names if c not in RESERVED]).take(take).to_pylist()
         records = [orjson.dumps(r, default=_json_default).decode() for r in data]
-        errors: dict[int, list[dict[str, str]]] = {int(i): [] for i in idx}
+        # errors as flat columns (row, path, keyword, message), then grouped into one list per row
+        e_row: list[int] = []
+        e_path: list[str] = []
+        e_kw: list[str] = []
+        e_msg: list[str] = []
         if source_err.any():
             col = batch.column(names.index(ERROR_COLUMN))
             for i in np.flatnonzero(source_err):
-                errors[int(i)].append({"path": "", "keyword": "source", "message": str(col[int(i)].as_py())})
+                e_row.append(int(i))
+                e_path.append("")
+                e_kw.append("source")
+                e_msg.append(str(col[int(i)].as_py()))
         for f in failures:
-            for i in np.flatnonzero(f.rows & ~source_err):
-                if f.details is not None:
+            rows = np.flatnonzero(f.rows & ~source_err)
+            if f.details is not None:
+                for i in rows:
                     for path, kw, text in f.details(int(i)):
-                        errors[int(i)].append({"path": path, "keyword": kw, "message": text})
-                else:
-                    errors[int(i)].append(
-                        {"path": f.path, "keyword": f.keyword, "message": f.message(int(i))}
-                    )
+                        e_row.append(int(i))
+                        e_path.append(path)
+                        e_kw.append(kw)
+                        e_msg.append(text)
+            else:
+                e_row.extend(rows.tolist())
+                e_path.extend([f.path] * len(rows))
+                e_kw.extend([f.keyword] * len(rows))
+                e_msg.extend(f.message(int(i)) for i in rows)
+        order = np.argsort(np.asarray(e_row, dtype=np.int64), kind="stable")
+        sorted_rows = np.asarray(e_row, dtype=np.int64)[order]
+        offsets = np.searchsorted(sorted_rows, np.append(idx, batch.num_rows), side="left")
+        structs = pa.StructArray.from_arrays(
+            [pa.array(e_path, pa.string()).take(order), pa.array(e_kw, pa.string()).take(order),
+             pa.array(e_msg, pa.string()).take(order)],
+            fields=list(ERROR_TYPE),
+        )  # fmt: skip
+        errors = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), structs)
         return pa.Table.from_arrays(
-            [
-                pa.array(row_no, pa.int64()),
-                pa.array(sources, pa.string()),
-                pa.array(records, pa.string()),
-                pa.array([errors[int(i)] for i in idx], pa.list_(ERROR_TYPE)),
-            ],
+            [row_no, sources, pa.array(records, pa.string()), errors],
             schema=QUARANTINE_SCHEMA,
         )
