@@ -163,7 +163,9 @@ class _Ingest:
             spec.invalid_threshold if spec.invalid_threshold is not None else settings.invalid_threshold
         )
         self.wh = Warehouse(settings)
-        self.table = self.wh.ensure_table(key, self.contract.arrow_schema)
+        self.table = self.wh.evolve(
+            self.wh.ensure_table(key, self.contract.arrow_schema), self.contract.arrow_schema
+        )
         self.files = FileSink(self.table, self.wh.data_dir(self.table), result.run_id)
         self.sink = BackgroundSink(self.files)
         self.qsink: FileSink | None = None

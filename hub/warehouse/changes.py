@@ -138,7 +138,7 @@ def upsert(
         current_paths = [local_path(f.file_path) for f in current]
         con.execute(
             f"CREATE TEMP TABLE cur AS SELECT {keys}, hash({cols}) AS _h, filename "
-            f"FROM read_parquet({sql_list(current_paths)}, filename = true)"
+            f"FROM read_parquet({sql_list(current_paths)}, filename = true, union_by_name = true)"
         )
         con.execute(
             f"CREATE TEMP TABLE changed AS SELECT {keys} FROM "
@@ -160,7 +160,8 @@ def upsert(
         query = f"SELECT {cols} FROM staged SEMI JOIN changed USING ({keys})"
         if affected:
             query = (
-                f"SELECT {cols} FROM read_parquet({sql_list(affected)}) ANTI JOIN changed USING ({keys}) "
+                f"SELECT {cols} FROM read_parquet({sql_list(affected)}, union_by_name = true) "
+                f"ANTI JOIN changed USING ({keys}) "
                 f"UNION ALL {query}"
             )
         plan.add = write_query(con, query, table, out)

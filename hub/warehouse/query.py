@@ -47,7 +47,11 @@ def view_sql(con: duckdb.DuckDBPyConnection, view: DatasetView, name: str | None
     """``CREATE VIEW`` text of ``view`` (default name: ``"<namespace>"."<table>"``)."""
     target = name or f"{quote(view.namespace)}.{quote(view.name)}"
     if view.files:
-        return f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM read_parquet({sql_list(view.files)})"
+        # union_by_name: files written before a column was added to the table read it as NULL
+        return (
+            f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM "
+            f"read_parquet({sql_list(view.files)}, union_by_name = true)"
+        )
     cols = ", ".join(
         f"CAST(NULL AS {t}) AS {quote(f.name)}"
         for f, t in zip(view.schema, _duck_types(con, view.schema), strict=True)

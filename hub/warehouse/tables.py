@@ -179,6 +179,18 @@ class Warehouse:
         except TableAlreadyExistsError:
             return self.catalog.load_table(ident)
 
+    def evolve(self, table: Table, schema: pa.Schema) -> Table:
+        """Add the columns of ``schema`` that ``table`` lacks (a contract gained optional fields).
+        Columns are never dropped or retyped here: old snapshots keep reading as they were."""
+        current = set(table.schema().column_names)
+        if all(name in current for name in schema.names):
+            return table
+        added = pa.schema([f.with_nullable(True) for f in schema if f.name not in current])
+        with table.update_schema() as update:
+            update.union_by_name(added)
+        table.refresh()
+        return table
+
     def keys(self) -> list[str]:
         """Every dataset key with a table (quarantine tables left out)."""
         out: list[str] = []

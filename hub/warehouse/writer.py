@@ -78,7 +78,14 @@ class FileSink:
         """``batch`` with the file schema's column order, types and field ids."""
         names = self.schema.names
         if batch.schema.names != names:
-            batch = pa.RecordBatch.from_arrays([batch.column(n) for n in names], names=names)
+            have = set(batch.schema.names)
+            batch = pa.RecordBatch.from_arrays(
+                [
+                    batch.column(n) if n in have else pa.nulls(batch.num_rows, self.schema.field(n).type)
+                    for n in names
+                ],
+                names=names,
+            )
         if not batch.schema.equals(self.schema, check_metadata=False):
             batch = batch.cast(self.schema)
         return batch

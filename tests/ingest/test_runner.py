@@ -174,3 +174,27 @@ def test_time_travel_by_snapshot_and_by_timestamp(env: Env) -> None:
         wh.resolve_as_of(KEY, "2000-01-01T00:00:00Z")
     with pytest.raises(Exception, match="no snapshot 123456789"):
         wh.resolve_as_of(KEY, "123456789")
+
+
+def test_a_contract_that_gains_a_field_adds_the_column(env: Env) -> None:
+    import json
+
+    from tests.warehouse.support import CONTRACT
+
+    env.write_rows([person(1), person(2)])
+    first = run_ingest(env.settings, KEY)
+    contract = json.loads(json.dumps(CONTRACT))
+    contract["properties"]["email"] = {"type": ["string", "null"]}
+    path = env.settings.schemas_dir / "test" / "people.v1.schema.json"
+    path.write_text(json.dumps(contract), encoding="utf-8")
+    env.write_rows([person(1), person(2), {**person(3), "email": "ba@example.vn"}])
+    assert run_ingest(env.settings, KEY).ok
+    assert rows(env, "SELECT id, email FROM test.people ORDER BY id") == [
+        (1, None),
+        (2, None),
+        (3, "ba@example.vn"),
+    ]
+    # the earlier snapshot still reads as it was
+    old = run_sql(Warehouse(env.settings), "SELECT * FROM test.people", {KEY: str(first.snapshot_id)})
+    assert old.num_rows == 2
+    assert "email" in Warehouse(env.settings).arrow_schema(KEY).names
