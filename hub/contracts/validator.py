@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from jsonschema import Draft202012Validator
 
 from hub.contracts.checks import CheckContext, get_check
-from hub.contracts.coerce import Column, coerce, is_string, mask
+from hub.contracts.coerce import Column, as_string, coerce, is_string, mask
 from hub.contracts.evaluate import FORMAT_CHECKER, Failure, FieldEvaluator
 from hub.contracts.model import Contract
 
@@ -88,6 +88,25 @@ def _const(message: str) -> Callable[[int], str]:
 
 def _indexed(messages: list[Any]) -> Callable[[int], str]:
     return lambda i: str(messages[i])
+
+
+def _records_json(data: pa.RecordBatch) -> pa.Array | None:
+    """Each row as a JSON object (as ``orjson`` writes it), vectorized when every column is text
+    without control characters; None otherwise."""
+    parts = []
+    for name, col in zip(data.schema.names, data.columns, strict=True):
+        if not is_string(col.type):
+            return None
+        col = as_string(col)
+        if data.num_rows and pc.any(pc.match_substring_regex(col, r"[\x00-\x1f]")).as_py():
+            return None
+        escaped = pc.replace_substring(pc.replace_substring(col, "\\", "\\\\"), '"', '\\"')
+        value = pc.fill_null(pc.binary_join_element_wise('"', escaped, '"', ""), "null")
+        parts.append(pc.binary_join_element_wise(orjson.dumps(name).decode() + ":", value, ""))
+    if not parts:
+        return pa.array(["{}"] * data.num_rows, pa.string())
+    body = pc.binary_join_element_wise(*parts, ",")
+    return pc.binary_join_element_wise("{", body, "}", "")
 
 
 def _json_default(v: Any) -> Any:
@@ -258,8 +277,12 @@ class Validator:
             if SOURCE_COLUMN in names
             else pa.nulls(len(idx), pa.string())
         )
-        data = batch.select([c for c in names if c not in RESERVED]).take(take).to_pylist()
-        records = [orjson.dumps(r, default=_json_default).decode() for r in data]
+        selected = batch.select([c for c in names if c not in RESERVED]).take(take)
+        records = _records_json(selected)
+        if records is None:
+            records = pa.array(
+                [orjson.dumps(r, default=_json_default).decode() for r in selected.to_pylist()], pa.string()
+            )
         # errors as flat columns (row, path, keyword, message), then grouped into one list per row
         e_row: list[int] = []
         e_path: list[str] = []
@@ -296,6 +319,6 @@ class Validator:
         )  # fmt: skip
         errors = pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), structs)
         return pa.Table.from_arrays(
-            [row_no, sources, pa.array(records, pa.string()), errors],
+            [row_no, sources, records, errors],
             schema=QUARANTINE_SCHEMA,
         )
