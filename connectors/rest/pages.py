@@ -42,13 +42,34 @@ class PageParser:
         self.slow_pages = 0
 
     def parse(self, body: bytes) -> Page:
-        if self.known is not None:
-            page = self._fast(body)
-            if page is not None:
-                self.fast_pages += 1
-                return page
-        self.slow_pages += 1
-        return self._slow(body)
+        page = self._fast(body) if self.known is not None else None
+        if page is not None:
+            self.fast_pages += 1
+        else:
+            self.slow_pages += 1
+            page = self._slow(body)
+        page.batch = self._conform(page.batch)
+        return page
+
+    def _conform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Every page with the columns seen so far, in one order and type (a page that lacks a field
+        gets nulls), so that batches of a stream share one schema."""
+        known = self.known
+        if known is None or batch.schema.equals(known):
+            return batch
+        columns = []
+        for f in known:
+            if f.name in batch.schema.names:
+                col = batch.column(f.name)
+                if col.type != f.type:
+                    try:
+                        col = col.cast(f.type)
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        return batch  # a type changed: hand the page on as it is
+                columns.append(col)
+            else:
+                columns.append(pa.nulls(batch.num_rows, type=f.type))
+        return pa.RecordBatch.from_arrays(columns, schema=known)
 
     # --- orjson, column-wise -------------------------------------------------------------------
     def _slow(self, body: bytes) -> Page:

@@ -179,13 +179,18 @@ log = sys.argv[2]
 def run(settings, key, holder):
     with open(log, "a") as f:
         f.write(f"start {key} {os.getpid()} {time.monotonic()}\\n")
-    time.sleep(0.5)
+    time.sleep(1.0)
     with open(log, "a") as f:
         f.write(f"end {key} {os.getpid()} {time.monotonic()}\\n")
     return SimpleNamespace(status="succeeded", error=None, run_id=None, error_code=None)
 settings = Settings(data_dir=sys.argv[3], database_url=sys.argv[1])
-deadline = time.monotonic() + 6
 w = Worker(settings, concurrency=3, run=run)
+ready = os.path.join(sys.argv[3], "ready")
+os.makedirs(ready, exist_ok=True)
+open(os.path.join(ready, str(os.getpid())), "w").close()
+while len(os.listdir(ready)) < 2:  # start together
+    time.sleep(0.01)
+deadline = time.monotonic() + 6
 while time.monotonic() < deadline:
     w.run_once()
     time.sleep(0.05)
@@ -212,3 +217,58 @@ def test_two_worker_processes_on_postgresql_never_run_a_dataset_twice(
     starts = [(k, pid) for what, k, pid, _ in lines if what == "start"]
     assert sorted(k for k, _ in starts) == keys  # each dataset once in this minute, by one worker
     assert len({pid for _, pid in starts}) == 2  # both workers took part
+
+
+def test_worker_runs_real_ingests_and_retries_an_unavailable_source(
+    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from typer.testing import CliRunner
+
+    from connectors.rest.fakeapi import FakeApi
+    from hub.catalog.models import Run
+    from hub.cli.main import app
+    from hub.settings import get_settings
+    from tests.warehouse.support import KEY, make_env, person
+
+    env = make_env(tmp_path)
+    with FakeApi([person(i) for i in range(1, 31)]) as api:
+        doc = {
+            "id": KEY, "title": {"vi": "Người"}, "contract": "test/people.v1", "cursor_field": "updated_at",
+            "schedule": "* * * * *",
+            "source": {"connector": "rest", "config": {
+                "base_url": api.url, "max_attempts": 2, "backoff_seconds": 0,
+                "streams": [{"name": "people", "path": "/items", "cursor_field": "updated_at",
+                             "updated_since_param": "updated_since"}],
+                "pagination": {"type": "offset", "page_size": 10}}},
+        }  # fmt: skip
+        env.catalog_file.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+        from hub.catalog.loader import sync_catalog
+
+        with session_scope(env.settings) as s:
+            sync_catalog(s, env.settings)
+        api.faults.extend([503] * 2)
+        worker = Worker(env.settings, backoff_seconds=30)
+        failed = worker.run_once()
+        assert failed[0].status == "failed"
+        assert failed[0].retry_at is not None
+        assert "HTTP 503 after 2 attempts" in (failed[0].error or "")
+        with session_scope(env.settings) as s:
+            row = s.query(DatasetSchedule).one()
+            row.retry_at = utcnow() - timedelta(seconds=1)
+        monkeypatch.setenv("HUB_DATA_DIR", str(env.settings.data_dir))
+        monkeypatch.setenv("HUB_CATALOG_DIR", str(env.settings.catalog_dir))
+        monkeypatch.setenv("HUB_SCHEMAS_DIR", str(env.settings.schemas_dir))
+        get_settings.cache_clear()
+        try:
+            out = CliRunner().invoke(app, ["worker", "--once"])
+        finally:
+            get_settings.cache_clear()
+        assert out.exit_code == 0, out.output
+        assert f"succeeded {KEY}" in out.output
+    with session_scope(env.settings) as s:
+        runs = [
+            (r.status, r.rows_loaded, r.triggered_by or "") for r in s.query(Run).order_by(Run.started_at)
+        ]
+    assert [r[:2] for r in runs] == [("failed", 0), ("succeeded", 30)]
+    assert all(r[2].startswith("worker ") for r in runs)
