@@ -91,15 +91,22 @@ def mark_stale(settings: Settings, now: dt.datetime | None = None) -> int:
         from hub.catalog.ckan_models import Resource
     except ImportError:
         return 0
+    from hub.publish.resources import set_package_stale
+
     stale_count = 0
     with session_scope(settings) as session:
+        by_dataset: dict[str, bool] = {}
         for rel in session.scalars(select(Release).where(Release.state == "active")):
             stale = is_stale(rel, now)
             stale_count += stale
+            if rel.versions:
+                by_dataset[rel.dataset_id] = by_dataset.get(rel.dataset_id, False) or stale
             query = select(Resource).where(Resource.kind == "release", Resource.dataset_id == rel.dataset_id)
             for r in session.scalars(query):
                 if (r.extras or {}).get("hub_release") == rel.name and r.extras.get("hub_stale") != stale:
                     r.extras = {**r.extras, "hub_stale": stale}
+        for dataset_id, stale in by_dataset.items():
+            set_package_stale(session, dataset_id, stale)
     return stale_count
 
 

@@ -56,4 +56,18 @@ def publish_resources(
         session.add(r)
         session.flush()
         f.resource_id = r.id
+    set_package_stale(session, ds.id, False)
     touch(ds)
+
+
+def set_package_stale(session: Session, dataset_id: str, stale: bool) -> None:
+    """CKAN package extra ``hub_releases_stale``: is any release of the dataset stale?"""
+    try:
+        from hub.catalog.ckan_models import PackageInfo
+    except ImportError:
+        return
+    info = session.get(PackageInfo, dataset_id)
+    if info is None:
+        info = PackageInfo(dataset_id=dataset_id, extras={}, fields={})
+        session.add(info)
+    info.extras = {**(info.extras or {}), "hub_releases_stale": "true" if stale else "false"}

@@ -106,3 +106,12 @@ def test_freshness_rebuilds_after_ingest_and_flags_stale(publish_settings: Setti
     outcomes = {(d, r): o for d, r, o in rebuild_due(publish_settings, later)}
     assert outcomes[("civil_status.births", "births-by-ward-month")] == "version 2"
     assert outcomes[("land.parcels", "parcels-without-owner")] == "version 1"  # never built: stale
+    from hub.catalog.ckan_models import PackageInfo, Resource
+    from hub.publish.freshness import mark_stale
+
+    assert mark_stale(publish_settings, later + dt.timedelta(days=40)) == 2
+    with session_scope(publish_settings) as session:
+        births = get_release(session, "civil_status.births", "births-by-ward-month")[0]
+        assert session.get(PackageInfo, births.id).extras["hub_releases_stale"] == "true"
+        flags = {r.extras["hub_stale"] for r in session.query(Resource).filter(Resource.kind == "release")}
+        assert flags == {True}
