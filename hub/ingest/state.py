@@ -132,7 +132,9 @@ def recover_interrupted_runs(settings: Settings, *, dataset_id: str | None = Non
         )
         if dataset_id is not None:
             query = query.where(Run.dataset_id == dataset_id)
-        candidates = [tuple(row) for row in session.execute(query).all()]
+        candidates: list[tuple[str, int | None, str | None, str, str]] = [
+            (row[0], row[1], row[2], row[3], row[4]) for row in session.execute(query).all()
+        ]
     out: list[RecoveredRun] = []
     wh: Warehouse | None = None
     for run_id, pid, hostname, mode, key in candidates:

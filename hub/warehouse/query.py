@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from hub.errors import NotFoundError, QueryError
 from hub.warehouse.changes import duck, quote, sql_list
-from hub.warehouse.tables import QUARANTINE_SUFFIX, Warehouse, split_key
+from hub.warehouse.tables import QUARANTINE_SUFFIX, Warehouse, local_path, split_key
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,15 @@ def view_sql(con: duckdb.DuckDBPyConnection, view: DatasetView, name: str | None
 
 def dataset_view(warehouse: Warehouse, key: str, as_of: str | int | None = None) -> DatasetView:
     """The files and schema of ``key`` at its current snapshot, or at ``as_of``."""
-    snapshot_id = None if as_of is None else warehouse.resolve_as_of(key, str(as_of))
-    table = warehouse.table(key)
+    table = warehouse.table(key)  # loaded once: every answer below comes from the same metadata
+    snapshot_id = None if as_of is None else warehouse.resolve_as_of(key, str(as_of), table)
     if snapshot_id is None:
         snap = table.current_snapshot()
         snapshot_id = snap.snapshot_id if snap else None
-    files = warehouse.data_files(key, snapshot_id) if snapshot_id is not None else []
+    entries = warehouse.data_file_entries(table, snapshot_id) if snapshot_id is not None else []
+    files = tuple(local_path(f.file_path) for f in entries)
     return DatasetView(
-        key=key, snapshot_id=snapshot_id, files=tuple(files), schema=warehouse.arrow_schema(key)
+        key=key, snapshot_id=snapshot_id, files=files, schema=warehouse.arrow_schema(key, table)
     )
 
 

@@ -200,9 +200,10 @@ class Warehouse:
                     out.append(".".join(ident))
         return sorted(out)
 
-    def arrow_schema(self, key: str) -> pa.Schema:
+    def arrow_schema(self, key: str, table: Table | None = None) -> pa.Schema:
         """The Arrow schema of the dataset's table (without Iceberg field ids)."""
-        schema = schema_to_pyarrow(self.table(key).schema(), include_field_ids=False)
+        table = table if table is not None else self.table(key)
+        schema = schema_to_pyarrow(table.schema(), include_field_ids=False)
         return pa.schema([f.with_type(_small_type(f.type)) for f in schema])
 
     # --- snapshots -------------------------------------------------------------------------------
@@ -218,9 +219,9 @@ class Warehouse:
         snaps = sorted(table.snapshots(), key=lambda s: (s.timestamp_ms, s.sequence_number or 0))
         return [_snapshot_info(s, cid) for s in snaps]
 
-    def resolve_as_of(self, key: str, as_of: str) -> int:
+    def resolve_as_of(self, key: str, as_of: str, table: Table | None = None) -> int:
         """A snapshot id from a snapshot id or an ISO 8601 time (the snapshot current at that time)."""
-        table = self.table(key)
+        table = table if table is not None else self.table(key)
         text = as_of.strip()
         if re.fullmatch(r"-?\d{6,}", text):
             sid = int(text)
