@@ -303,3 +303,25 @@ def test_sliced_and_parallel_batches_give_the_same_verdict(
     parallel = Validator(births, now=NOW).validate(batch)
     assert parallel.valid.to_pylist() == whole.valid.to_pylist()
     assert parallel.invalid.to_pylist() == whole.invalid.to_pylist()
+
+
+def test_text_numbers_arrow_would_read_but_json_grammar_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "t" / "n.v1.schema.json"
+    path.parent.mkdir()
+    props = {"i": {"type": ["integer", "null"]}, "f": {"type": ["number", "null"]}}
+    path.write_text(json.dumps({"type": "object", "properties": props}))
+    batch = pa.RecordBatch.from_pydict(
+        {"i": ["0x1F", "+7", "99999999999999999999", "5"], "f": ["nan", "infinity", "1e400", "+.5"]}
+    )
+    verdict = Validator(load_contract("t/n.v1", tmp_path)).validate(batch)
+    assert errors_by_row(verdict) == {
+        1: [("i", "type"), ("f", "type")],
+        2: [("f", "type")],
+        3: [("i", "type"), ("f", "type")],
+    }
+    assert verdict.valid.to_pylist() == [{"i": 5, "f": 0.5}]
+    # "+7" is read although Arrow's cast refuses it
+    batch = pa.RecordBatch.from_pydict({"i": ["+7"], "f": ["1"]})
+    assert Validator(load_contract("t/n.v1", tmp_path)).validate(batch).valid.to_pylist() == [
+        {"i": 7, "f": 1.0}
+    ]
