@@ -141,8 +141,8 @@ def renew(session: Session, dataset_id: str, holder: str, lease_seconds: float) 
 
 def backoff_delay(failures: int, base_seconds: float, max_seconds: float) -> float:
     """Exponential backoff with jitter for the ``failures``-th consecutive failure (1-based)."""
-    cap = min(max_seconds, base_seconds * 2 ** max(0, failures - 1))
-    return cap / 2 + random.uniform(0, cap / 2)
+    cap = min(max_seconds, base_seconds * 2.0 ** max(0, failures - 1))
+    return float(cap / 2 + random.uniform(0, cap / 2))
 
 
 def release(
