@@ -117,7 +117,7 @@ class Retrier:
             self.waits.append(delay)
             self.sleep(delay)
         raise SourceUnavailable(
-            f"GET {url}: {problem} after {self.max_attempts} attempts",
+            f"GET {url}: {problem} after {self.max_attempts} attempt{'s' if self.max_attempts != 1 else ''}",
             retryable=True,
             url=url,
             status=status,

@@ -272,3 +272,23 @@ def test_worker_runs_real_ingests_and_retries_an_unavailable_source(
         ]
     assert [r[:2] for r in runs] == [("failed", 0), ("succeeded", 30)]
     assert all(r[2].startswith("worker ") for r in runs)
+
+
+def test_serve_polls_until_stopped(settings: Settings) -> None:
+    keys = add_datasets(settings, 3)
+    ran: list[str] = []
+
+    def run(_settings: Settings, key: str, _holder: str) -> Any:
+        ran.append(key)
+        return SimpleNamespace(status="succeeded", error=None, run_id=None, error_code=None)
+
+    worker = Worker(settings, concurrency=2, run=run, poll_seconds=0.05)
+    thread = threading.Thread(target=worker.serve)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while len(ran) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker.stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert sorted(ran) == keys
