@@ -36,12 +36,15 @@ class FakeApi:
         bearer: str | None = None,
         client: tuple[str, str] | None = None,
         next_cursor_key: str = "next_cursor",
+        cache_pages: bool = False,
     ) -> None:
         self.records = records
         self.api_key = api_key
         self.bearer = bearer
         self.client = client
         self.next_cursor_key = next_cursor_key
+        self.cache_pages = cache_pages  # serve each distinct page's bytes from memory (benchmarks)
+        self._cache: dict[str, tuple[bytes, str | None]] = {}
         self.faults: deque[int] = deque()
         self.retry_after: str | None = "0"
         self.delay = 0.0
@@ -158,8 +161,13 @@ class FakeApi:
                     self._send(401, b'{"error":"unauthorized"}')
                     return
                 query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                body, link = api.page(query)
-                raw = orjson.dumps(body)
+                cached = api._cache.get(parts.query) if api.cache_pages else None
+                if cached is None:
+                    body, link = api.page(query)
+                    cached = (orjson.dumps(body), link)
+                    if api.cache_pages:
+                        api._cache[parts.query] = cached
+                raw, link = cached
                 if truncate:
                     raw = raw[: len(raw) // 2]
                 self._send(200, raw, {"Link": link} if link else None)
