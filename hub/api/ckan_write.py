@@ -153,9 +153,8 @@ def _extras(data: dict[str, Any]) -> dict[str, str]:
             raise ValidationFailed("extras", {"extras": ["Extras must be a list of {key, value}"]})
         key = str(item["key"])
         if key in CORE:
-            raise ValidationFailed(
-                "extras", {"extras": [{"key": [f"There is a schema field with the same name: {key}"]}]}
-            )  # type: ignore[list-item]
+            message = f"There is a schema field with the same name: {key}"
+            raise ValidationFailed("extras", {"extras": [message]})
         if not item.get("deleted"):
             out[key] = "" if item.get("value") is None else str(item.get("value"))
     return out
@@ -293,7 +292,8 @@ def _update_resource(ctx: ActionContext, r: Resource, data: dict[str, Any], *, p
         elif value is not None:
             value = str(value)
         if key == "format":
-            value = clean_format(value, data.get("url") if "url" in data else r.url) or None
+            url = data.get("url") if "url" in data else r.url
+            value = clean_format(None if value is None else str(value), url) or None
         setattr(r, key, value if value != "" or key == "url" else None)
     upload = data.get("upload")
     if upload is not None and hasattr(upload, "read") and not managed:

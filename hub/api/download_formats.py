@@ -140,8 +140,15 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
-def encode_jsonl(rows: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
+def _slices(rows: Iterator[pa.RecordBatch], size: int = 4096) -> Iterator[pa.RecordBatch]:
+    """Smaller batches for the formats that go through Python objects (bounded memory)."""
     for batch in rows:
+        for start in range(0, batch.num_rows, size):
+            yield batch.slice(start, size)
+
+
+def encode_jsonl(rows: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
+    for batch in _slices(rows):
         yield b"".join(orjson.dumps(r, default=_default) + b"\n" for r in batch.to_pylist())
 
 
@@ -149,7 +156,7 @@ def encode_geojson(rows: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterato
     kind = geometry_kind(schema)
     yield b'{"type":"FeatureCollection","features":['
     first = True
-    for batch in rows:
+    for batch in _slices(rows):
         parts = []
         for r in batch.to_pylist():
             geometry: dict[str, Any] | None = None

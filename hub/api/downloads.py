@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import uuid
 import zlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -135,6 +137,53 @@ def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield z.flush()
 
 
+class _Producer:
+    """Runs a blocking chunk generator in ONE dedicated thread, handing chunks over a bounded queue.
+
+    Arrow allocates per thread (mimalloc heaps); producing every chunk on the same thread keeps the
+    server's memory flat, and the bounded queue keeps at most a few chunks in flight."""
+
+    _END = object()
+
+    def __init__(self, chunks: Iterator[bytes], depth: int = 4) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._chunks = chunks
+        threading.Thread(target=self._run, name="download-producer", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for chunk in self._chunks:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put(chunk, timeout=0.5)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    break
+        except BaseException as exc:  # handed to the consumer
+            self._queue.put(exc)
+        finally:
+            close = getattr(self._chunks, "close", None)
+            if close is not None:
+                close()
+            self._queue.put(self._END)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                item = await run_in_threadpool(self._queue.get)
+                if item is self._END:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                assert isinstance(item, bytes)
+                yield item
+        finally:
+            self._stop.set()
+
+
 def _read_file(path: Path, chunk: int = 1024 * 1024) -> Iterator[bytes]:
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -207,7 +256,7 @@ def _datastore_response(request: Request, plan: _Plan, fmt: str) -> Response:
     if gzip_ok:
         headers["Content-Encoding"] = "gzip"
         body = _gzip(body)
-    return StreamingResponse(body, media_type=media, headers=headers)
+    return StreamingResponse(_Producer(body).__aiter__(), media_type=media, headers=headers)
 
 
 async def _download(request: Request, dataset_ref: str | None, rid: str, filename: str | None) -> Response:

@@ -375,7 +375,7 @@ def _package(
             }
             for t in tags
         ),
-        key=lambda t: t["name"],
+        key=lambda t: str(t["name"]),
     )
     res = [resource_dict(settings, ds, r, state) for r in resources]
     for i, r in enumerate(res):
@@ -445,12 +445,12 @@ def set_tags(session: Session, ds: Dataset, names: Iterable[str]) -> bool:
     for name in wanted:
         if name in current:
             continue
-        tag = session.scalar(select(Tag).where(Tag.name == name))
-        if tag is None:
-            tag = Tag(name=name)
-            session.add(tag)
+        found = session.scalar(select(Tag).where(Tag.name == name))
+        if found is None:
+            found = Tag(name=name)
+            session.add(found)
             session.flush()
-        session.add(DatasetTag(dataset_id=ds.id, tag_id=tag.id))
+        session.add(DatasetTag(dataset_id=ds.id, tag_id=found.id))
     session.flush()
     return True
 

@@ -216,12 +216,12 @@ class _Eval:
         self.idx = idx
         self.now = now
 
-    def run(self, node: Node) -> set[int]:
+    def run(self, node: Node) -> set[int] | frozenset[int]:
         if isinstance(node, All):
             return self.idx.everything
         if isinstance(node, And):
-            positives = [i for i in node.items if not isinstance(i, Not)]
-            negatives = [i.item for i in node.items if isinstance(i, Not)]
+            positives: list[Node] = [i for i in node.items if not isinstance(i, Not)]
+            negatives: list[Node] = [i.item for i in node.items if isinstance(i, Not)]
             result: set[int] | frozenset[int] = self.run(positives[0]) if positives else self.idx.everything
             for item in positives[1:]:
                 result = result & self.run(item)
@@ -497,7 +497,7 @@ def run_search(
                 else:
                     ranks = idx.ranks[name]
                     keys.append((lambda n, r=ranks: -r[n]) if desc else (lambda n, r=ranks: r[n]))
-            top = heapq.nsmallest(want, matched, key=lambda n: tuple(k(n) for k in keys))
+            top = heapq.nsmallest(want, matched, key=lambda n: tuple(k(n) for k in keys))  # type: ignore[no-untyped-call]
             page = top[params.start : want]
     facets, search_facets = _facets(idx, matched, params)
     return SearchResult(
@@ -547,7 +547,7 @@ def _facets(
         facets[name] = dict(items)
         titles = idx.titles.get(name, {})
         entries = [{"name": v, "display_name": titles.get(v, v), "count": c} for v, c in items]
-        entries.sort(key=lambda e: e["display_name"], reverse=True)
+        entries.sort(key=lambda e: str(e["display_name"]), reverse=True)
         search_facets[name] = {"title": name, "items": entries}
     return facets, search_facets
 
