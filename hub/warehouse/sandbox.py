@@ -461,7 +461,7 @@ def check_select(sql: str, resolve: Callable[[str, str | None], str | None]) -> 
         if isinstance(node, _FORBIDDEN_NODES):
             raise QueryError("Only a SELECT statement is allowed.")
         if isinstance(node, _FILE_FUNCS):
-            raise AccessDenied(f"Not authorized to call function {node.key}")
+            raise AccessDenied(f"Not authorized to call function {_func_name(node)}")  # type: ignore[arg-type]
         if isinstance(node, exp.Func):
             name = _func_name(node)
             if name in _DENY_FUNCS or name.startswith(_DENY_PREFIXES):
