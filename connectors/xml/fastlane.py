@@ -18,12 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-_VALUE = rb"[^<&\r\n]*(?:&(?:lt|gt|amp|quot|apos);[^<&\r\n]*)*"
-_ATTR_VALUE = rb'[^"<&\r\n]*(?:&(?:lt|gt|amp|quot|apos);[^"<&\r\n]*)*'
-_PLAIN_VALUE = rb"[^<&\r\n]*"
-_PLAIN_ATTR_VALUE = rb'[^"<&\r\n]*'
-_BAD_CHARS = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
+_CTRL = rb"\x00-\x08\x0b\x0c\x0e-\x1f"  # not allowed in XML 1.0 documents
+_ENTITY = rb"&(?:lt|gt|amp|quot|apos);"
+_VALUE = rb"(?:[^<&\r\n" + _CTRL + rb"]+|" + _ENTITY + rb")+"
+_ATTR_VALUE = rb'(?:[^"<&\r\n' + _CTRL + rb"]+|" + _ENTITY + rb")*"
+_PLAIN_VALUE = rb"[^<&\r\n" + _CTRL + rb"]+"
+_PLAIN_ATTR_VALUE = rb'[^"<&\r\n' + _CTRL + rb"]*"
 _ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&apos;", "'"), ("&amp;", "&"))
+_S = rb"[ \t\r\n]*"  # white space between markup (XML's S)
+_S1 = rb"[ \t\r\n]+"
 _WS = np.frombuffer(b" \t\r\n>/", dtype=np.uint8)
 
 
@@ -65,15 +68,38 @@ class FastLane:
         group_of: dict[str, int] = {}
         for a in attrs:
             group_of["@" + a] = len(group_of) + 1
-            parts.append(rb"(?:\s+" + re.escape(a.encode()) + rb'\s*=\s*"(' + _ATTR_VALUE + rb')")?')
-        parts.append(rb"\s*(?:/>\s*|>\s*")
+            parts.append(
+                rb"(?:" + _S1 + re.escape(a.encode()) + _S + b"=" + _S + b'"(' + _ATTR_VALUE + b')")?'
+            )
+        parts.append(_S + rb"(?:/>" + _S + b"|>" + _S)
         for child in children:
             group_of[child] = len(group_of) + 1
             name = re.escape(child.encode())
             parts.append(
-                rb"(?:<" + name + rb">(" + _VALUE + rb")</" + name + rb"\s*>\s*|<" + name + rb"\s*/>\s*)?"
+                rb"(?:<"
+                + name
+                + b">("
+                + _VALUE
+                + b")</"
+                + name
+                + _S
+                + b">"
+                + _S
+                + b"|<"
+                + name
+                + b"></"
+                + name
+                + _S
+                + b">"
+                + _S
+                + b"|<"
+                + name
+                + _S
+                + b"/>"
+                + _S
+                + b")?"
             )
-        parts.append(rb"</" + re.escape(tag.encode()) + rb"\s*>\s*)")
+        parts.append(rb"</" + re.escape(tag.encode()) + _S + b">" + _S + b")")
         groups: list[int] = []
         for path in fields.values():
             local = path.rsplit(":", 1)[-1] if not path.startswith("@") else path
@@ -90,8 +116,6 @@ class FastLane:
 
     def read(self, data: bytes) -> tuple[list[pa.Array], list[int]] | None:
         """Columns (text, empty = null) and the byte offsets where the records start."""
-        if len(data.translate(None, _BAD_CHARS)) != len(data):
-            return None  # control characters are not allowed in XML
         parts = (self.pattern if b"&" in data else self.plain).split(data)
         starts = self.starts(data)
         if len(parts) != 1 + len(starts) * self.stride or any(parts[:: self.stride]):
@@ -133,9 +157,8 @@ def _merge(order: list[str], seen: list[str]) -> bool:
 
 
 def _text(values: list[bytes | None]) -> pa.Array:
-    column = pa.array(values, type=pa.binary()).cast(pa.string())
-    empty = pc.equal(column, "")
-    return pc.if_else(empty, pa.scalar(None, pa.string()), column) if pc.any(empty).as_py() else column
+    """One text column; an empty element gave None (null, as lxml's ``text``), an empty attribute b""."""
+    return pa.array(values, type=pa.string())
 
 
 def _unescape(column: pa.Array) -> pa.Array:

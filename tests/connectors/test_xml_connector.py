@@ -144,7 +144,7 @@ def test_fast_lane_agrees_with_the_lxml_way(tmp_path: Path, monkeypatch: pytest.
         f'<r id="{i}" k="a&amp;b"><name>Phạm &lt;{i}&gt; &quot;x&quot;</name><note/><v>{i}</v></r>\n'
         for i in range(50)
     ]
-    rows[10] = '<r id="10" k="z"><name></name><note>n</note><v>10</v></r>\n'
+    rows[10] = '<r id="10" k=""><name></name><note>n</note><v>10</v></r>\n'
     rows[20] = '<r id="20" k="z"><v>20</v><name>order changed</name><note/></r>\n'  # another layout
     write(tmp_path / "f.xml", "".join(rows), head="<list>\n", tail="</list>\n")
     config = {
@@ -162,6 +162,7 @@ def test_fast_lane_agrees_with_the_lxml_way(tmp_path: Path, monkeypatch: pytest.
     assert fast.column("k")[0].as_py() == "a&b"
     assert fast.column("note").to_pylist()[:2] == [None, None]
     assert fast.column("name")[10].as_py() is None
+    assert fast.column("k")[10].as_py() == ""
     assert fast.column("name")[20].as_py() == "order changed"
     assert fast.column("_hub_row").to_pylist() == list(range(3, 53))
 
