@@ -79,7 +79,10 @@ def due_datasets(session: Session, now: datetime | None = None) -> list[DueDatas
     due: list[DueDataset] = []
     for ds, sched in rows:
         expression = (ds.spec or {}).get("schedule")
-        if not expression or not croniter.is_valid(expression):
+        if not expression:
+            continue
+        if not croniter.is_valid(expression):
+            log.warning("dataset %s: schedule %r is not a cron expression; not scheduled", ds.key, expression)
             continue
         tick = previous_tick(expression, now)
         if sched is not None and sched.lease_holder and sched.lease_expires and sched.lease_expires > now:
@@ -256,9 +259,8 @@ class Worker:
         return won
 
     def _execute(self, due: DueDataset) -> Outcome:
-        keeper = threading.Thread(target=self._keep_lease, args=(due.dataset_id,), daemon=True)
         done = threading.Event()
-        self._done[due.dataset_id] = done
+        keeper = threading.Thread(target=self._keep_lease, args=(due.dataset_id, done), daemon=True)
         keeper.start()
         status, error, run_id, retryable = "failed", None, None, False
         try:
@@ -295,10 +297,7 @@ class Worker:
             self.on_outcome(outcome)
         return outcome
 
-    _done: dict[str, threading.Event]
-
-    def _keep_lease(self, dataset_id: str) -> None:
-        done = self._done[dataset_id]
+    def _keep_lease(self, dataset_id: str, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):
             with self._session() as session:
                 if not renew(session, dataset_id, self.holder, self.lease_seconds):
@@ -307,7 +306,6 @@ class Worker:
 
     def run_once(self) -> list[Outcome]:
         """Claim what is due now (up to the concurrency), run it, wait, and return the outcomes."""
-        self._done = {}
         won = self.claim_due(self.concurrency)
         if not won:
             return []
@@ -317,7 +315,6 @@ class Worker:
 
     def serve(self) -> None:
         """Poll until ``stop`` is set, keeping at most ``concurrency`` ingests running."""
-        self._done = {}
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="hub-worker") as pool:
             while not self.stop.is_set():
                 for dataset_id, fut in list(self._running.items()):

@@ -13,6 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from hub.catalog.models import Dataset, Organization
 from hub.db import session_scope, utcnow
@@ -292,3 +293,31 @@ def test_serve_polls_until_stopped(settings: Settings) -> None:
     thread.join(timeout=10)
     assert not thread.is_alive()
     assert sorted(ran) == keys
+
+
+def test_a_long_run_keeps_its_lease(settings: Settings) -> None:
+    add_datasets(settings, 1)
+    stolen: list[bool] = []
+
+    def run(_settings: Settings, key: str, _holder: str) -> Any:
+        time.sleep(1.5)  # three lease lengths: the worker must renew the lease meanwhile
+        return SimpleNamespace(status="succeeded", error=None, run_id=None, error_code=None)
+
+    worker = Worker(settings, run=run, lease_seconds=0.5)
+    thread = threading.Thread(target=worker.run_once)
+    thread.start()
+    time.sleep(0.3)
+    with session_scope(settings) as s:
+        row = s.query(DatasetSchedule).one()
+        dataset_id = row.dataset_id
+    from hub.ingest.scheduler import DueDataset
+
+    anyway = DueDataset(dataset_id, "civil_status.ds0", "* * * * *", datetime(2000, 1, 1), retry=True)
+    for _ in range(5):
+        time.sleep(0.2)
+        with session_scope(settings) as s:
+            s.execute(sa.update(DatasetSchedule).values(retry_at=utcnow() - timedelta(seconds=1)))
+        with session_scope(settings) as s:
+            stolen.append(claim(s, anyway, "intruder", 60))
+    thread.join()
+    assert stolen == [False] * 5
