@@ -94,7 +94,8 @@ def write_query(con: duckdb.DuckDBPyConnection, query: str, table: Table, path: 
     literal = str(path).replace("'", "''")
     con.execute(
         f"COPY ({query}) TO '{literal}' "
-        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {BATCH_ROWS}, FIELD_IDS {ids})"
+        f"(FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1, ROW_GROUP_SIZE {BATCH_ROWS}, "
+        f"FIELD_IDS {ids})"
     )
     return [data_file(table, path)]
 
@@ -115,24 +116,29 @@ def upsert(
     keys = ", ".join(quote(k) for k in key)
     staged_paths = [local_path(f.file_path) for f in staged]
     con = duck()
+    con.execute("SET preserve_insertion_order = false")  # row order is not part of a table: write in parallel
     try:
         source = f"read_parquet({sql_list(staged_paths)}, filename = true, file_row_number = true)"
-        duplicates = _count(
-            con, f"SELECT count(*) - count(DISTINCT ({keys})) FROM read_parquet({sql_list(staged_paths)})"
+        # one scan of the staged rows: key, row hash and position (file, row) of each
+        con.execute(
+            f"CREATE TEMP TABLE st AS SELECT {keys}, hash({cols}) AS _h, filename AS _f, "
+            f"file_row_number AS _r FROM {source}"
         )
-        if duplicates:
+        duplicates = _count(con, f"SELECT count(*) - count(DISTINCT ({keys})) FROM st")
+        if duplicates:  # the later row of a repeated key wins
             con.execute(
-                f"CREATE TEMP VIEW staged AS SELECT {cols} FROM {source} QUALIFY row_number() OVER "
-                f"(PARTITION BY {keys} ORDER BY filename DESC, file_row_number DESC) = 1"
+                "CREATE OR REPLACE TEMP TABLE st AS SELECT * FROM st QUALIFY row_number() OVER "
+                f"(PARTITION BY {keys} ORDER BY _f DESC, _r DESC) = 1"
             )
-        else:
-            con.execute(
-                f"CREATE TEMP VIEW staged AS SELECT {cols} FROM read_parquet({sql_list(staged_paths)})"
-            )
+        staged_rows = (
+            f"SELECT {cols} FROM {source} SEMI JOIN {{pick}} p ON p._f = filename AND p._r = file_row_number"
+        )
         if not current:
-            plan.inserted = _count(con, "SELECT count(*) FROM staged")
+            plan.inserted = _count(con, "SELECT count(*) FROM st")
             plan.add = (
-                list(staged) if not duplicates else write_query(con, "SELECT * FROM staged", table, out)
+                list(staged)
+                if not duplicates
+                else write_query(con, staged_rows.format(pick="st"), table, out)
             )
             return plan
         current_paths = [local_path(f.file_path) for f in current]
@@ -141,8 +147,7 @@ def upsert(
             f"FROM read_parquet({sql_list(current_paths)}, filename = true, union_by_name = true)"
         )
         con.execute(
-            f"CREATE TEMP TABLE changed AS SELECT {keys} FROM "
-            f"(SELECT {keys}, hash({cols}) AS _h FROM staged) s ANTI JOIN cur USING ({keys}, _h)"
+            f"CREATE TEMP TABLE changed AS SELECT {keys}, _f, _r FROM st ANTI JOIN cur USING ({keys}, _h)"
         )
         changed = _count(con, "SELECT count(*) FROM changed")
         if changed == 0:
@@ -157,7 +162,7 @@ def upsert(
         ]
         by_path = {local_path(f.file_path): f for f in current}
         plan.delete = [by_path[p] for p in affected]
-        query = f"SELECT {cols} FROM staged SEMI JOIN changed USING ({keys})"
+        query = staged_rows.format(pick="changed")
         if affected:
             query = (
                 f"SELECT {cols} FROM read_parquet({sql_list(affected)}, union_by_name = true) "
