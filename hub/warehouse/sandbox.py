@@ -182,42 +182,43 @@ class Watchdog:
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
-        self._heap: list[tuple[float, int, Any]] = []
+        self._heap: list[tuple[float, int]] = []
+        self._cursors: dict[int, Any] = {}
         self._seq = 0
-        self._done: set[int] = set()
         threading.Thread(target=self._run, name="datastore-watchdog", daemon=True).start()
 
     def watch(self, cursor: Any, seconds: float) -> int:
         with self._cond:
             self._seq += 1
-            heapq.heappush(self._heap, (time.monotonic() + seconds, self._seq, cursor))
+            self._cursors[self._seq] = cursor
+            heapq.heappush(self._heap, (time.monotonic() + seconds, self._seq))
             self._cond.notify()
             return self._seq
 
     def release(self, ticket: int) -> None:
         with self._cond:
-            self._done.add(ticket)
+            self._cursors.pop(ticket, None)
 
     def _run(self) -> None:
         with self._cond:
             while True:
-                while self._heap and self._heap[0][1] in self._done:
-                    self._done.discard(heapq.heappop(self._heap)[1])
+                while self._heap and self._heap[0][1] not in self._cursors:
+                    heapq.heappop(self._heap)
                 if not self._heap:
                     self._cond.wait()
                     continue
-                deadline, ticket, cursor = self._heap[0]
+                deadline, ticket = self._heap[0]
                 now = time.monotonic()
                 if deadline > now:
                     self._cond.wait(deadline - now)
                     continue
                 heapq.heappop(self._heap)
-                if ticket not in self._done:
+                cursor = self._cursors.pop(ticket, None)
+                if cursor is not None:
                     try:
                         cursor.interrupt()
                     except Exception:  # the cursor was closed meanwhile
                         log.debug("interrupt of a closed cursor")
-                self._done.discard(ticket)
 
 
 class Sandbox:
