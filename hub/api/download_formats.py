@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-BATCH_ROWS = 65_536
+BATCH_ROWS = 16_384
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "tsv": "text/tab-separated-values; charset=utf-8",
@@ -29,11 +29,19 @@ _LATLON = (("latitude", "longitude"), ("lat", "lon"), ("lat", "lng"), ("vi_do", 
 
 
 def batches(files: tuple[str, ...], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """The snapshot's rows in file order, as batches of at most ``BATCH_ROWS`` rows."""
+    """The snapshot's rows in file order, in small batches, one row group at a time.
+
+    Buffered reads, no read-ahead threads, and unused pool memory handed back after each row group:
+    the memory a download holds is about one decoded row group, whatever the table's size."""
     names = schema.names
+    pool = pa.default_memory_pool()
     for path in files:
-        pf = pq.ParquetFile(path)
-        yield from pf.iter_batches(batch_size=BATCH_ROWS, columns=names, use_threads=True)
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+        for i in range(pf.num_row_groups):
+            yield from pf.iter_batches(
+                batch_size=BATCH_ROWS, row_groups=[i], columns=names, use_threads=False
+            )
+            pool.release_unused()
 
 
 def geometry_kind(schema: pa.Schema) -> tuple[str, ...] | None:
