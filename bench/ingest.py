@@ -246,6 +246,15 @@ def main() -> None:
             del table
             results["upsert_1pct_changed"] = hub_run(settings)
         if "memory" not in args.skip:
+            # one 10M-row file, and the same rows as ten files of 1M (read one after the other)
+            parts = root / "parts"
+            parts.mkdir()
+            for i in range(10):
+                n = args.memory_rows // 10
+                with pq.ParquetWriter(parts / f"part-{i}.parquet", base.schema, compression="zstd") as w:
+                    w.write_table(births(base, n, i * n), row_group_size=131_072)
+            hub_env(root / "mem10", {"connector": "files", "config": {"path": str(parts / "*.parquet")}})
+            results["memory_10m_ten_files"] = memory_run(root / "mem10")
             big = root / "big.parquet"
             write_parquet(base, big, args.memory_rows)
             hub_env(root / "mem", {"connector": "files", "config": {"path": str(big)}})

@@ -190,6 +190,7 @@ class _Ingest:
         at = datetime.now(UTC)
         clock = _Clock(self.result.timings)
         batches = prefetch(connector.read(stream, state_in))
+        batches_done = 0
         while True:
             with clock("read"):
                 batch = next(batches, None)
@@ -214,6 +215,9 @@ class _Ingest:
                     self.result.rows_quarantined += verdict.n_invalid
                     self.reasons.add(verdict.invalid)
                     self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
+            batches_done += 1
+            if batches_done % 16 == 0:  # hand memory freed by finished batches back to the system
+                pa.default_memory_pool().release_unused()
             if self.progress is not None:
                 self.progress(batch.num_rows)
         self.result.state_after = normalize_state(connector.next_state(stream, state_in, self.cursor_max))
