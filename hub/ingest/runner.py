@@ -171,6 +171,7 @@ class _Ingest:
         self.qsink: FileSink | None = None
         self.reasons = ReasonCounter()
         self.cursor_max: Any = None
+        self.batches = 0
         self.quarantine_committed = False
 
     def read(self) -> None:
@@ -190,37 +191,42 @@ class _Ingest:
         at = datetime.now(UTC)
         clock = _Clock(self.result.timings)
         batches = prefetch(connector.read(stream, state_in))
-        batches_done = 0
-        while True:
-            with clock("read"):
-                batch = next(batches, None)
-            if batch is None:
-                break
-            if batch.num_rows == 0:
-                continue
-            if ROW_COLUMN not in batch.schema.names:
-                start = self.result.rows_read + 1
-                batch = batch.append_column(
-                    ROW_COLUMN, pa.array(range(start, start + batch.num_rows), pa.int64())
-                )
-            self.result.rows_read += batch.num_rows
-            self.result.bytes_read += batch.nbytes
-            with clock("validate"):
-                verdict = self.validator.validate(batch)
-            with clock("write"):
-                if verdict.n_valid:
-                    self.sink.write(verdict.valid)
-                    self._track_cursor(verdict.valid)
-                if verdict.n_invalid:
-                    self.result.rows_quarantined += verdict.n_invalid
-                    self.reasons.add(verdict.invalid)
-                    self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
-            batches_done += 1
-            if batches_done % 16 == 0:  # hand memory freed by finished batches back to the system
-                pa.default_memory_pool().release_unused()
-            if self.progress is not None:
-                self.progress(batch.num_rows)
+        try:  # closing stops the prefetch thread (and the source) also when a batch fails
+            while True:
+                with clock("read"):
+                    batch = next(batches, None)
+                if batch is None:
+                    break
+                if batch.num_rows:
+                    self._consume(batch, clock, at)
+        finally:
+            batches.close()
         self.result.state_after = normalize_state(connector.next_state(stream, state_in, self.cursor_max))
+
+    def _consume(self, batch: pa.RecordBatch, clock: _Clock, at: datetime) -> None:
+        """Validate one batch and hand its rows to the data and quarantine writers."""
+        if ROW_COLUMN not in batch.schema.names:
+            start = self.result.rows_read + 1
+            batch = batch.append_column(
+                ROW_COLUMN, pa.array(range(start, start + batch.num_rows), pa.int64())
+            )
+        self.result.rows_read += batch.num_rows
+        self.result.bytes_read += batch.nbytes
+        with clock("validate"):
+            verdict = self.validator.validate(batch)
+        with clock("write"):
+            if verdict.n_valid:
+                self.sink.write(verdict.valid)
+                self._track_cursor(verdict.valid)
+            if verdict.n_invalid:
+                self.result.rows_quarantined += verdict.n_invalid
+                self.reasons.add(verdict.invalid)
+                self._quarantine_sink().write(with_run(verdict.invalid, self.result.run_id, at))
+        self.batches += 1
+        if self.batches % 16 == 0:  # hand memory freed by finished batches back to the system
+            pa.default_memory_pool().release_unused()
+        if self.progress is not None:
+            self.progress(batch.num_rows)
 
     def _quarantine_sink(self) -> FileSink:
         if self.qsink is None:

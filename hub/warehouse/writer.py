@@ -12,7 +12,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -199,7 +199,7 @@ class BackgroundSink:
 _DONE = object()
 
 
-def prefetch(batches: Iterator[T], depth: int = 1) -> Iterator[T]:
+def prefetch(batches: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
     """Run ``batches`` in a thread of its own, ``depth`` items ahead of the consumer, so that reading
     the source (network, decoding; mostly outside the GIL) overlaps with validating and writing.
     An error of the source is raised in the consumer, at the point where the item would have come."""

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -79,6 +80,8 @@ def test_connector_raising_mid_stream_commits_nothing(env: Env) -> None:
     assert result.status == "failed"
     assert "connection reset by peer" in result.error
     assert result.rows_read == 4
+    # the reading and writing threads of the run are gone
+    assert not [t for t in threading.enumerate() if t.name == "source-prefetch" or t.name.startswith("sink-")]
     assert wh.current_snapshot_id(KEY) == before
     assert ids(env) == [1, 2, 3]
     # the files written before the error are gone: only the committed one remains
