@@ -195,7 +195,7 @@ def _sql_resolver(ctx: ActionContext) -> Any:
             ds, rid = _resolve(ctx, ref)
         except NotFoundError:
             return None
-        decision = access.can_read(ctx.session, ctx.principal, ds)
+        decision = access.can_read(ctx.session, ctx.principal, ds, scope="datastore:read")
         if not decision.allowed:
             audit.record(
                 ctx.session,

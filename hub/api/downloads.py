@@ -71,7 +71,7 @@ def _plan(request: Request, dataset_ref: str | None, rid: str) -> _Plan:
             principal = resolve_principal(
                 request.headers, request.client.host if request.client else None, settings, "ckan"
             )
-            decision = access.can_read(session, principal, ds)
+            decision = access.can_read(session, principal, ds, scope="datastore:read")
             audit.record(
                 session,
                 "download",

@@ -43,8 +43,6 @@ READ: dict[str, set[str]] = {
 }
 # rows need datastore:read on non-open data: the catalog-only client sees the metadata, not the rows
 ROWS = {**READ, "owner-client-catalog-only": OPEN}
-# families whose endpoint does not pass the scope to can_read yet (engineer E): checked apart, xfail
-SCOPE_UNCHECKED = {"downloads", "sql"}
 QUARANTINE = {"sysadmin", "owner-admin", "owner-editor", "owner-member", "owner-client", "owner-member-oauth"}
 AUDIT = {"sysadmin", "owner-admin", "owner-client"}
 CALLERS = tuple(READ)
@@ -340,12 +338,8 @@ def _rows_status(world: MatrixWorld, base: str, rids: dict[str, str], family: st
     [
         "datastore",
         "quarantine",
-        pytest.param(
-            "downloads", marks=pytest.mark.xfail(strict=True, reason="downloads do not check the scope")
-        ),
-        pytest.param(
-            "sql", marks=pytest.mark.xfail(strict=True, reason="datastore_search_sql does not check it")
-        ),
+        "downloads",
+        "sql",
     ],
 )
 def test_a_catalog_only_token_reads_no_rows_of_non_open_data(
