@@ -85,6 +85,8 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(100))
     reasons: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """By primary key: inserted/updated (upsert), added/deleted at the source (replace)."""
     state_before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     state_after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     pid: Mapped[int | None] = mapped_column(Integer)

@@ -74,6 +74,11 @@ def ingest(
                 f"{result.rows_quarantined:,} quarantined in {result.seconds:.2f} s ({rate:,.0f} rows/s); "
                 f"snapshot {result.snapshot_id}; run {result.run_id}"
             )
+            for _ds, release, outcome in result.releases:
+                console.print(f"  release {release}: {outcome}")
+            if result.changed:
+                changes = ", ".join(f"{n:,} {what}" for what, n in result.changed.items())
+                console.print(f"  by primary key: {changes}")
         else:
             failed += 1
             err_console.print(f"[bold red]✗[/] {key}: run {result.run_id} failed ({result.error_code}):")
@@ -174,6 +179,7 @@ def history(dataset: str = typer.Argument(..., help="Dataset key.")) -> None:
         "quarantined",
         "seconds",
         "snapshot",
+        "changes",
         "error",
     ):
         rt.add_column(col, overflow="fold")
@@ -189,6 +195,7 @@ def history(dataset: str = typer.Argument(..., help="Dataset key.")) -> None:
             f"{run.rows_quarantined:,}",
             f"{run.seconds:.2f}" if run.seconds is not None else "",
             str(run.snapshot_id or ""),
+            ", ".join(f"{n:,} {what}" for what, n in (run.changes or {}).items()),
             (run.error or "").splitlines()[0] if run.error else "",
         )
     console.print(rt)

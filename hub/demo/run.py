@@ -163,6 +163,8 @@ def ingest_all(settings: Settings) -> dict[str, Any]:
                         f"  [green]✓[/] {key}: {result.rows_loaded:,} rows loaded, "
                         f"{result.rows_quarantined:,} quarantined (of {result.rows_read:,} read)"
                     )
+                    for _ds, release, what in result.releases:
+                        line += f"\n      release {release}: {what}"
                 else:
                     line = f"  [red]✗[/] {key}: {result.status}: {result.error}"
             bar.remove_task(task)

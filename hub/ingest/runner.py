@@ -14,6 +14,7 @@ starts) marks it ``failed`` ("killed") unless a snapshot carries its run id, and
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -45,7 +46,7 @@ from hub.ingest.state import (
 )
 from hub.settings import Settings
 from hub.warehouse import Warehouse
-from hub.warehouse.changes import upsert
+from hub.warehouse.changes import replace_changes, upsert
 from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, drop_run, with_run
 from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, local_path
 from hub.warehouse.writer import BackgroundSink, FileSink, prefetch
@@ -54,6 +55,8 @@ __all__ = ["Progress", "RunResult", "recover_interrupted_runs", "run_ingest"]
 
 Progress = Callable[[int], None]
 """Called after every batch with the number of rows it held (an increment, as rich's ``advance``)."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -78,6 +81,8 @@ class RunResult:
     changed: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     """Seconds spent reading the source, validating, writing files and committing."""
+    releases: list[tuple[str, str, str]] = field(default_factory=list)
+    """Open-data releases rebuilt after the run: (dataset, release, outcome)."""
 
     @property
     def ok(self) -> bool:
@@ -271,6 +276,9 @@ class _Ingest:
         elif mode == "replace":
             current = self.wh.data_file_entries(self.table)
             r.rows_loaded = self.sink.rows
+            r.changed = replace_changes(files, current, self.primary_key)
+            if r.changed:
+                props["hub.replace"] = f"added={r.changed['added']},deleted={r.changed['deleted']}"
             r.snapshot_id = self.wh.commit(self.table, add=files, delete=current, properties=props)
         else:
             out = self.wh.data_dir(self.table) / f"{r.run_id}-u.parquet"
@@ -324,6 +332,7 @@ def _finish(settings: Settings, result: RunResult, dataset_id: str) -> None:
             "state_after",
         ):
             setattr(run, name, getattr(result, name))
+        run.changes = dict(result.changed) or None
         audit(
             session,
             "run.finish",
@@ -338,6 +347,7 @@ def _finish(settings: Settings, result: RunResult, dataset_id: str) -> None:
                 "status": result.status,
                 "rows_read": result.rows_read,
                 "rows_quarantined": result.rows_quarantined,
+                **({"changes": result.changed} if result.changed else {}),
             },
         )
     ACTIVE_RUNS.discard(result.run_id)
@@ -353,6 +363,7 @@ def run_ingest(
         dataset_id, key, spec = ds.id, ds.key, dataset_spec(ds)
     wh = Warehouse(settings)
     state = committed_state(wh.table(key)) if wh.has_table(key) else None
+    previous_snapshot = wh.current_snapshot_id(key) if wh.has_table(key) else None
     run_id = _start_run(settings, dataset_id, key, spec.write_mode, state, triggered_by)
     result = RunResult(run_id=run_id, dataset=key, mode=spec.write_mode, state_before=state)
     work: _Ingest | None = None
@@ -384,4 +395,21 @@ def run_ingest(
             result.reasons = work.reasons.summary()
     result.seconds = time.monotonic() - started
     _finish(settings, result, dataset_id)
+    if result.ok and result.snapshot_id is not None and result.snapshot_id != previous_snapshot:
+        result.releases = _rebuild_releases(settings, key)
     return result
+
+
+def _rebuild_releases(settings: Settings, key: str) -> list[tuple[str, str, str]]:
+    """Rebuild the open-data releases that read ``key`` (those with ``rebuild_on_ingest``, the default).
+
+    A release that cannot be built (the de-identification gate refuses it, say) never fails the ingest:
+    its outcome says why, and it is logged.
+    """
+    from hub.publish.freshness import after_ingest
+
+    try:
+        return after_ingest(settings, key)
+    except Exception as exc:
+        log.warning("releases of %s not rebuilt: %s", key, exc)
+        return [(key, "*", f"failed: {exc}")]

@@ -20,6 +20,7 @@ import os
 import random
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -225,8 +226,11 @@ class Worker:
         run: Callable[[Settings, str, str], Any] | None = None,
         holder: str | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
+        releases_every_seconds: float = 600.0,
     ) -> None:
         self.settings = settings
+        self.releases_every_seconds = releases_every_seconds
+        self._releases_checked = 0.0
         self.concurrency = max(1, concurrency)
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
@@ -313,6 +317,23 @@ class Worker:
             futures = [pool.submit(self._execute, due) for due in won]
             return [f.result() for f in futures]
 
+    def _rebuild_stale_releases(self) -> None:
+        """Every ``releases_every_seconds`` (0: never), rebuild the releases older than their frequency,
+        so that a release is fresh no later than its declared frequency even when no ingest ran."""
+        if self.releases_every_seconds <= 0:
+            return
+        now = time.monotonic()
+        if self._releases_checked and now - self._releases_checked < self.releases_every_seconds:
+            return
+        self._releases_checked = now
+        try:
+            from hub.publish.freshness import rebuild_due
+
+            for dataset, release, outcome in rebuild_due(self.settings):
+                log.info("worker %s: release %s/%s %s", self.holder, dataset, release, outcome)
+        except Exception:
+            log.exception("worker %s: could not rebuild stale releases", self.holder)
+
     def serve(self) -> None:
         """Poll until ``stop`` is set, keeping at most ``concurrency`` ingests running."""
         with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="hub-worker") as pool:
@@ -327,4 +348,5 @@ class Worker:
                             self._running[due.dataset_id] = pool.submit(self._execute, due)
                     except Exception:  # a database hiccup must not end the worker
                         log.exception("worker %s: could not look for due datasets", self.holder)
+                self._rebuild_stale_releases()
                 self.stop.wait(self.poll_seconds if not self._running else min(self.poll_seconds, 1.0))

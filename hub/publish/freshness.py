@@ -63,9 +63,19 @@ def after_ingest(settings: Settings, dataset_key: str) -> list[tuple[str, str, s
             .join(Dataset, Release.dataset_id == Dataset.id)
             .where(Release.state == "active")
         ):
-            if rel.spec.get("rebuild_on_ingest", True) and dataset_key in _sources(rel, ds.key):
+            sources = _sources(rel, ds.key)
+            wanted = rel.spec.get("rebuild_on_ingest", True) and dataset_key in sources
+            # a release over several datasets is built once each of them has data
+            if wanted and all(_has_data(settings, s) for s in sources):
                 todo.append((ds.key, rel.name))
     return [_build(settings, d, r, f"ingest:{dataset_key}") for d, r in todo]
+
+
+def _has_data(settings: Settings, key: str) -> bool:
+    from hub.warehouse import Warehouse
+
+    wh = Warehouse(settings)
+    return wh.has_table(key) and wh.current_snapshot_id(key) is not None
 
 
 def rebuild_due(settings: Settings, now: dt.datetime | None = None) -> list[tuple[str, str, str]]:

@@ -173,3 +173,32 @@ def upsert(
         return plan
     finally:
         con.close()
+
+
+def replace_changes(
+    staged: Sequence[DataFile], current: Sequence[DataFile], primary_key: Sequence[str]
+) -> dict[str, int]:
+    """What a replace run changes by primary key: keys ``added`` to and ``deleted`` from the table.
+
+    A key of the current snapshot that the new read no longer has was deleted at the source; the
+    replace snapshot drops it, and the run reports how many there were.
+    """
+    if not primary_key or not current:
+        return {}
+    new = sql_list([local_path(f.file_path) for f in staged])
+    old = sql_list([local_path(f.file_path) for f in current])
+    keys = ", ".join(quote(k) for k in primary_key)
+    con = duck()
+    try:
+        scan = "SELECT DISTINCT {keys} FROM read_parquet({files}, union_by_name = true)"
+        con.execute("CREATE TEMP TABLE old_k AS " + scan.format(keys=keys, files=old))
+        if staged:
+            con.execute("CREATE TEMP TABLE new_k AS " + scan.format(keys=keys, files=new))
+        else:
+            con.execute("CREATE TEMP TABLE new_k AS SELECT * FROM old_k WHERE false")
+        minus = "SELECT count(*) FROM (SELECT {k} FROM {a} EXCEPT SELECT {k} FROM {b})"
+        deleted = _count(con, minus.format(k=keys, a="old_k", b="new_k"))
+        added = _count(con, minus.format(k=keys, a="new_k", b="old_k"))
+    finally:
+        con.close()
+    return {"added": added, "deleted": deleted}

@@ -78,9 +78,14 @@ def test_replace_mode_holds_exactly_the_rows_read(tmp_path: Path, settings: obje
     assert result.ok
     assert result.rows_loaded == 3
     assert rows(env) == [(2, "Trần Thị Hai", 30), (4, "Nguyễn Văn 4", 30), (7, "Nguyễn Văn 7", 30)]
+    # keys 1, 3 and 5 were deleted at the source: the run says so, and so does its record
+    assert result.changed == {"added": 1, "deleted": 3}
+    assert runs(env)[-1].changes == {"added": 1, "deleted": 3}
     # an empty source empties the table in a new snapshot
     env.write_rows([])
-    assert run_ingest(env.settings, KEY).ok
+    emptied = run_ingest(env.settings, KEY)
+    assert emptied.ok
+    assert emptied.changed == {"added": 0, "deleted": 3}
     assert rows(env) == []
     assert len(Warehouse(env.settings).snapshots(KEY)) == 3
 
