@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,11 +91,19 @@ class Column:
     """A field's values, coerced. ``bad``: rows whose value is not of the field's JSON type."""
 
     typed: pa.Array  # the contract's Arrow type; null where ``bad`` or the value is null
-    text: pa.Array | None  # the JSON string of each value (string fields), for string keywords
+    # the JSON string of each value (string fields), for string keywords; a function that makes it
+    # when it is costly and rarely needed (typed date-times: formatting them takes longer than all checks)
+    text_or_factory: pa.Array | Callable[[], pa.Array] | None
     null: np.ndarray  # the value is a JSON null
     bad: np.ndarray
-    format_bad: np.ndarray | None = None  # date/date-time string that is not a valid date
+    format_bad: np.ndarray | None = None  # date/date-time value that is not a valid RFC 3339 one
     source: pa.Array | None = None  # the column as given
+
+    @property
+    def text(self) -> pa.Array | None:
+        if callable(self.text_or_factory):
+            self.text_or_factory = self.text_or_factory()
+        return self.text_or_factory
 
 
 def parse_dates(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
@@ -212,6 +221,16 @@ def _typed_from_text(s: pa.Array, kind: str, n: int) -> tuple[pa.Array, np.ndarr
     return pa.array(out, pa.string()), wrong
 
 
+def _outside_years(typed: pa.Array) -> np.ndarray:
+    """A typed date or timestamp is a valid RFC 3339 value unless its year is outside 1..9999."""
+    year = pc.year(typed)
+    return mask(pc.or_(pc.less(year, 1), pc.greater(year, 9999)))
+
+
+def _lazy_iso(typed: pa.Array, fmt: str) -> Callable[[], pa.Array]:
+    return lambda: _iso_text(typed, fmt)
+
+
 def _iso_text(typed: pa.Array, fmt: str) -> pa.Array:
     if fmt == "date":
         return pc.strftime(typed, format="%Y-%m-%d")
@@ -243,10 +262,13 @@ def coerce(arr: pa.Array, info: FieldInfo, text_mode: bool) -> Column:
             return Column(s, s, null, np.zeros(n, dtype=bool), source=arr)
         if info.format == "date" and pa.types.is_date(t):
             typed = arr.cast(pa.date32())
-            return Column(typed, _iso_text(typed, "date"), null, np.zeros(n, dtype=bool), source=arr)
+            return Column(
+                typed, _lazy_iso(typed, "date"), null, np.zeros(n, dtype=bool), _outside_years(typed), arr
+            )
         if info.format == "date-time" and pa.types.is_timestamp(t):
             typed = arr.cast(pa.timestamp("us", tz=t.tz or "UTC")).cast(target)
-            return Column(typed, _iso_text(typed, "date-time"), null, np.zeros(n, dtype=bool), source=arr)
+            text = _lazy_iso(typed, "date-time")
+            return Column(typed, text, null, np.zeros(n, dtype=bool), _outside_years(typed), arr)
         return Column(pa.nulls(n, target), None, null, ~null, source=arr)
     if kind in ("integer", "number") and (
         pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)

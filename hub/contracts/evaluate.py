@@ -137,7 +137,7 @@ class FieldEvaluator:
                 else (lambda i: f"{v!r} was expected")
             )
             return Failure(rows, name, kw, msg)
-        if kind == "string" and col.text is not None:
+        if kind == "string" and col.text_or_factory is not None:
             return self.string_constraint(c)
         if kind in ("integer", "number") and kw in _CMP:
             op, words = _CMP[kw]
@@ -149,6 +149,9 @@ class FieldEvaluator:
 
     def string_constraint(self, c: Constraint) -> Failure | None:
         kw, v, name, col, val = c.keyword, c.value, self.info.name, self.col, self.json_value
+        if kw == "format" and v == self.info.format and col.format_bad is not None:
+            # decided when the column was parsed (text) or from its years (typed): no text needed
+            return Failure(self.nn & col.format_bad, name, kw, lambda i: f"{val(i)!r} is not a {v!r}")
         text = col.text
         assert text is not None
         if kw == "pattern":
