@@ -109,6 +109,24 @@ def _records_json(data: pa.RecordBatch) -> pa.Array | None:
     return pc.binary_join_element_wise("{", body, "}", "")
 
 
+def _temporal_as_text(data: pa.RecordBatch) -> pa.RecordBatch:
+    """Dates and timestamps as ISO text (quarantined rows only): Python's date cannot hold every
+    Arrow date (a year beyond 9999 is a format error to report, not a reason to crash)."""
+    if not any(pa.types.is_temporal(f.type) for f in data.schema):
+        return data
+    cols = []
+    for col in data.columns:
+        if pa.types.is_date(col.type):
+            col = pc.strftime(col, format="%Y-%m-%d")
+        elif pa.types.is_timestamp(col.type):
+            fmt = "%Y-%m-%dT%H:%M:%S" + ("%z" if col.type.tz else "")
+            col = pc.strftime(col, format=fmt)
+        elif pa.types.is_temporal(col.type):
+            col = col.cast(pa.string())
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, names=data.schema.names)
+
+
 def _json_default(v: Any) -> Any:
     if isinstance(v, bytes):
         return v.decode("utf-8", "replace")
@@ -277,7 +295,7 @@ class Validator:
             if SOURCE_COLUMN in names
             else pa.nulls(len(idx), pa.string())
         )
-        selected = batch.select([c for c in names if c not in RESERVED]).take(take)
+        selected = _temporal_as_text(batch.select([c for c in names if c not in RESERVED]).take(take))
         records = _records_json(selected)
         if records is None:
             records = pa.array(

@@ -131,6 +131,28 @@ def test_typed_columns_are_taken_as_they_are(births: Any) -> None:
     assert verdict.n_invalid == 2
 
 
+def test_typed_dates_outside_rfc3339_years_fail_format(births: Any) -> None:
+    """A typed date or timestamp is valid RFC 3339 only for years 1 to 9999, as jsonschema says of
+    its ISO text; the error names the field and keyword."""
+    rows = example_batch().slice(0, 2).to_pylist()
+    batch = pa.RecordBatch.from_pylist(rows)
+    cols = {name: batch.column(name) for name in batch.schema.names}
+    for name in ("child_personal_id", "birth_place", "father_full_name", "father_personal_id"):
+        cols[name] = pc.if_else(pc.equal(cols[name], ""), pa.scalar(None, pa.string()), cols[name])
+    cols["birth_weight_grams"] = pa.array([None, 2597], pa.int64())
+    cols["registration_date"] = pc.cast(cols["registration_date"], pa.date32())
+    cols["updated_at"] = pc.cast(cols["updated_at"], pa.timestamp("us", tz="UTC"))
+    # 3,000,000 days after 1970 is in the year 10183
+    far = pa.array([3_000_000, 3_000_000], pa.int32()).cast(pa.date32())
+    original = pc.cast(cols["child_birth_date"], pa.date32())
+    cols["child_birth_date"] = pc.if_else(pa.array([True, False]), far, original)
+    verdict = Validator(births, now=NOW).validate(pa.RecordBatch.from_pydict(cols), text=False)
+    assert verdict.n_invalid == 1
+    errors = verdict.invalid.column("errors").to_pylist()[0]
+    assert '"child_birth_date":"10183-' in verdict.invalid.column("record")[0].as_py()
+    assert any(e["path"] == "/child_birth_date" and e["keyword"] == "format" for e in errors), errors
+
+
 def test_text_mode_parsing_rules(tmp_path: Path) -> None:
     path = tmp_path / "t" / "x.v1.schema.json"
     path.parent.mkdir()
