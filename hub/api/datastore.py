@@ -184,7 +184,9 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _sql_resolver(ctx: ActionContext) -> Any:
+def _sql_resolver(ctx: ActionContext, reads: list[tuple[Any, Any, Any]]) -> Any:
+    """Resolves table names of a query; the non-open datasets read are collected in ``reads``
+    (dataset, table info, decision), to be audited with the rows the query returned."""
     box = get_sandbox(ctx.settings)
 
     def resolve(name: str, schema: str | None) -> str | None:
@@ -210,14 +212,7 @@ def _sql_resolver(ctx: ActionContext) -> Any:
         if info is None:
             return None
         if ds.sharing != "open":
-            audit.record(
-                ctx.session,
-                "query.sql",
-                ctx.principal,
-                dataset_id=ds.id,
-                snapshot_id=info.snapshot_id,
-                grant_id=decision.grant_id,
-            )
+            reads.append((ds, info, decision))
         return box.ensure_view(info.source(rid))
 
     return resolve
@@ -228,13 +223,32 @@ def datastore_search_sql(ctx: ActionContext, data: dict[str, Any]) -> dict[str, 
     """One read-only SELECT over DataStore tables (``FROM "<resource id>"``), sandboxed and time-limited."""
     sql = str(get_or_bust(data, "sql"))
     box = get_sandbox(ctx.settings)
+    reads: list[tuple[Any, Any, Any]] = []
+
+    def audit_reads(outcome: str, rows: int | None, reason: str | None = None) -> None:
+        for ds, info, decision in reads:
+            audit.record(
+                ctx.session,
+                "query.sql",
+                ctx.principal,
+                outcome=outcome,
+                dataset_id=ds.id,
+                snapshot_id=info.snapshot_id,
+                rows=rows,
+                grant_id=decision.grant_id,
+                reason=reason or decision.reason,
+                details={"sql": sql[:2000]},
+            )
+
     try:
         table, truncated = box.run_select(
-            sql, _sql_resolver(ctx), max_rows=ROWS_MAX, timeout=ctx.settings.query_timeout_seconds
+            sql, _sql_resolver(ctx, reads), max_rows=ROWS_MAX, timeout=ctx.settings.query_timeout_seconds
         )
-    except QueryError:
+    except QueryError as exc:
+        audit_reads("error", None, exc.message)
         ctx.session.commit()  # keep the audit entries of refused tables
         raise
+    audit_reads("allowed", table.num_rows)
     out: dict[str, Any] = {
         "sql": sql,
         "records": records(table, "objects"),

@@ -72,14 +72,19 @@ def _plan(request: Request, dataset_ref: str | None, rid: str) -> _Plan:
                 request.headers, request.client.host if request.client else None, settings, "ckan"
             )
             decision = access.can_read(session, principal, ds, scope="datastore:read")
+            # a whole-table download returns every row of the snapshot
+            table = table_info(settings, ds.key) if decision.allowed and r.kind == "datastore" else None
             audit.record(
                 session,
                 "download",
                 principal,
                 outcome="allowed" if decision.allowed else "denied",
                 dataset_id=ds.id,
+                snapshot_id=table.snapshot_id if table else None,
+                rows=table.rows if table else None,
                 reason=decision.reason,
                 grant_id=decision.grant_id,
+                details={"resource_id": r.id},
             )
             session.commit()
             if not decision.allowed:

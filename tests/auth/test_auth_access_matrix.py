@@ -302,6 +302,34 @@ def test_every_non_open_read_and_refusal_is_in_the_audit_log(
     assert not [r for r in rows if r[0] == world.dataset_ids["open"]]  # open data is not logged per read
 
 
+def test_sql_and_download_entries_carry_rows_snapshot_and_grant(
+    matrix: tuple[MatrixWorld, str, dict[str, str]],
+) -> None:
+    """Point 7: a read of non-open data records the rows it returned, the snapshot and the grant."""
+    world, base, rids = matrix
+    headers = _headers(world, "consumer-client")
+    total = httpx.post(
+        f"{base}/api/3/action/datastore_search", json={"resource_id": rids["shared"]}, headers=headers
+    ).json()["result"]["total"]
+    assert total > 1
+    before = _count(world.settings)
+    sql = f'SELECT * FROM "{rids["shared"]}" LIMIT 1'
+    r = httpx.post(f"{base}/api/3/action/datastore_search_sql", json={"sql": sql}, headers=headers)
+    assert r.status_code == 200, r.text
+    url = rids["shared-url"]
+    d = httpx.get(f"{base}{url[url.index('/dataset/') :]}", headers=headers)
+    assert d.status_code == 200
+    with session_scope(world.settings) as s:
+        new = s.query(AuditEntry).filter(AuditEntry.seq > before).order_by(AuditEntry.seq).all()
+        got = [
+            (e.action, e.outcome, e.rows, e.snapshot_id is not None, bool(e.grant_id))
+            for e in new
+            if e.dataset_id == world.dataset_ids["shared"]
+        ]
+    assert ("query.sql", "allowed", 1, True, True) in got, got
+    assert ("download", "allowed", total, True, True) in got, got
+
+
 def _count(settings: Settings) -> int:
     with session_scope(settings) as s:
         return s.query(AuditEntry).count()
