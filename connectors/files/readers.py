@@ -34,13 +34,18 @@ def _with_position(batch: pa.RecordBatch, first_row: int, source: str) -> pa.Rec
 
 def read_parquet(path: Path, display: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
     try:
-        pf = pq.ParquetFile(path)
+        # without pre-buffering, pyarrow keeps no read row group cached until the file is closed
+        # (with it, memory grows by ~40 MB per million rows read, and reading is slower)
+        pf = pq.ParquetFile(path, pre_buffer=False)
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceDataError(f"not a readable Parquet file: {exc}", file=display) from exc
     first = 1
-    for batch in pf.iter_batches(batch_size=batch_rows):
-        yield _with_position(batch, first, display)
-        first += batch.num_rows
+    try:
+        for batch in pf.iter_batches(batch_size=batch_rows):
+            yield _with_position(batch, first, display)
+            first += batch.num_rows
+    finally:
+        pf.close()
 
 
 # --- JSON lines ------------------------------------------------------------------------------------
