@@ -152,6 +152,8 @@ class FieldEvaluator:
         if kw == "format" and v == self.info.format and col.format_bad is not None:
             # decided when the column was parsed (text) or from its years (typed): no text needed
             return Failure(self.nn & col.format_bad, name, kw, lambda i: f"{val(i)!r} is not a {v!r}")
+        if kw not in ("pattern", "format", "minLength", "maxLength"):
+            return None  # x-check runs in the validator; making a typed column's text costs much
         text = col.text
         assert text is not None
         if kw == "pattern":
