@@ -130,7 +130,9 @@ class SourceDataError(ConnectorError):
         line: int | None = None,
         column: int | str | None = None,
     ) -> None:
-        parts = [p for p in (file, f"line {line}" if line else None, f"column {column}" if column else None) if p]
+        parts = [
+            p for p in (file, f"line {line}" if line else None, f"column {column}" if column else None) if p
+        ]
         prefix = ", ".join(parts)
         super().__init__(f"{prefix}: {message}" if prefix else message, retryable=False)
         self.details.update(file=file, line=line, column=column)

@@ -34,15 +34,20 @@ class Settings(BaseSettings):
         default=None, description="Where the Iceberg tables' Parquet files live. Default: DATA_DIR/warehouse."
     )
     catalog_dir: Path = Field(
-        default=PROJECT_ROOT / "catalog", description="Folder of dataset definitions (catalog/<agency>/*.yaml)."
+        default=PROJECT_ROOT / "catalog",
+        description="Folder of dataset definitions (catalog/<agency>/*.yaml).",
     )
     schemas_dir: Path = Field(
-        default=PROJECT_ROOT / "schemas", description="Folder of JSON Schema contracts (schemas/<domain>/*.json)."
+        default=PROJECT_ROOT / "schemas",
+        description="Folder of JSON Schema contracts (schemas/<domain>/*.json).",
     )
 
     # --- ingest ------------------------------------------------------------------------------
     invalid_threshold: float = Field(
-        default=0.05, ge=0, le=1, description="Default share of invalid rows above which a run commits nothing."
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Default share of invalid rows above which a run commits nothing.",
     )
     batch_rows: int = Field(default=131_072, gt=0, description="Target rows per Arrow record batch.")
 
@@ -58,9 +63,12 @@ class Settings(BaseSettings):
     )
     token_ttl_seconds: int = Field(default=900, description="Lifetime of access tokens (15 minutes).")
     token_audience: str = Field(
-        default="", description="The 'aud' of the hub's access tokens and the audience it accepts. Default: SITE_URL."
+        default="",
+        description="The 'aud' of the hub's access tokens and the audience it accepts. Default: SITE_URL.",
     )
-    token_alg: str = Field(default="ES256", description="Signing algorithm of the hub's tokens: ES256 or RS256.")
+    token_alg: str = Field(
+        default="ES256", description="Signing algorithm of the hub's tokens: ES256 or RS256."
+    )
     refresh_ttl_seconds: int = Field(default=30 * 86400, description="Lifetime of refresh tokens (30 days).")
     api_token_ttl_days: int = Field(default=365, description="Default lifetime of people's CKAN API tokens.")
     oidc_issuers: list[dict[str, str]] = Field(
@@ -74,7 +82,9 @@ class Settings(BaseSettings):
     rate_limit_anonymous_per_minute: int = Field(
         default=1200, description="Requests per minute per IP without a valid token (0: no limit)."
     )
-    login_max_failures: int = Field(default=5, description="Failed logins before an account and IP are locked.")
+    login_max_failures: int = Field(
+        default=5, description="Failed logins before an account and IP are locked."
+    )
     login_lockout_seconds: int = Field(default=900, description="How long a login lockout lasts.")
     audit_checkpoint_every: int = Field(default=100, description="Sign an audit checkpoint every N entries.")
     audit_checkpoint_seconds: int = Field(default=300, description="... or when the last one is this old.")
@@ -87,8 +97,9 @@ class Settings(BaseSettings):
     )
     datastore_cache_max_rows: int = Field(
         default=5_000_000,
-        description="Snapshots with at most this many rows are copied into DuckDB's storage, with an index on "
-        "each column used in an equality filter, for fast DataStore queries (0: always read the Parquet files).",
+        description="Snapshots with at most this many rows are copied into DuckDB's storage, with an "
+        "index on each column used in an equality filter, for fast DataStore queries "
+        "(0: always read the Parquet files).",
     )
 
     @model_validator(mode="after")
@@ -104,6 +115,14 @@ class Settings(BaseSettings):
     def warehouse_path(self) -> Path:
         assert self.warehouse_dir is not None
         return self.warehouse_dir
+
+    def for_server(self, host: str, port: int) -> Settings:
+        """These settings with SITE_URL where the hub listens (``hub serve``, ``hub demo run``), unless
+        HUB_SITE_URL was given: links in API answers, release files and DCAT then point at this server."""
+        if "site_url" in self.model_fields_set:
+            return self
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        return self.model_copy(update={"site_url": f"http://{shown}:{port}"})
 
     def ensure_dirs(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

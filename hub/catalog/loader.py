@@ -60,7 +60,9 @@ def load_organization(folder: Path) -> OrganizationSpec:
 def load_dataset_file(path: Path, organization: str | None = None) -> LoadedDataset:
     spec = _validate(DatasetSpec, _read_yaml(path), path)
     assert isinstance(spec, DatasetSpec)
-    return LoadedDataset(spec=spec, organization=spec.organization or organization or path.parent.name, file=path)
+    return LoadedDataset(
+        spec=spec, organization=spec.organization or organization or path.parent.name, file=path
+    )
 
 
 def load_catalog(catalog_dir: Path) -> tuple[list[OrganizationSpec], list[LoadedDataset]]:
@@ -140,7 +142,9 @@ def get_dataset(session: Session, key_or_name_or_id: str) -> Dataset:
     """A dataset by key (``civil_status.births``), CKAN name or id."""
     ds = session.scalar(
         select(Dataset).where(
-            (Dataset.key == key_or_name_or_id) | (Dataset.name == key_or_name_or_id) | (Dataset.id == key_or_name_or_id)
+            (Dataset.key == key_or_name_or_id)
+            | (Dataset.name == key_or_name_or_id)
+            | (Dataset.id == key_or_name_or_id)
         )
     )
     if ds is None or ds.state == "deleted":

@@ -6,7 +6,7 @@ An agency folder holds ``organization.yaml`` (the agency itself) and one YAML fi
     id: civil_status.births              # dataset key: <domain>.<dataset>, snake_case
     title: {vi: Đăng ký khai sinh, en: Birth registrations}
     description: {vi: ..., en: ...}
-    sharing: shared                      # open | shared | internal (Data Law 2024: mở / dùng chung / dùng riêng)
+    sharing: shared                      # open | shared | internal (mở / dùng chung / dùng riêng)
     contract: civil_status/births.v1     # schemas/civil_status/births.v1.schema.json
     source:
       connector: files                   # a name from `hub connectors list`

@@ -51,6 +51,11 @@ def register(app: typer.Typer) -> None:
         import uvicorn
 
         settings = get_settings()
+        served = settings.for_server(host, port)
+        if served is not settings:  # the worker processes build their settings from the environment
+            os.environ["HUB_SITE_URL"] = served.site_url
+            get_settings.cache_clear()
+            settings = get_settings()
         prepare(settings)
         console.print(f"serving on http://{host}:{port}  (docs: /docs, health: /healthz)")
         uvicorn.run(

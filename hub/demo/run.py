@@ -199,6 +199,7 @@ def run_demo_outcome(
     from hub.cli.common import console, progress
     from hub.demo.generate import DemoPaths, ensure_generated
 
+    settings = settings.for_server(host, port)  # release files and API links name this server
     settings.ensure_dirs()
     paths = DemoPaths(settings.data_dir / "demo")
     outcome = DemoOutcome()

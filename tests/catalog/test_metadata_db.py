@@ -15,8 +15,14 @@ def _roundtrip(settings: Settings) -> None:
         org = Organization(name="so-tu-phap", title="Sở Tư pháp", title_en="Department of Justice", extras={})
         s.add(org)
         s.flush()
-        ds = Dataset(key="civil_status.births", name="civil_status-births", title="Khai sinh",
-                     owner_org_id=org.id, sharing="shared", spec={"id": "civil_status.births"})
+        ds = Dataset(
+            key="civil_status.births",
+            name="civil_status-births",
+            title="Khai sinh",
+            owner_org_id=org.id,
+            sharing="shared",
+            spec={"id": "civil_status.births"},
+        )
         s.add(ds)
         s.flush()
         s.add(Run(dataset_id=ds.id, mode="append", rows_read=3))
@@ -34,7 +40,9 @@ def test_sqlite_default_is_wal_and_migrated(settings: Settings) -> None:
     engine = get_engine(settings)
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-    assert {"organizations", "datasets", "runs", "alembic_version"} <= set(sa.inspect(engine).get_table_names())
+    assert {"organizations", "datasets", "runs", "alembic_version"} <= set(
+        sa.inspect(engine).get_table_names()
+    )
     _roundtrip(settings)
 
 
