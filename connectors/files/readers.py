@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.json as pajson
@@ -22,9 +23,9 @@ from hub.ingest.connector import ROW_COLUMN, SOURCE_COLUMN
 
 def _with_position(batch: pa.RecordBatch, first_row: int, source: str) -> pa.RecordBatch:
     n = batch.num_rows
-    rows = pa.array(range(first_row, first_row + n), pa.int64())
+    rows = pa.array(np.arange(first_row, first_row + n, dtype=np.int64))
     return pa.RecordBatch.from_arrays(
-        [*batch.columns, rows, pa.array([source] * n, pa.string())],
+        [*batch.columns, rows, pa.repeat(pa.scalar(source, pa.string()), n)],
         names=[*batch.schema.names, ROW_COLUMN, SOURCE_COLUMN],
     )
 
