@@ -382,7 +382,7 @@ def dismax(idx: Index, q: str) -> tuple[set[int], Counter[int]]:
     return found, scores
 
 
-def evaluate(idx: Index, query: str, now: datetime | None = None) -> set[int]:
+def evaluate(idx: Index, query: str, now: datetime | None = None) -> set[int] | frozenset[int]:
     return _Eval(idx, now).run(parse(query))
 
 
