@@ -89,9 +89,9 @@ def session_factory(settings: Settings) -> sessionmaker[Session]:
 
 
 @contextmanager
-def session_scope(settings: Settings) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error."""
-    session = session_factory(settings)()
+def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session of ``factory`` that commits on success, rolls back on error and always closes."""
+    session = factory()
     try:
         yield session
         session.commit()
@@ -100,6 +100,13 @@ def session_scope(settings: Settings) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def session_scope(settings: Settings) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with transaction(session_factory(settings)) as session:
+        yield session
 
 
 def alembic_config(engine: Engine) -> Any:

@@ -50,30 +50,29 @@ class ConfigError(HubError):
     http_status = 500
 
 
+def _located(message: str, file: str | None, pointer: str | None) -> str:
+    """``file#pointer: message``, as far as the place is known."""
+    if not file:
+        return message
+    return f"{file}{'' if pointer is None else '#' + pointer}: {message}"
+
+
 class ContractError(ConfigError):
+    """A contract file is wrong; the message names the file and the JSON pointer."""
+
     code = "contract_error"
 
     def __init__(self, message: str, *, file: str | None = None, pointer: str | None = None) -> None:
-        where = ""
-        if file:
-            where = f"{file}"
-            if pointer is not None:
-                where += f"#{pointer}"
-            where += ": "
-        super().__init__(where + message, file=file, pointer=pointer)
+        super().__init__(_located(message, file, pointer), file=file, pointer=pointer)
 
 
 class CatalogError(ConfigError):
+    """A catalog file is wrong; the message names the file and the JSON pointer."""
+
     code = "catalog_error"
 
     def __init__(self, message: str, *, file: str | None = None, pointer: str | None = None) -> None:
-        where = ""
-        if file:
-            where = f"{file}"
-            if pointer is not None:
-                where += f"#{pointer}"
-            where += ": "
-        super().__init__(where + message, file=file, pointer=pointer)
+        super().__init__(_located(message, file, pointer), file=file, pointer=pointer)
 
 
 class NotFoundError(HubError):

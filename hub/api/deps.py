@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth.principal import Principal
 from hub.auth.resolve import resolve_principal
-from hub.db import session_factory
+from hub.db import session_factory, transaction
 from hub.settings import Settings
 
 
@@ -41,15 +41,8 @@ def app_session_factory(request: Request) -> sessionmaker[Session]:
 
 def get_session(request: Request) -> Iterator[Session]:
     """One session per request: commit on success, roll back on error, always close."""
-    session = app_session_factory(request)()
-    try:
+    with transaction(app_session_factory(request)) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

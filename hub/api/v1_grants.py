@@ -27,6 +27,7 @@ from hub.auth import access, audit, grants
 from hub.auth.audit_verify import verify
 from hub.auth.models import Grant
 from hub.auth.principal import Principal
+from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset, Run
 from hub.errors import AccessDenied, AuthenticationError, NotFoundError
 
@@ -173,14 +174,8 @@ def verify_audit(session: SessionDep, settings: SettingsDep, principal: V1Princi
 
 
 def _dataset(session: Session, ref: str) -> Dataset:
-    ds = (
-        session.get(Dataset, ref)
-        or session.scalar(select(Dataset).where(Dataset.key == ref))
-        or session.scalar(select(Dataset).where(Dataset.name == ref))
-    )
-    if ds is None:
-        raise NotFoundError(f"dataset {ref!r} not found")
-    return ds
+    """A dataset by id, key or CKAN name (``NotFoundError`` otherwise)."""
+    return get_dataset(session, ref)
 
 
 def _refuse(session: Session, principal: Principal, action: str, ds: Dataset, reason: str) -> None:

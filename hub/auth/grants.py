@@ -18,6 +18,7 @@ from hub.auth import audit
 from hub.auth.access import Decision
 from hub.auth.models import Grant, OAuthClient
 from hub.auth.principal import Principal
+from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset, Organization
 from hub.db import utcnow
 from hub.errors import AccessDenied, NotFoundError, ValidationFailed
@@ -89,14 +90,8 @@ def may_manage(principal: Principal, dataset: Dataset) -> bool:
 
 
 def _dataset(session: Session, ref: str) -> Dataset:
-    ds = (
-        session.get(Dataset, ref)
-        or session.scalar(select(Dataset).where(Dataset.key == ref))
-        or session.scalar(select(Dataset).where(Dataset.name == ref))
-    )
-    if ds is None:
-        raise NotFoundError(f"dataset {ref!r} not found")
-    return ds
+    """A dataset by id, key or CKAN name (``NotFoundError`` otherwise)."""
+    return get_dataset(session, ref)
 
 
 def create(
