@@ -38,10 +38,11 @@ def byte_columns(s: pa.Array, positions: range | list[int]) -> list[np.ndarray]:
         return [np.zeros(n, dtype=np.uint8) for _ in positions]
     offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=s.offset * 4)
     data = np.frombuffer(bufs[2], dtype=np.uint8)
-    end = int(offsets[-1])
-    padded = np.zeros(end + width, dtype=np.uint8)
-    padded[:end] = data[:end]
-    starts = offsets[:-1]
+    # a slice's offsets point into its parent's data: copy only the slice's own bytes
+    first, end = int(offsets[0]), int(offsets[-1])
+    padded = np.zeros(end - first + width, dtype=np.uint8)
+    padded[: end - first] = data[first:end]
+    starts = offsets[:-1] - first
     return [padded[starts + p] for p in positions]
 
 
