@@ -21,6 +21,7 @@ trust) and MariaDB on 127.0.0.1:3306 (root, no password).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sqlite3
@@ -40,6 +41,11 @@ RESULTS = ROOT / "bench" / "results" / "connectors.json"
 PG = os.environ.get("HUB_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432")
 MARIADB = os.environ.get("HUB_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306")
 API_KEY = "bench-key"
+ONLY: list[str] = []  # --only: label words
+
+
+def wanted(label: str) -> bool:
+    return not ONLY or any(w in label.lower() for w in ONLY)
 
 
 def sh(*args: str) -> None:
@@ -68,6 +74,8 @@ def measure(
     settings: Settings, label: str, connector: str, key: str, source: dict[str, Any]
 ) -> dict[str, Any]:
     """Read every batch of ``source``, validate each against ``key``'s contract; time both."""
+    if not wanted(label):
+        return {}
     from hub.catalog.spec import SourceSpec
     from hub.contracts import Validator, load_contract
     from hub.ingest.registry import build_connector
@@ -123,6 +131,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("/tmp/hub-bench-connectors"))
     parser.add_argument("--no-generate", action="store_true", help="Reuse the data of an earlier run.")
     parser.add_argument("--scale", default="province", help="province (the figures) or small (a smoke test).")
+    parser.add_argument(
+        "--only", default="", help="Comma-separated words; measure only sources whose label contains one."
+    )
     args = parser.parse_args()
     data: Path = args.data.resolve()
     demo = data / "demo"
@@ -143,11 +154,16 @@ def main() -> None:
     from hub.testing.live import free_port
 
     results: list[dict[str, Any]] = []
+    ONLY[:] = [w.strip().lower() for w in args.only.split(",") if w.strip()]
     births = spec_of("civil_status.births").source
     assert births is not None
     rest_config = json.loads(json.dumps(births.config))
     os.environ["HUB_DEMO_CIVIL_STATUS_API_KEY"] = API_KEY
-    with civil_status_service(demo / "civil_status.db", API_KEY, free_port()) as url:
+    with (
+        civil_status_service(demo / "civil_status.db", API_KEY, free_port())
+        if wanted("REST, civil-status service")
+        else contextlib.nullcontext("") as url
+    ):
         rest_config["base_url"] = url
         results.append(measure(settings, "REST, civil-status service (loopback, 1,000/page)", "rest",
                                "civil_status.births", {"connector": "rest", "stream": "births",
@@ -196,6 +212,7 @@ def main() -> None:
     table = Table(title="Connectors at province scale (rows/s; validation against the contract included)")
     for col in ("source", "connector", "rows", "read rows/s", "read+validate rows/s", "invalid"):
         table.add_column(col, justify="left" if col in ("source", "connector") else "right")
+    results = [r for r in results if r]
     for r in results:
         table.add_row(r["source"], r["connector"], f"{r['rows']:,}", f"{r['read_rows_per_s']:,}",
                       f"{r['rows_per_s']:,}", f"{r['invalid']:,}")  # fmt: skip
