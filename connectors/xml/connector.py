@@ -34,6 +34,7 @@ from hub.ingest.connector import (
 
 WRAPPER = "_hub_block"
 _LINE = re.compile(r"\bline (\d+)")
+_LANE_SAMPLE = 500  # records whose layout the fast lane is built from
 _STEP = re.compile(r"^(@?)([A-Za-z_][\w.-]*:)?([A-Za-z_][\w.-]*)$")
 
 
@@ -218,7 +219,7 @@ class _BlockReader:
             self.fields = self._discover(records[0])
         if self.lane is not None and self.lane_rebuilds < 3:  # the lane missed: learn this block's layout
             self.lane_rebuilds += 1
-            self.lane = FastLane.build(self.config.tag, records[:500], self.fields) or self.lane
+            self.lane = FastLane.build(self.config.tag, records[:_LANE_SAMPLE], self.fields) or self.lane
         errors: list[str | None] = [None] * len(records)
         if self.xsd is not None:
             for i, r in enumerate(records):
@@ -239,8 +240,10 @@ class _BlockReader:
         prolog = self.splitter.prolog
         if self.xsd is not None or (prolog and (prolog.encoding or "utf-8").lower() not in ("utf-8", "utf8")):
             return
+        starts = self.splitter.record_starts(block)
+        sample = block.data[: starts[_LANE_SAMPLE]] if len(starts) > _LANE_SAMPLE else block.data
         try:
-            root = etree.fromstring(self._wrap(block.data), self.parser)
+            root = etree.fromstring(self._wrap(sample), self.parser)
         except etree.XMLSyntaxError:
             self.try_lane = True  # decide on a later block
             return
@@ -250,7 +253,7 @@ class _BlockReader:
             return
         if self.fields is None:
             self.fields = self._discover(records[0])
-        self.lane = FastLane.build(self.config.tag, records[:500], self.fields)
+        self.lane = FastLane.build(self.config.tag, records[:_LANE_SAMPLE], self.fields)
 
     def _column(self, root: etree._Element, records: list[etree._Element], path: str) -> list[Any]:
         rec, n = self.record_xpath, len(records)
