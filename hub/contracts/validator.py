@@ -147,11 +147,18 @@ class Validator:
             )
 
     def validate(
-        self, batch: pa.RecordBatch, *, text: bool | None = None, row_offset: int = 0
+        self,
+        batch: pa.RecordBatch,
+        *,
+        text: bool | None = None,
+        row_offset: int = 0,
+        threads: int | None = None,
     ) -> BatchVerdict:
         """Check ``batch``; ``text`` forces text mode (default: see ``is_text_batch``).
 
-        A large batch is cut into slices checked in parallel threads (Arrow kernels release the GIL).
+        A large batch is cut into slices checked in parallel threads (Arrow kernels release the GIL);
+        ``threads`` caps their number (default: see ``_parallelism``; 1 when the caller already keeps
+        the cores busy, as the ingest pipeline does with its reader and writer threads).
         """
         if isinstance(batch, pa.Table):
             batch = (
@@ -159,7 +166,7 @@ class Validator:
             )
         text_mode = is_text_batch(batch) if text is None else text
         n = batch.num_rows
-        workers = _parallelism()
+        workers = _parallelism() if threads is None else max(1, min(threads, _WORKERS))
         if n < 2 * PARALLEL_ROWS or workers < 2:
             return self._validate(batch, text_mode, row_offset)
         step = -(-n // workers)

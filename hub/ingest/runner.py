@@ -146,6 +146,12 @@ def _start_run(settings: Settings, dataset_id: str, key: str, mode: str, state: 
         return run.id
 
 
+# The reader and the Parquet writer run in threads of their own; on a machine of up to 3 cores they
+# keep the cores busy, and slicing each batch over more threads only adds contention (measured: one
+# validating thread ingests ~25% more rows/s than two on 2 cores).
+_VALIDATE_THREADS = None if (os.cpu_count() or 1) > 3 else 1
+
+
 class _Ingest:
     """The work of one run, between the ``running`` record and its final status."""
 
@@ -218,7 +224,7 @@ class _Ingest:
         self.result.rows_read += batch.num_rows
         self.result.bytes_read += batch.nbytes
         with clock("validate"):
-            verdict = self.validator.validate(batch)
+            verdict = self.validator.validate(batch, threads=_VALIDATE_THREADS)
         with clock("write"):
             if verdict.n_valid:
                 self.sink.write(verdict.valid)

@@ -325,6 +325,14 @@ def test_sliced_and_parallel_batches_give_the_same_verdict(
     parallel = Validator(births, now=NOW).validate(batch)
     assert parallel.valid.to_pylist() == whole.valid.to_pylist()
     assert parallel.invalid.to_pylist() == whole.invalid.to_pylist()
+    calls: list[int] = []  # threads=1 (as the ingest pipeline asks on small machines): no slices
+    real = Validator._validate
+    monkeypatch.setattr(
+        Validator, "_validate", lambda self, b, *a: calls.append(b.num_rows) or real(self, b, *a)
+    )
+    single = Validator(births, now=NOW).validate(batch, threads=1)
+    assert calls == [batch.num_rows]
+    assert single.invalid.to_pylist() == whole.invalid.to_pylist()
 
 
 def test_text_numbers_arrow_would_read_but_json_grammar_refuses(tmp_path: Path) -> None:
