@@ -25,6 +25,7 @@ from connectors.rest.config import (
 )
 from connectors.rest.http import PageUnreadable, Retrier
 from connectors.rest.pages import Page, PageParser
+from connectors.rest.prefetch import prefetch
 from hub.errors import ConnectorError, HubError
 from hub.ingest.connector import CheckResult, Connector, StreamSpec
 
@@ -134,7 +135,11 @@ class RestConnector(Connector[RestConfig]):
         return next(s for s in self.config.streams if s.name == spec.name)
 
     def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
-        yield from self._pages(self._stream_config(stream), state, limit_pages=None)
+        # the next page is fetched and parsed while the caller works on this one
+        for batch in prefetch(self._pages(self._stream_config(stream), state, limit_pages=None)):
+            if self.context.progress is not None:
+                self.context.progress(batch.num_rows)
+            yield batch
 
     def _pages(
         self, s: RestStream, state: dict[str, Any] | None, limit_pages: int | None
@@ -162,8 +167,6 @@ class RestConnector(Connector[RestConfig]):
                 pages += 1
                 n = page.batch.num_rows
                 if n:
-                    if self.context.progress is not None:
-                        self.context.progress(n)
                     yield page.batch
                 if limit_pages is not None and pages >= limit_pages:
                     return

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
+from connectors.rest.prefetch import prefetch
 from connectors.xml.config import XmlConfig
 from connectors.xml.fastlane import FastLane
 from connectors.xml.splitter import Block, RecordSplitter
@@ -89,7 +90,9 @@ class XmlConnector(Connector[XmlConfig]):
         self.stream(stream)
         cursor = self.config.cursor_field
         after = state.get("cursor") if state and cursor else None
-        for batch in self._batches():
+        for batch in prefetch(self._batches()):  # the next block is converted while this one is used
+            if self.context.progress is not None:
+                self.context.progress(batch.num_rows)
             if after is not None and cursor in batch.schema.names:
                 # newer rows, and the unreadable ones (they are quarantined again while the source is broken)
                 keep = pc.or_kleene(
@@ -114,8 +117,6 @@ class XmlConnector(Connector[XmlConfig]):
             for n, block in enumerate(splitter.blocks(fh), 1):
                 batch = reader.read(block)
                 if batch.num_rows:
-                    if self.context.progress is not None:
-                        self.context.progress(batch.num_rows)
                     yield batch
                 if limit_blocks is not None and n >= limit_blocks:
                     return
