@@ -22,7 +22,7 @@ from jsonschema._utils import equal as json_equal
 
 from hub.contracts.coerce import Column, mask
 from hub.contracts.compile import TYPE_ATOMS, Constraint, FieldPlan
-from hub.contracts.fastpath import fixed_pattern
+from hub.contracts.fastpath import TRIMMED, fixed_pattern, match_trimmed
 from hub.contracts.model import Contract, FieldInfo
 from hub.contracts.regex import to_re2
 from hub.contracts.resolve import escape
@@ -159,7 +159,9 @@ class FieldEvaluator:
         if kw == "pattern":
             fixed = fixed_pattern(v)
             re2 = to_re2(v)
-            if fixed is not None and (fixed.digits_only or re2 is None):
+            if v == TRIMMED:
+                rows = self.nn & ~match_trimmed(text)
+            elif fixed is not None and (fixed.digits_only or re2 is None):
                 rows = self.nn & ~fixed.match(text)
             elif re2 is not None:
                 rows = self.nn & ~mask(pc.match_substring_regex(text, re2))

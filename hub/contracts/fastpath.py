@@ -162,3 +162,67 @@ def parse_dates_fast(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
     ok, days = parse_ymd(s, lengths == 10)
     typed = pa.array(days, pa.int32(), mask=~ok).cast(pa.date32())
     return typed, (lengths >= 0) & ~ok
+
+
+# --- ^\S(.*\S)?$ : "no leading or trailing whitespace" --------------------------------------------
+TRIMMED = r"^\S(.*\S)?$"
+_ASCII_SPACE = np.zeros(256, dtype=bool)
+_ASCII_SPACE[[9, 10, 11, 12, 13, 28, 29, 30, 31, 32]] = True  # Python's \s below 0x80
+# the other code points of Python's \s, as UTF-8 (2 bytes: C2 xx; 3 bytes: E1-E3 xx xx), as tables
+# over the 2-byte code and over the low 2 bytes of the 3-byte code, per lead byte E0-E3
+_SPACE2 = np.zeros(1 << 16, dtype=bool)
+_SPACE3 = np.zeros(4 << 16, dtype=bool)
+for _ch in map(chr, range(0x80, 0x3001)):
+    if _ch.isspace():
+        _b = _ch.encode()
+        if len(_b) == 2:
+            _SPACE2[_b[0] << 8 | _b[1]] = True
+        else:
+            _SPACE3[(_b[0] - 0xE0) << 16 | _b[1] << 8 | _b[2]] = True
+
+
+def _is_space(b0: np.ndarray, b1: np.ndarray, b2: np.ndarray) -> np.ndarray:
+    """Per row: the bytes ``b0 b1 b2`` begin with one of Python's whitespace characters."""
+    b0, b1, b2 = (b.astype(np.int32) for b in (b0, b1, b2))
+    three = (b0 >= 0xE0) & (b0 <= 0xE3)
+    out: np.ndarray = (
+        _ASCII_SPACE[b0] | _SPACE2[b0 << 8 | b1] | (three & _SPACE3[((b0 - 0xE0) & 3) << 16 | b1 << 8 | b2])
+    )
+    return out
+
+
+def match_trimmed(s: pa.Array) -> np.ndarray:
+    """Per row: ``re.search(r"^\\S(.*\\S)?$", value)`` is not None (null -> False), from the bytes.
+
+    A value matches when, after one final newline is dropped, it is not empty, starts and ends with a
+    non-space character and holds no newline (``.`` does not match one)."""
+    s = s if s.type == pa.string() else s.cast(pa.string())
+    n = len(s)
+    bufs = s.buffers()
+    if bufs[2] is None or n == 0:
+        return np.zeros(n, dtype=bool)
+    lengths = byte_lengths(s)  # -1 for null
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=s.offset * 4).astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    first, end = int(offsets[0]), int(offsets[-1])
+    padded = np.zeros(end - first + 8, dtype=np.uint8)
+    padded[: end - first] = data[first:end]
+    starts = offsets[:-1] - first
+    at = np.flatnonzero(padded[: end - first] == 10)  # newlines: each counted in its value
+    newlines = np.bincount(np.searchsorted(starts, at, side="right") - 1, minlength=n) if len(at) else 0
+    last = np.maximum(starts + lengths - 1, 0)  # the last byte (of a non-empty value)
+    ends_nl = (lengths > 0) & (padded[last] == 10)
+    length = lengths - ends_nl  # without the final newline
+    ok = (length > 0) & (newlines == ends_nl)
+    stop = starts + length  # one past the last byte kept
+    lead = _is_space(padded[starts], padded[starts + 1], padded[starts + 2])
+    # the last character is a space if its last byte is an ASCII one, or its last 2 (3) bytes are a
+    # 2 (3) byte space: a lead byte is never a continuation byte, so that is the whole character
+    t1, t2, t3 = (padded[np.maximum(stop - k, 0)].astype(np.int32) for k in (1, 2, 3))
+    trail = (
+        (_ASCII_SPACE[t1] & (t1 < 0x80))
+        | ((length >= 2) & _SPACE2[t2 << 8 | t1])
+        | ((length >= 3) & (t3 >= 0xE0) & (t3 <= 0xE3) & _SPACE3[((t3 - 0xE0) & 3) << 16 | t2 << 8 | t1])
+    )
+    result: np.ndarray = ok & ~lead & ~trail
+    return result
