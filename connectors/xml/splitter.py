@@ -13,7 +13,6 @@ the encoding must be ASCII-compatible (UTF-8, Windows-1258, ISO-8859-x), as is u
 from __future__ import annotations
 
 import re
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -39,6 +38,7 @@ class Prolog:
 class RecordSplitter:
     def __init__(self, tag: str, block_bytes: int = 4 << 20) -> None:
         name = re.escape(tag.encode())
+        self.opening = b"<" + tag.encode()
         self.start = re.compile(rb"<" + name + rb"(?=[\s/>])")
         self.end = re.compile(rb"</" + name + rb"\s*>")
         self.self_closing = re.compile(rb"<" + name + rb"(?:\s[^<>]*)?/>")
@@ -92,8 +92,16 @@ class RecordSplitter:
             buf = buf[cut:]
 
     def _last_start(self, buf: bytes, pos: int) -> re.Match[bytes] | None:
-        found = deque(self.start.finditer(buf, pos), maxlen=1)
-        return found[0] if found else None
+        """The last record start tag at or after ``pos``, searched backwards from the end."""
+        end = len(buf)
+        while True:
+            at = buf.rfind(self.opening, pos, end)
+            if at < 0:
+                return None
+            found = self.start.match(buf, at)
+            if found is not None:
+                return found
+            end = at + len(self.opening) - 1  # e.g. <births before <birth: look further back
 
     def _end_of_last(self, buf: bytes) -> int:
         """Where the records end in the file's last bytes (the epilogue ``</records></root>`` follows)."""
