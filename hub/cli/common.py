@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -19,8 +21,18 @@ from sqlalchemy.orm import Session
 from hub.db import session_scope
 from hub.settings import Settings, get_settings
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+def _width() -> int | None:
+    """Output that is not a terminal (a pipe, a file, CI) is not wrapped at 80 columns: ``COLUMNS``
+    or 200, so that names in tables stay whole for grep and logs."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() else 200
+
+
+console = Console(highlight=False, width=_width())
+err_console = Console(stderr=True, highlight=False, width=_width())
 
 
 def settings() -> Settings:
