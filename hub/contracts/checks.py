@@ -50,6 +50,27 @@ class CheckContext:
         return self.columns.get(name) if name else None
 
 
+class SparseMessages(Sequence[str | None]):
+    """``n`` messages, None except at the rows given (a check's failures are few: no list of ``n``)."""
+
+    def __init__(self, n: int, messages: dict[int, str] | None = None) -> None:
+        self.n = n
+        self.messages: dict[int, str] = messages if messages is not None else {}
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.messages.get(k) for k in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.messages.get(i % self.n)
+
+    def __setitem__(self, i: int, message: str) -> None:
+        self.messages[int(i)] = message
+
+
 @dataclass
 class CheckResult:
     fails: pa.Array | np.ndarray  # boolean per row, True = fails (null = passes)

@@ -247,7 +247,7 @@ class Validator:
                 if isinstance(msg, str):
                     out.append(Failure(rows, name, f"x-check:{c.value}", _const(msg)))
                 else:
-                    msgs = msg.to_pylist() if isinstance(msg, pa.Array) else list(msg)
+                    msgs = msg.to_pylist() if isinstance(msg, pa.Array) else msg  # indexed by row
                     out.append(Failure(rows, name, f"x-check:{c.value}", _indexed(msgs)))
         return out
 

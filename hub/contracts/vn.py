@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hub.contracts.checks import CheckContext, CheckResult, register_check
+from hub.contracts.checks import CheckContext, CheckResult, SparseMessages, register_check
 from hub.contracts.coerce import as_string, mask
 from hub.contracts.fastpath import FixedPattern, byte_columns, byte_lengths, fixed_pattern
 
@@ -91,7 +91,7 @@ def check_personal_id(values: pa.Array, ctx: CheckContext) -> CheckResult:
     year = np.where(cs <= 1, 1900, 2000) + yy
     year_ok = (birth < 0) | (birth == year)
     fails = notnull & ~(shape & prov_ok & cs_ok & year_ok)
-    messages: list[str | None] = [None] * n
+    messages = SparseMessages(n)
     for i in np.flatnonzero(fails):
         if not shape[i]:
             messages[i] = "a personal id has 12 digits"
@@ -129,7 +129,7 @@ def check_ward_code(values: pa.Array, ctx: CheckContext) -> CheckResult:
         ok = np.where(new, in_cur, np.where(before, in_old, in_cur | in_old))
         when = np.where(before, 1, 0).astype(np.int8)
     fails = mask(pc.is_valid(s)) & ~ok
-    messages: list[str | None] = [None] * n
+    messages = SparseMessages(n)
     for i in np.flatnonzero(fails):
         code = s[i].as_py()
         if dcol is not None and when[i] == 1:
