@@ -349,7 +349,20 @@ def main() -> None:
     )
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--datasets", type=int, default=10_000)
+    ap.add_argument(
+        "--only",
+        choices=("search", "groupby", "csv", "package_search"),
+        action="append",
+        help="Run only these scenarios (repeatable); default: all.",
+    )
+    ap.add_argument(
+        "--hold",
+        type=int,
+        default=0,
+        help="Seconds to wait before the datastore_search load (time to attach a profiler).",
+    )
     args = ap.parse_args()
+    only = set(args.only or ("search", "groupby", "csv", "package_search"))
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
 
@@ -424,96 +437,103 @@ def main() -> None:
 
         # 3. the full table as CSV (first: the download path in a server whose DataStore cache is empty)
         csv_url = pkg["resources"][0]["url"]
-        results["csv_hub_first"] = download(csv_url, hub.pid)
-        results["csv_hub_cached"] = download(csv_url, hub.pid)
-        results["csv_datasette"] = download(
-            f"{ds_base}/bench/people.csv?_stream=on&_size=max", ds.pid
-        )
-        print(
-            f"csv: hub {results['csv_hub_first']['mb_s']:.0f} MB/s (first), "
-            f"{results['csv_hub_cached']['mb_s']:.0f} MB/s (cached); "
-            f"datasette {results['csv_datasette']['mb_s']:.1f} MB/s",
-            flush=True,
-        )
-
-        # 1. filtered datastore_search, 100 rows
-        n_wards = max(1, args.rows // 100)
-        wards = [f"W{w:05d}" for w in range(0, n_wards, max(1, n_wards // 1000))][:1000]
-        hub_paths = [
-            "/api/3/action/datastore_search?"
-            + urllib.parse.urlencode(
-                {"resource_id": rid, "filters": json.dumps({"ward_code": w}), "limit": 100}
-            )
-            for w in wards
-        ]
-        ds_paths = [f"/bench/people.json?ward_code={w}&_size=100" for w in wards]
-        sample = get_json(hub_base + hub_paths[0])["result"]
-        dsample = get_json(ds_base + ds_paths[0])
-        results["filter_rows"] = {"hub": len(sample["records"]), "datasette": len(dsample["rows"])}
-        for name, base, paths in (("hub", hub_base, hub_paths), ("datasette", ds_base, ds_paths)):
-            wrk(base, paths[:5], seconds=3, connections=2, max_requests=300)  # warm up
-            time.sleep(
-                5 if name == "hub" else 0
-            )  # the hub copies the snapshot and indexes in the background
-            results[f"search_{name}"] = wrk(
-                base, paths, seconds=args.seconds, connections=8, max_requests=args.max_requests
+        if "csv" in only:
+            results["csv_hub_first"] = download(csv_url, hub.pid)
+            results["csv_hub_cached"] = download(csv_url, hub.pid)
+            results["csv_datasette"] = download(
+                f"{ds_base}/bench/people.csv?_stream=on&_size=max", ds.pid
             )
             print(
-                f"datastore_search {name}: {results[f'search_{name}']['rps']:.0f} req/s", flush=True
+                f"csv: hub {results['csv_hub_first']['mb_s']:.0f} MB/s (first), "
+                f"{results['csv_hub_cached']['mb_s']:.0f} MB/s (cached); "
+                f"datasette {results['csv_datasette']['mb_s']:.1f} MB/s",
+                flush=True,
             )
 
-        # 2. GROUP BY through SQL
-        sql_hub = f'SELECT district, count(*) AS n FROM "{rid}" GROUP BY district ORDER BY district'
-        sql_ds = "SELECT district, count(*) AS n FROM people GROUP BY district ORDER BY district"
-        group_paths = {
-            "hub": [
-                "/api/3/action/datastore_search_sql?" + urllib.parse.urlencode({"sql": sql_hub})
-            ],
-            "datasette": ["/bench.json?" + urllib.parse.urlencode({"sql": sql_ds})],
-        }
-        hub_groups = get_json(hub_base + group_paths["hub"][0])["result"]["records"]
-        results["groups"] = len(hub_groups)
-        for name, base in (("hub", hub_base), ("datasette", ds_base)):
-            results[f"groupby_{name}"] = wrk(
-                base,
-                group_paths[name],
+        if "search" in only:
+            # 1. filtered datastore_search, 100 rows
+            n_wards = max(1, args.rows // 100)
+            wards = [f"W{w:05d}" for w in range(0, n_wards, max(1, n_wards // 1000))][:1000]
+            hub_paths = [
+                "/api/3/action/datastore_search?"
+                + urllib.parse.urlencode(
+                    {"resource_id": rid, "filters": json.dumps({"ward_code": w}), "limit": 100}
+                )
+                for w in wards
+            ]
+            ds_paths = [f"/bench/people.json?ward_code={w}&_size=100" for w in wards]
+            sample = get_json(hub_base + hub_paths[0])["result"]
+            dsample = get_json(ds_base + ds_paths[0])
+            results["filter_rows"] = {"hub": len(sample["records"]), "datasette": len(dsample["rows"])}
+            for name, base, paths in (("hub", hub_base, hub_paths), ("datasette", ds_base, ds_paths)):
+                wrk(base, paths[:5], seconds=3, connections=2, max_requests=300)  # warm up
+                if name == "hub" and args.hold:
+                    print(f"hub pid {hub.pid}: waiting {args.hold} s", flush=True)
+                    time.sleep(args.hold)
+                time.sleep(
+                    5 if name == "hub" else 0
+                )  # the hub copies the snapshot and indexes in the background
+                results[f"search_{name}"] = wrk(
+                    base, paths, seconds=args.seconds, connections=8, max_requests=args.max_requests
+                )
+                print(
+                    f"datastore_search {name}: {results[f'search_{name}']['rps']:.0f} req/s", flush=True
+                )
+
+        if "groupby" in only:
+            # 2. GROUP BY through SQL
+            sql_hub = f'SELECT district, count(*) AS n FROM "{rid}" GROUP BY district ORDER BY district'
+            sql_ds = "SELECT district, count(*) AS n FROM people GROUP BY district ORDER BY district"
+            group_paths = {
+                "hub": [
+                    "/api/3/action/datastore_search_sql?" + urllib.parse.urlencode({"sql": sql_hub})
+                ],
+                "datasette": ["/bench.json?" + urllib.parse.urlencode({"sql": sql_ds})],
+            }
+            hub_groups = get_json(hub_base + group_paths["hub"][0])["result"]["records"]
+            results["groups"] = len(hub_groups)
+            for name, base in (("hub", hub_base), ("datasette", ds_base)):
+                results[f"groupby_{name}"] = wrk(
+                    base,
+                    group_paths[name],
+                    seconds=args.seconds,
+                    connections=8,
+                    max_requests=args.max_requests,
+                )
+                print(f"group by {name}: {results[f'groupby_{name}']['rps']:.1f} req/s", flush=True)
+
+        if "package_search" in only:
+            # 4. package_search with 10,000 datasets
+            add_datasets(settings, args.datasets)
+            count = get_json(f"{hub_base}/api/3/action/package_search?rows=0")["result"]["count"]
+            results["catalogue_datasets"] = count
+            search_paths = [
+                "/api/3/action/package_search?q=" + urllib.parse.quote("đất đai"),
+                "/api/3/action/package_search?q=dan+so&facet.field="
+                + urllib.parse.quote('["tags","organization"]'),
+                "/api/3/action/package_search?fq="
+                + urllib.parse.quote('tags:"giáo dục" organization:org-03'),
+                "/api/3/action/package_search?rows=100&sort=id+asc&fq="
+                + urllib.parse.quote("metadata_modified:[2020-01-01T00:00:00Z TO *]"),
+                "/api/3/action/package_search?q=y+te&fq=res_format:CSV&sort=metadata_modified+desc",
+            ]
+            wrk(
+                hub_base, search_paths, seconds=2, connections=1, max_requests=100
+            )  # warm up (index build)
+            results["package_search_1"] = wrk(
+                hub_base,
+                search_paths,
+                seconds=args.seconds,
+                connections=1,
+                max_requests=args.max_requests,
+            )
+            results["package_search_8"] = wrk(
+                hub_base,
+                search_paths,
                 seconds=args.seconds,
                 connections=8,
                 max_requests=args.max_requests,
             )
-            print(f"group by {name}: {results[f'groupby_{name}']['rps']:.1f} req/s", flush=True)
-
-        # 4. package_search with 10,000 datasets
-        add_datasets(settings, args.datasets)
-        count = get_json(f"{hub_base}/api/3/action/package_search?rows=0")["result"]["count"]
-        results["catalogue_datasets"] = count
-        search_paths = [
-            "/api/3/action/package_search?q=" + urllib.parse.quote("đất đai"),
-            "/api/3/action/package_search?q=dan+so&facet.field="
-            + urllib.parse.quote('["tags","organization"]'),
-            "/api/3/action/package_search?fq="
-            + urllib.parse.quote('tags:"giáo dục" organization:org-03'),
-            "/api/3/action/package_search?rows=100&sort=id+asc&fq="
-            + urllib.parse.quote("metadata_modified:[2020-01-01T00:00:00Z TO *]"),
-            "/api/3/action/package_search?q=y+te&fq=res_format:CSV&sort=metadata_modified+desc",
-        ]
-        wrk(
-            hub_base, search_paths, seconds=2, connections=1, max_requests=100
-        )  # warm up (index build)
-        results["package_search_1"] = wrk(
-            hub_base,
-            search_paths,
-            seconds=args.seconds,
-            connections=1,
-            max_requests=args.max_requests,
-        )
-        results["package_search_8"] = wrk(
-            hub_base,
-            search_paths,
-            seconds=args.seconds,
-            connections=8,
-            max_requests=args.max_requests,
-        )
         results["hub_rss_end_mb"] = tree_rss(hub.pid) / 1e6  # with the DataStore cache and search index
     finally:
         for p in procs:
@@ -528,54 +548,66 @@ def main() -> None:
 
 
 def report(r: dict[str, Any]) -> None:
-    sh, sd = r["search_hub"], r["search_datasette"]
-    gh, gd = r["groupby_hub"], r["groupby_datasette"]
-    ch, cc, cd = r["csv_hub_first"], r["csv_hub_cached"], r["csv_datasette"]
-    p1, p8 = r["package_search_1"], r["package_search_8"]
-    rows = [
-        (
-            "datastore_search, filter -> 100 rows, 8 clients",
-            f"{sh['rps']:.0f} req/s, p99 {sh['p99_us'] / 1000:.1f} ms",
-            f"{sd['rps']:.0f} req/s, p99 {sd['p99_us'] / 1000:.1f} ms",
-            f"{sh['rps'] / sd['rps']:.1f}x",
-            ">= 2x, p99 <=",
-        ),
-        (
-            "GROUP BY count via SQL, 8 clients",
-            f"{gh['rps']:.0f} req/s",
-            f"{gd['rps']:.1f} req/s",
-            f"{gh['rps'] / gd['rps']:.1f}x",
-            ">= 10x",
-        ),
-        (
-            "full table as CSV (first, streamed)",
-            f"{ch['mb_s']:.0f} MB/s, RSS {ch['rss_before_mb']:.0f} -> {ch['peak_rss_mb']:.0f} MB",
-            f"{cd['mb_s']:.1f} MB/s",
-            f"{ch['mb_s'] / cd['mb_s']:.0f}x",
-            ">= 20x, < 300 MB",
-        ),
-        (
-            "full table as CSV (cached snapshot)",
-            f"{cc['mb_s']:.0f} MB/s, RSS {cc['rss_before_mb']:.0f} -> {cc['peak_rss_mb']:.0f} MB",
-            "",
-            f"{cc['mb_s'] / cd['mb_s']:.0f}x",
-            "",
-        ),
-        (
-            f"package_search, {r['catalogue_datasets']:,} datasets, 1 client",
-            f"{p1['rps']:.0f} req/s, p50 {p1['p50_us'] / 1000:.1f} ms, p99 {p1['p99_us'] / 1000:.1f} ms",
-            "",
-            "",
-            "p99 < 25 ms",
-        ),
-        (
-            "package_search, 8 clients",
-            f"{p8['rps']:.0f} req/s, p99 {p8['p99_us'] / 1000:.1f} ms",
-            "",
-            "",
-            "",
-        ),
-    ]
+    rows: list[tuple[str, str, str, str, str]] = []
+    if "search_hub" in r:
+        sh, sd = r["search_hub"], r["search_datasette"]
+        rows.append(
+            (
+                "datastore_search, filter -> 100 rows, 8 clients",
+                f"{sh['rps']:.0f} req/s, p99 {sh['p99_us'] / 1000:.1f} ms",
+                f"{sd['rps']:.0f} req/s, p99 {sd['p99_us'] / 1000:.1f} ms",
+                f"{sh['rps'] / sd['rps']:.1f}x",
+                ">= 2x, p99 <=",
+            )
+        )
+    if "groupby_hub" in r:
+        gh, gd = r["groupby_hub"], r["groupby_datasette"]
+        rows.append(
+            (
+                "GROUP BY count via SQL, 8 clients",
+                f"{gh['rps']:.0f} req/s",
+                f"{gd['rps']:.1f} req/s",
+                f"{gh['rps'] / gd['rps']:.1f}x",
+                ">= 10x",
+            )
+        )
+    if "csv_hub_first" in r:
+        ch, cc, cd = r["csv_hub_first"], r["csv_hub_cached"], r["csv_datasette"]
+        rows += [
+            (
+                "full table as CSV (first, streamed)",
+                f"{ch['mb_s']:.0f} MB/s, RSS {ch['rss_before_mb']:.0f} -> {ch['peak_rss_mb']:.0f} MB",
+                f"{cd['mb_s']:.1f} MB/s",
+                f"{ch['mb_s'] / cd['mb_s']:.0f}x",
+                ">= 20x, < 300 MB",
+            ),
+            (
+                "full table as CSV (cached snapshot)",
+                f"{cc['mb_s']:.0f} MB/s, RSS {cc['rss_before_mb']:.0f} -> {cc['peak_rss_mb']:.0f} MB",
+                "",
+                f"{cc['mb_s'] / cd['mb_s']:.0f}x",
+                "",
+            ),
+        ]
+    if "package_search_1" in r:
+        p1, p8 = r["package_search_1"], r["package_search_8"]
+        rows += [
+            (
+                f"package_search, {r['catalogue_datasets']:,} datasets, 1 client",
+                f"{p1['rps']:.0f} req/s, p50 {p1['p50_us'] / 1000:.1f} ms, "
+                f"p99 {p1['p99_us'] / 1000:.1f} ms",
+                "",
+                "",
+                "p99 < 25 ms",
+            ),
+            (
+                "package_search, 8 clients",
+                f"{p8['rps']:.0f} req/s, p99 {p8['p99_us'] / 1000:.1f} ms",
+                "",
+                "",
+                "",
+            ),
+        ]
     widths = [max(len(str(row[i])) for row in rows) for i in range(5)]
     header = ("scenario", "hub", "datasette", "ratio", "target")
     widths = [max(w, len(h)) for w, h in zip(widths, header, strict=True)]
@@ -589,9 +621,11 @@ def report(r: dict[str, Any]) -> None:
     )
     print(
         f"\nrows: {r['rows']:,}; hub workers: {r['workers']}; failed requests: {errors}; "
-        f"filter returned {r['filter_rows']}"
+        f"filter returned {r.get('filter_rows')}"
     )
-    out = ROOT / "bench" / "results" / "serve.json"
+    full = {"search_hub", "groupby_hub", "csv_hub_first", "package_search_1"} <= set(r)
+    # a partial run (--only) does not overwrite the full results
+    out = ROOT / "bench" / "results" / ("serve.json" if full else "serve-partial.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(r, indent=2), encoding="utf-8")
     print(f"hub RSS at the end (DataStore cache, search index loaded): {r['hub_rss_end_mb']:.0f} MB")

@@ -7,11 +7,15 @@ resource id, the dataset's name or its key (``civil_status.births``) are accepte
 from __future__ import annotations
 
 import functools
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
 
 from hub.api.ckan_registry import (
     ActionContext,
@@ -56,6 +60,58 @@ _SEARCH_KEYS = {
 }
 
 
+OPEN_TTL_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _OpenDataset:
+    """What datastore_search needs of an open, active dataset (cached without a session)."""
+
+    id: str
+    key: str
+    name: str
+    contract: str | None
+    sharing: str
+    state: str
+
+
+_OPEN: dict[tuple[str, str], tuple[float, _OpenDataset]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def forget_resolved() -> None:
+    """Drop the cached open-dataset lookups (any change to a dataset or resource does this)."""
+    with _OPEN_LOCK:
+        _OPEN.clear()
+
+
+@event.listens_for(Session, "before_flush")
+def _on_flush(session: Session, _ctx: Any, _instances: Any) -> None:
+    if _OPEN and any(
+        isinstance(o, (Dataset, Resource)) for o in (*session.new, *session.dirty, *session.deleted)
+    ):
+        forget_resolved()
+
+
+def _resolve_open(ctx: ActionContext, ref: str) -> tuple[Dataset | _OpenDataset, str]:
+    """``_resolve`` for datastore_search: an open dataset's lookup is cached for a moment, so that
+    reads of open data need no metadata-database round trip. Anything else (shared, internal,
+    not found) is looked up each time, exactly as ``_resolve`` does."""
+    key = (str(ctx.settings.database_url), ref)
+    now = time.monotonic()
+    hit = _OPEN.get(key)
+    if hit is not None and now - hit[0] < OPEN_TTL_SECONDS:
+        return hit[1], datastore_resource_id(hit[1].id)
+    ds, rid = _resolve(ctx, ref)
+    if ds.sharing == "open" and ds.state == "active":
+        snap = _OpenDataset(ds.id, ds.key, ds.name, ds.contract, ds.sharing, ds.state)
+        with _OPEN_LOCK:
+            if len(_OPEN) > 4096:
+                _OPEN.clear()
+            _OPEN[key] = (now, snap)
+    return ds, rid
+
+
 def _resolve(ctx: ActionContext, ref: str) -> tuple[Dataset, str]:
     """The dataset of a DataStore resource id, or of a dataset name/key used as an alias."""
     r = ctx.session.get(Resource, ref)
@@ -69,7 +125,7 @@ def _resolve(ctx: ActionContext, ref: str) -> tuple[Dataset, str]:
     return ds, datastore_resource_id(ds.id)
 
 
-def _table(ctx: ActionContext, ds: Dataset, ref: str) -> TableInfo:
+def _table(ctx: ActionContext, ds: Dataset | _OpenDataset, ref: str) -> TableInfo:
     info = table_info(ctx.settings, ds.key)
     if info is None:
         raise NotFoundError(f'Resource "{ref}" was not found.')
@@ -95,7 +151,9 @@ def _field_info(schemas_dir: str, contract: str) -> dict[str, dict[str, str]]:
     return out
 
 
-def _fields(ctx: ActionContext, ds: Dataset, fields: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _fields(
+    ctx: ActionContext, ds: Dataset | _OpenDataset, fields: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     infos = _field_info(str(ctx.settings.schemas_dir), ds.contract) if ds.contract else {}
     for f in fields:
         if f["id"] in infos:
@@ -126,8 +184,8 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
             "unknown parameters", {k: [f"The input field {k} was not expected."] for k in unknown}
         )
     ref = str(get_or_bust(data, "resource_id", "id"))
-    ds, rid = _resolve(ctx, ref)
-    require_read(ctx, ds, "datastore.search", scope="datastore:read")
+    ds, rid = _resolve_open(ctx, ref)
+    require_read(ctx, ds, "datastore.search", scope="datastore:read")  # type: ignore[arg-type]
     info = _table(ctx, ds, ref)
     fmt = str(data.get("records_format") or "objects")
     if fmt not in ("objects", "lists", "csv", "tsv"):
