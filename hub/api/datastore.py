@@ -77,6 +77,7 @@ class _OpenDataset:
 
 _OPEN: dict[tuple[str, str], tuple[float, _OpenDataset]] = {}
 _OPEN_LOCK = threading.Lock()
+_OPEN_LOADING: set[tuple[str, str]] = set()
 
 
 def forget_resolved() -> None:
@@ -102,13 +103,27 @@ def _resolve_open(ctx: ActionContext, ref: str) -> tuple[Dataset | _OpenDataset,
     hit = _OPEN.get(key)
     if hit is not None and now - hit[0] < OPEN_TTL_SECONDS:
         return hit[1], datastore_resource_id(hit[1].id)
-    ds, rid = _resolve(ctx, ref)
-    if ds.sharing == "open" and ds.state == "active":
-        snap = _OpenDataset(ds.id, ds.key, ds.name, ds.contract, ds.sharing, ds.state)
+    with _OPEN_LOCK:
+        if hit is not None and key in _OPEN_LOADING:  # another request is looking it up again
+            return hit[1], datastore_resource_id(hit[1].id)
+        _OPEN_LOADING.add(key)
+    try:
+        try:
+            ds, rid = _resolve(ctx, ref)
+        except NotFoundError:
+            with _OPEN_LOCK:
+                _OPEN.pop(key, None)
+            raise
         with _OPEN_LOCK:
-            if len(_OPEN) > 4096:
-                _OPEN.clear()
-            _OPEN[key] = (now, snap)
+            if ds.sharing == "open" and ds.state == "active":
+                if len(_OPEN) > 4096:
+                    _OPEN.clear()
+                _OPEN[key] = (now, _OpenDataset(ds.id, ds.key, ds.name, ds.contract, ds.sharing, ds.state))
+            else:
+                _OPEN.pop(key, None)
+    finally:
+        with _OPEN_LOCK:
+            _OPEN_LOADING.discard(key)
     return ds, rid
 
 

@@ -69,6 +69,7 @@ class TableInfo:
 
 _STATE: dict[tuple[str, str], tuple[float, TableInfo | None]] = {}
 _STATE_LOCK = threading.Lock()
+_LOADING: set[tuple[str, str]] = set()
 
 
 def table_info(settings: Settings, key: str, *, max_age: float = STATE_TTL_SECONDS) -> TableInfo | None:
@@ -78,9 +79,19 @@ def table_info(settings: Settings, key: str, *, max_age: float = STATE_TTL_SECON
     hit = _STATE.get(cache_key)
     if hit is not None and now - hit[0] < max_age:
         return hit[1]
-    info = _load_info(settings, key)
     with _STATE_LOCK:
-        _STATE[cache_key] = (now, info)
+        # one thread reloads an expired entry; the others keep the previous snapshot meanwhile
+        # (a burst of concurrent reloads of the Iceberg metadata would stall every request at once)
+        if hit is not None and cache_key in _LOADING:
+            return hit[1]
+        _LOADING.add(cache_key)
+    try:
+        info = _load_info(settings, key)
+        with _STATE_LOCK:
+            _STATE[cache_key] = (now, info)
+    finally:
+        with _STATE_LOCK:
+            _LOADING.discard(cache_key)
     return info
 
 
