@@ -192,7 +192,8 @@ class Watchdog:
             self._seq += 1
             self._cursors[self._seq] = cursor
             heapq.heappush(self._heap, (time.monotonic() + seconds, self._seq))
-            self._cond.notify()
+            if self._heap[0][1] == self._seq:  # else the watchdog already wakes up earlier
+                self._cond.notify()
             return self._seq
 
     def release(self, ticket: int) -> None:
