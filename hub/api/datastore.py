@@ -7,6 +7,7 @@ resource id, the dataset's name or its key (``civil_status.births``) are accepte
 from __future__ import annotations
 
 import functools
+import gc
 import threading
 import time
 from dataclasses import dataclass
@@ -127,6 +128,18 @@ def _resolve_open(ctx: ActionContext, ref: str) -> tuple[Dataset | _OpenDataset,
     return ds, rid
 
 
+_FROZEN: list[bool] = []
+
+
+def _freeze_once() -> None:
+    """After the first search (the DataStore's modules and caches are loaded by then), the objects
+    alive are kept out of the cyclic collector's full passes, which would otherwise rescan them and
+    stall the requests in flight (``gc.freeze`` moves them to the permanent generation; cheap)."""
+    if not _FROZEN:
+        _FROZEN.append(True)
+        gc.freeze()
+
+
 def _resolve(ctx: ActionContext, ref: str) -> tuple[Dataset, str]:
     """The dataset of a DataStore resource id, or of a dataset name/key used as an alias."""
     r = ctx.session.get(Resource, ref)
@@ -224,6 +237,7 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
         include_total=as_bool(data, "include_total", True),
     )
     res = search(ctx.settings, rid, info, query)
+    _freeze_once()
     if ds.sharing != "open":
         audit.record(
             ctx.session,
