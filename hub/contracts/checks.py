@@ -67,7 +67,7 @@ class SparseMessages(Sequence[str | None]):
             raise IndexError(i)
         return self.messages.get(i % self.n)
 
-    def __setitem__(self, i: int, message: str) -> None:
+    def __setitem__(self, i: Any, message: str) -> None:
         self.messages[int(i)] = message
 
 

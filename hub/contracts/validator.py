@@ -8,7 +8,7 @@ JSON null. See docs/contracts.md for text mode (CSV, XML) and the reserved colum
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,7 +88,7 @@ def _const(message: str) -> Callable[[int], str]:
     return lambda _i: message
 
 
-def _indexed(messages: list[Any]) -> Callable[[int], str]:
+def _indexed(messages: Sequence[Any]) -> Callable[[int], str]:
     return lambda i: str(messages[i])
 
 
