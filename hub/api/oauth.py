@@ -83,30 +83,27 @@ async def token(request: Request) -> Response:
     return resp
 
 
-@router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
-async def introspect(request: Request) -> Response:
+async def _endpoint(request: Request, endpoint: str) -> Response:
+    """Answer ``request`` with authlib's endpoint ``endpoint`` (introspection, revocation)."""
     settings: Settings = request.app.state.settings
     server = _server(request)
     oreq = await to_oauth_request(request, settings)
 
     def work() -> Any:
         with session_scope(settings) as session:
-            return server.run(session, server.create_endpoint_response, "introspection", oreq)
+            return server.run(session, server.create_endpoint_response, endpoint, oreq)
 
     return to_response(await run_in_threadpool(work))
+
+
+@router.post("/oauth/introspect", summary="Token introspection (RFC 7662)")
+async def introspect(request: Request) -> Response:
+    return await _endpoint(request, "introspection")
 
 
 @router.post("/oauth/revoke", summary="Token revocation (RFC 7009)")
 async def revoke(request: Request) -> Response:
-    settings: Settings = request.app.state.settings
-    server = _server(request)
-    oreq = await to_oauth_request(request, settings)
-
-    def work() -> Any:
-        with session_scope(settings) as session:
-            return server.run(session, server.create_endpoint_response, "revocation", oreq)
-
-    return to_response(await run_in_threadpool(work))
+    return await _endpoint(request, "revocation")
 
 
 @router.get("/.well-known/oauth-authorization-server", summary="Authorization server metadata (RFC 8414)")

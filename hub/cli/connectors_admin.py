@@ -40,14 +40,10 @@ def _secret_option(values: list[str]) -> dict[str, str]:
 
 
 def _config_option(value: str) -> dict[str, Any]:
-    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--config is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError("--config must be a JSON object")
-    return data
+    """``--config``: a JSON object, or ``@file`` holding one."""
+    from hub.cli.connectors import _config_arg
+
+    return _config_arg(value)
 
 
 def add(
