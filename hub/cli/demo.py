@@ -101,12 +101,12 @@ def run_cmd(
 ) -> None:
     """Generate the small province (once), start the civil-status service, ingest every dataset,
     then serve the hub and print the URLs to open. Safe to run twice."""
-    from hub.demo.run import run_demo
+    from hub.demo.run import run_demo_outcome
 
-    ok = run_demo(
+    outcome = run_demo_outcome(
         settings(), port=port, host=host, service_port=service_port, scale=scale, serve_hub=serve_hub
     )
-    if not ok:
+    if not outcome.ok:
         raise typer.Exit(1)
 
 

@@ -172,21 +172,6 @@ def ingest_all(settings: Settings) -> dict[str, Any]:
     return results
 
 
-def run_demo(
-    settings: Settings,
-    *,
-    port: int = 8000,
-    host: str = "127.0.0.1",
-    service_port: int = DEFAULT_SERVICE_PORT,
-    scale: str = "small",
-    serve_hub: bool = True,
-) -> bool:
-    """The whole demo (see the module docstring). True when every dataset was ingested."""
-    return run_demo_outcome(
-        settings, port=port, host=host, service_port=service_port, scale=scale, serve_hub=serve_hub
-    ).ok
-
-
 def run_demo_outcome(
     settings: Settings,
     *,
@@ -196,6 +181,7 @@ def run_demo_outcome(
     scale: str = "small",
     serve_hub: bool = True,
 ) -> DemoOutcome:
+    """The whole demo (see the module docstring); ``.ok`` when every dataset was ingested."""
     from hub.cli.common import console, progress
     from hub.demo.generate import DemoPaths, ensure_generated
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -53,22 +54,31 @@ def _tables(sql: str) -> list[str]:
     return sorted({f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.db})
 
 
-def after_ingest(settings: Settings, dataset_key: str) -> list[tuple[str, str, str]]:
-    """Rebuild the releases that read ``dataset_key``; returns (dataset, release, outcome) triples."""
-    todo: list[tuple[str, str]] = []
+def _releases(settings: Settings, wanted: Callable[[Release, Dataset], bool]) -> list[tuple[str, str]]:
+    """(dataset, release) of the active releases that ``wanted`` picks, the catalogue synced first."""
     with session_scope(settings) as session:
         sync_releases(session)
-        for rel, ds in session.execute(
+        rows = session.execute(
             select(Release, Dataset)
             .join(Dataset, Release.dataset_id == Dataset.id)
             .where(Release.state == "active")
-        ):
-            sources = _sources(rel, ds.key)
-            wanted = rel.spec.get("rebuild_on_ingest", True) and dataset_key in sources
-            # a release over several datasets is built once each of them has data
-            if wanted and all(_has_data(settings, s) for s in sources):
-                todo.append((ds.key, rel.name))
-    return [_build(settings, d, r, f"ingest:{dataset_key}") for d, r in todo]
+        )
+        return [(ds.key, rel.name) for rel, ds in rows if wanted(rel, ds)]
+
+
+def after_ingest(settings: Settings, dataset_key: str) -> list[tuple[str, str, str]]:
+    """Rebuild the releases that read ``dataset_key``; returns (dataset, release, outcome) triples."""
+
+    def wanted(rel: Release, ds: Dataset) -> bool:
+        sources = _sources(rel, ds.key)
+        # a release over several datasets is built once each of them has data
+        return (
+            bool(rel.spec.get("rebuild_on_ingest", True))
+            and dataset_key in sources
+            and all(_has_data(settings, s) for s in sources)
+        )
+
+    return [_build(settings, d, r, f"ingest:{dataset_key}") for d, r in _releases(settings, wanted)]
 
 
 def _has_data(settings: Settings, key: str) -> bool:
@@ -80,16 +90,7 @@ def _has_data(settings: Settings, key: str) -> bool:
 
 def rebuild_due(settings: Settings, now: dt.datetime | None = None) -> list[tuple[str, str, str]]:
     """Rebuild every release that is stale (never built, or older than its frequency)."""
-    todo: list[tuple[str, str]] = []
-    with session_scope(settings) as session:
-        sync_releases(session)
-        for rel, ds in session.execute(
-            select(Release, Dataset)
-            .join(Dataset, Release.dataset_id == Dataset.id)
-            .where(Release.state == "active")
-        ):
-            if is_stale(rel, now):
-                todo.append((ds.key, rel.name))
+    todo = _releases(settings, lambda rel, _ds: is_stale(rel, now))
     out = [_build(settings, d, r, "schedule") for d, r in todo]
     mark_stale(settings, now)
     return out
