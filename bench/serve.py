@@ -126,9 +126,7 @@ def load_warehouse(settings: Any, table: pa.Table) -> None:
     wh = Warehouse(settings)
     t = wh.ensure_table("bench.people", table.schema)
     sink = FileSink(t, wh.data_dir(t), "bench", target_rows=len(table) + 1)
-    for batch in table.to_batches(
-        settings.batch_rows
-    ):  # row groups as the ingest runner writes them
+    for batch in table.to_batches(settings.batch_rows):  # row groups as the ingest runner writes them
         sink.write(batch)
     wh.commit(t, add=sink.close())
 
@@ -136,9 +134,7 @@ def load_warehouse(settings: Any, table: pa.Table) -> None:
 def write_catalog(folder: Path) -> None:
     org = folder / "so-bench"
     org.mkdir(parents=True)
-    (org / "organization.yaml").write_text(
-        "name: so-bench\ntitle: {vi: Sở Benchmark}\n", encoding="utf-8"
-    )
+    (org / "organization.yaml").write_text("name: so-bench\ntitle: {vi: Sở Benchmark}\n", encoding="utf-8")
     (org / "people.yaml").write_text(
         "id: bench.people\ntitle: {vi: Người dân (benchmark)}\nsharing: open\n"
         "contract: civil_status/births.v1\ntags: [benchmark]\n",
@@ -153,8 +149,7 @@ def load_sqlite(path: Path, table: pa.Table) -> None:
     for batch in table.to_batches(100_000):
         pylists = [c.to_pylist() for c in batch.columns]
         rows = [
-            tuple(str(v) if hasattr(v, "isoformat") else v for v in r)
-            for r in zip(*pylists, strict=True)
+            tuple(str(v) if hasattr(v, "isoformat") else v for v in r) for r in zip(*pylists, strict=True)
         ]
         con.executemany(f"INSERT INTO people VALUES ({', '.join('?' * len(cols))})", rows)
     # the hub indexes the columns its filters use; datasette gets the same index on the filter column
@@ -256,9 +251,7 @@ def add_datasets(settings: Any, n: int) -> None:
 # --- load ---------------------------------------------------------------------------------------
 
 
-def wrk(
-    base: str, paths: list[str], *, seconds: int, connections: int, max_requests: int
-) -> dict[str, Any]:
+def wrk(base: str, paths: list[str], *, seconds: int, connections: int, max_requests: int) -> dict[str, Any]:
     threads = min(2, connections)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(LUA % (", ".join(json.dumps(p) for p in paths), max(1, max_requests // threads)))
@@ -344,9 +337,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=int, default=10, help="Duration bound of each load run.")
-    ap.add_argument(
-        "--max-requests", type=int, default=20_000, help="Request bound of each load run."
-    )
+    ap.add_argument("--max-requests", type=int, default=20_000, help="Request bound of each load run.")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--datasets", type=int, default=10_000)
     ap.add_argument(
@@ -440,9 +431,7 @@ def main() -> None:
         if "csv" in only:
             results["csv_hub_first"] = download(csv_url, hub.pid)
             results["csv_hub_cached"] = download(csv_url, hub.pid)
-            results["csv_datasette"] = download(
-                f"{ds_base}/bench/people.csv?_stream=on&_size=max", ds.pid
-            )
+            results["csv_datasette"] = download(f"{ds_base}/bench/people.csv?_stream=on&_size=max", ds.pid)
             print(
                 f"csv: hub {results['csv_hub_first']['mb_s']:.0f} MB/s (first), "
                 f"{results['csv_hub_cached']['mb_s']:.0f} MB/s (cached); "
@@ -476,18 +465,14 @@ def main() -> None:
                 results[f"search_{name}"] = wrk(
                     base, paths, seconds=args.seconds, connections=8, max_requests=args.max_requests
                 )
-                print(
-                    f"datastore_search {name}: {results[f'search_{name}']['rps']:.0f} req/s", flush=True
-                )
+                print(f"datastore_search {name}: {results[f'search_{name}']['rps']:.0f} req/s", flush=True)
 
         if "groupby" in only:
             # 2. GROUP BY through SQL
             sql_hub = f'SELECT district, count(*) AS n FROM "{rid}" GROUP BY district ORDER BY district'
             sql_ds = "SELECT district, count(*) AS n FROM people GROUP BY district ORDER BY district"
             group_paths = {
-                "hub": [
-                    "/api/3/action/datastore_search_sql?" + urllib.parse.urlencode({"sql": sql_hub})
-                ],
+                "hub": ["/api/3/action/datastore_search_sql?" + urllib.parse.urlencode({"sql": sql_hub})],
                 "datasette": ["/bench.json?" + urllib.parse.urlencode({"sql": sql_ds})],
             }
             hub_groups = get_json(hub_base + group_paths["hub"][0])["result"]["records"]
@@ -517,9 +502,7 @@ def main() -> None:
                 + urllib.parse.quote("metadata_modified:[2020-01-01T00:00:00Z TO *]"),
                 "/api/3/action/package_search?q=y+te&fq=res_format:CSV&sort=metadata_modified+desc",
             ]
-            wrk(
-                hub_base, search_paths, seconds=2, connections=1, max_requests=100
-            )  # warm up (index build)
+            wrk(hub_base, search_paths, seconds=2, connections=1, max_requests=100)  # warm up (index build)
             results["package_search_1"] = wrk(
                 hub_base,
                 search_paths,
@@ -594,8 +577,7 @@ def report(r: dict[str, Any]) -> None:
         rows += [
             (
                 f"package_search, {r['catalogue_datasets']:,} datasets, 1 client",
-                f"{p1['rps']:.0f} req/s, p50 {p1['p50_us'] / 1000:.1f} ms, "
-                f"p99 {p1['p99_us'] / 1000:.1f} ms",
+                f"{p1['rps']:.0f} req/s, p50 {p1['p50_us'] / 1000:.1f} ms, p99 {p1['p99_us'] / 1000:.1f} ms",
                 "",
                 "",
                 "p99 < 25 ms",
@@ -616,9 +598,7 @@ def report(r: dict[str, Any]) -> None:
     print("  ".join("-" * w for w in widths))
     for row in rows:
         print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-    errors = sum(
-        r[k]["errors"] + r[k]["non2xx"] for k in r if isinstance(r[k], dict) and "non2xx" in r[k]
-    )
+    errors = sum(r[k]["errors"] + r[k]["non2xx"] for k in r if isinstance(r[k], dict) and "non2xx" in r[k])
     print(
         f"\nrows: {r['rows']:,}; hub workers: {r['workers']}; failed requests: {errors}; "
         f"filter returned {r.get('filter_rows')}"
