@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from hub.contracts.fastpath import byte_lengths, parse_dates_fast, parse_ymd
+from hub.contracts.fastpath import byte_lengths, parse_dates_fast, parse_datetimes_fixed, parse_ymd
 from hub.contracts.model import FieldInfo
 
 # rfc3339_validator's grammar, applied by jsonschema to value.upper(); its "$" admits a final newline.
@@ -36,6 +36,10 @@ def mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     out = pc.fill_null(arr, False) if arr.null_count else arr
     if isinstance(out, pa.ChunkedArray):
         out = out.combine_chunks()
+    if pa.types.is_boolean(out.type) and out.buffers()[1] is not None:
+        # unpacking the bits with numpy is ~10x faster than Array.to_numpy (pyarrow 26)
+        bits = np.unpackbits(np.frombuffer(out.buffers()[1], dtype=np.uint8), bitorder="little")
+        return bits[out.offset : out.offset + len(out)].view(bool)
     return np.asarray(out.to_numpy(zero_copy_only=False), dtype=bool)
 
 
@@ -128,10 +132,30 @@ def parse_dates(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
 def parse_datetimes(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """RFC 3339 date-times (as ``jsonschema``'s ``date-time`` format) -> (timestamp[us, UTC], failures).
 
-    The shape by RE2; the calendar by Arrow's cast of the well-shaped values (exact bytes parse when the
-    cast fails: a bad day, a lower-case t/z, a final newline, more than 6 fraction digits).
+    The two common shapes (``...SSZ``, ``...SS+07:00``) are parsed from the bytes; the rest of the
+    values, if any, as ``_parse_datetimes_exact`` does.
     """
     s = as_string(s)
+    target = pa.timestamp("us", tz="UTC")
+    fast, micros = parse_datetimes_fixed(s)
+    rest = (byte_lengths(s) >= 0) & ~fast
+    if not rest.any():
+        return pa.array(micros, pa.int64(), mask=~fast).cast(target), np.zeros(len(s), dtype=bool)
+    if not fast.any():
+        return _parse_datetimes_exact(s)
+    idx = np.flatnonzero(rest)
+    typed_rest, bad_rest = _parse_datetimes_exact(s.take(pa.array(idx)))
+    micros[idx] = np.asarray(pc.fill_null(typed_rest.cast(pa.int64()), 0).to_numpy(zero_copy_only=False))
+    valid = fast.copy()
+    valid[idx] = mask(pc.is_valid(typed_rest))
+    bad = np.zeros(len(s), dtype=bool)
+    bad[idx] = bad_rest
+    return pa.array(micros, pa.int64(), mask=~valid).cast(target), bad
+
+
+def _parse_datetimes_exact(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The shape by RE2; the calendar by Arrow's cast of the well-shaped values (exact bytes parse when
+    the cast fails: a bad day, a lower-case t/z, a final newline, more than 6 fraction digits)."""
     notnull = byte_lengths(s) >= 0
     shape = mask(pc.match_substring_regex(s, DATETIME_SHAPE))
     target = pa.timestamp("us", tz="UTC")

@@ -24,26 +24,46 @@ def byte_lengths(s: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(pc.binary_length(s), -1).to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def byte_columns(s: pa.Array, positions: range | list[int]) -> list[np.ndarray]:
-    """Byte ``p`` of every value, for each ``p`` in ``positions``.
+def byte_matrix(s: pa.Array, width: int) -> np.ndarray:
+    """The first ``width`` bytes of every value, as an (n, width) ``uint8`` matrix; zeros past the end of
+    a shorter value, and for a null (callers check the length).
 
-    Where a value is shorter than ``p + 1`` bytes the result is a byte of the next value or padding:
-    callers check the length first.
+    A view of the Arrow data buffer when every value has at least that length; otherwise of a copy in
+    which every value is padded and cut to that length (Arrow kernels: faster than gathering bytes).
     """
     s = s if s.type == pa.string() else s.cast(pa.string())
+    n = len(s)
+    if n == 0 or width == 0:
+        return np.zeros((n, width), dtype=np.uint8)
+    uniform = _uniform(s)
+    if uniform is not None and uniform[1] >= width:
+        return uniform[0][:, :width]
+    fill = pa.scalar(b"\0" * width, pa.binary())
+    padded = pc.binary_join_element_wise(s.cast(pa.binary()), fill, pa.scalar(b"", pa.binary()))
+    cut = pc.fill_null(pc.binary_slice(padded, 0, width), fill)
+    got = _uniform(cut)
+    assert got is not None
+    return got[0]
+
+
+def _uniform(s: pa.Array) -> tuple[np.ndarray, int] | None:
+    """(the values as an (n, size) matrix, size) when all n values are non-null and ``size`` bytes."""
     bufs = s.buffers()
     n = len(s)
-    width = max(positions, default=0) + 1
-    if bufs[2] is None or n == 0:
-        return [np.zeros(n, dtype=np.uint8) for _ in positions]
+    if bufs[2] is None or s.null_count:
+        return None
     offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=s.offset * 4)
-    data = np.frombuffer(bufs[2], dtype=np.uint8)
-    # a slice's offsets point into its parent's data: copy only the slice's own bytes
     first, end = int(offsets[0]), int(offsets[-1])
-    padded = np.zeros(end - first + width, dtype=np.uint8)
-    padded[: end - first] = data[first:end]
-    starts = offsets[:-1] - first
-    return [padded[starts + p] for p in positions]
+    size = (end - first) // n
+    if size == 0 or size * n != end - first or not bool(np.all(np.diff(offsets) == size)):
+        return None
+    return np.frombuffer(bufs[2], dtype=np.uint8)[first:end].reshape(n, size), size
+
+
+def byte_columns(s: pa.Array, positions: range | list[int]) -> list[np.ndarray]:
+    """Byte ``p`` of every value, for each ``p`` in ``positions`` (see ``byte_matrix``)."""
+    matrix = byte_matrix(s, max(positions, default=0) + 1)
+    return [matrix[:, p] for p in positions]
 
 
 class FixedPattern:
@@ -131,17 +151,22 @@ def fixed_pattern(pattern: str) -> FixedPattern | None:
     return FixedPattern(tables) if 0 < len(tables) <= 64 else None
 
 
-def parse_ymd(s: pa.Array, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For ``rows`` (values of >= 10 bytes): (is a real YYYY-MM-DD date in bytes 0-9, days since epoch)."""
-    n = len(s)
-    m = [c.astype(np.int32) - 48 for c in byte_columns(s, range(10))]
-    digits = np.ones(n, dtype=bool)
-    for p in (0, 1, 2, 3, 5, 6, 8, 9):
-        digits &= (m[p] >= 0) & (m[p] <= 9)
-    dashes = (m[4] == -3) & (m[7] == -3)
-    y = m[0] * 1000 + m[1] * 100 + m[2] * 10 + m[3]
-    mo = m[5] * 10 + m[6]
-    d = m[8] * 10 + m[9]
+_YMD_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]
+
+
+def parse_ymd(
+    s: pa.Array, rows: np.ndarray, matrix: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For ``rows`` (values of >= 10 bytes): (is a real YYYY-MM-DD date in bytes 0-9, days since epoch).
+
+    ``matrix``: the values' bytes (``byte_matrix``) when the caller has them."""
+    m = byte_matrix(s, 10) if matrix is None else matrix
+    digits = ((m[:, _YMD_DIGITS] - 48) < 10).all(axis=1)  # uint8: bytes below "0" wrap around
+    dashes = (m[:, 4] == 45) & (m[:, 7] == 45)
+    v = m[:, :10].astype(np.int32) - 48
+    y = v[:, 0] * 1000 + v[:, 1] * 100 + v[:, 2] * 10 + v[:, 3]
+    mo = v[:, 5] * 10 + v[:, 6]
+    d = v[:, 8] * 10 + v[:, 9]
     mo_ok = (mo >= 1) & (mo <= 12)
     leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
     dim = _DIM[np.clip(mo, 1, 12) - 1] + ((mo == 2) & leap)
@@ -162,6 +187,41 @@ def parse_dates_fast(s: pa.Array) -> tuple[pa.Array, np.ndarray]:
     ok, days = parse_ymd(s, lengths == 10)
     typed = pa.array(days, pa.int32(), mask=~ok).cast(pa.date32())
     return typed, (lengths >= 0) & ~ok
+
+
+_CLOCK_DIGITS = [11, 12, 14, 15, 17, 18]
+_OFFSET_DIGITS = [20, 21, 23, 24]
+
+
+def parse_datetimes_fixed(s: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """RFC 3339 date-times of the two common shapes, ``YYYY-MM-DDTHH:MM:SSZ`` (20 bytes) and
+    ``YYYY-MM-DDTHH:MM:SS+HH:MM`` (25 bytes), from the bytes: (valid, microseconds since the epoch, UTC).
+
+    ``valid`` is True only for values of those shapes that ``jsonschema``'s ``date-time`` format accepts
+    (``t``/``z`` in either case, a real calendar day, year 1 or later); any other value, valid or not,
+    is False and left to the exact parser.
+    """
+    lengths = byte_lengths(s)
+    short, long = lengths == 20, lengths == 25
+    rows = short | long
+    n = len(s)
+    if not rows.any():
+        return rows, np.zeros(n, dtype=np.int64)
+    m = byte_matrix(s, 25)
+    ok, days = parse_ymd(s, rows, m)
+    v = m[:, 11:25].astype(np.int32) - 48  # v[:, k] is byte 11 + k
+    hh, mi, ss = v[:, 0] * 10 + v[:, 1], v[:, 3] * 10 + v[:, 4], v[:, 6] * 10 + v[:, 7]
+    clock = ((m[:, _CLOCK_DIGITS] - 48) < 10).all(axis=1)
+    clock &= ((m[:, 10] | 0x20) == ord("t")) & (m[:, 13] == ord(":")) & (m[:, 16] == ord(":"))
+    clock &= (hh <= 23) & (mi <= 59) & (ss <= 59)
+    zulu = short & ((m[:, 19] | 0x20) == ord("z"))
+    oh, om = v[:, 9] * 10 + v[:, 10], v[:, 12] * 10 + v[:, 13]
+    offset_ok = long & ((m[:, 19] == ord("+")) | (m[:, 19] == ord("-"))) & (m[:, 22] == ord(":"))
+    offset_ok &= ((m[:, _OFFSET_DIGITS] - 48) < 10).all(axis=1) & (oh <= 23) & (om <= 59)
+    valid = ok & clock & (zulu | offset_ok)
+    offset = np.where(offset_ok, np.where(m[:, 19] == ord("-"), -1, 1) * (oh * 60 + om), 0)
+    seconds = days.astype(np.int64) * 86400 + (hh * 3600 + mi * 60 + ss - offset * 60)
+    return valid, np.where(valid, seconds * 1_000_000, 0)
 
 
 # --- ^\S(.*\S)?$ : "no leading or trailing whitespace" --------------------------------------------
