@@ -1,20 +1,28 @@
 """The ``xml`` connector: records of an XML file, one row per record element.
 
-The file is read in blocks of whole records (``splitter.py``) that lxml parses in one go; each column
-is pulled out of a whole block by one XPath expression when every record has exactly one value there
-(the usual case), and record by record otherwise. A record that is not well-formed, or that fails the
-optional XSD, becomes a row with ``_hub_error`` (the reason and its line) and null fields, so it is
-quarantined while the rest of the file loads. Values are text; the contract's validator parses them.
+The file is read in blocks of whole records (``splitter.py``). Flat records (attributes and leaf
+children) take the fast lane (``fastlane.py``): bytes to Arrow columns with numpy and Arrow kernels.
+Any other block is the lxml way: lxml parses it in one go and each column is pulled out of the whole
+block by one XPath expression when every record has exactly one value there (the usual case), and
+record by record otherwise. A record that is not well-formed, or that fails the optional XSD, becomes
+a row with ``_hub_error`` (the reason and its line) and null fields, so it is quarantined while the
+rest of the file loads. Values are text; the contract's validator parses them.
+
+Blocks are decoded in parallel threads and handed on in file order (``ordered.py``); the fast lane
+runs in parallel, the lxml way one block at a time.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
@@ -22,6 +30,7 @@ from lxml import etree
 from connectors.rest.prefetch import prefetch
 from connectors.xml.config import XmlConfig
 from connectors.xml.fastlane import FastLane
+from connectors.xml.ordered import map_in_order
 from connectors.xml.splitter import Block, RecordSplitter
 from hub.errors import ConfigError, SourceDataError, SourceUnavailable
 from hub.ingest.connector import (
@@ -114,12 +123,12 @@ class XmlConnector(Connector[XmlConfig]):
         except OSError as exc:
             raise SourceUnavailable(f"{self.file}: cannot open: {exc}") from exc
         with fh:
-            for n, block in enumerate(splitter.blocks(fh), 1):
-                batch = reader.read(block)
+            blocks: Iterator[Block] = splitter.blocks(fh)
+            if limit_blocks is not None:
+                blocks = islice(blocks, limit_blocks)
+            for batch in map_in_order(reader.read, blocks):
                 if batch.num_rows:
                     yield batch
-                if limit_blocks is not None and n >= limit_blocks:
-                    return
 
 
 class _BlockReader:
@@ -135,6 +144,7 @@ class _BlockReader:
         self.lane: FastLane | None = None
         self.try_lane = True
         self.lane_rebuilds = 0
+        self._lock = threading.Lock()
 
     def _setup(self) -> None:
         prolog = self.splitter.prolog
@@ -195,17 +205,28 @@ class _BlockReader:
         return fields
 
     def read(self, block: Block) -> pa.RecordBatch:
-        if self.parser is None:
-            self._setup()
-        if self.lane is None and self.try_lane:
-            self._build_lane(block)
-        if self.lane is not None:
-            done = self.lane.read(block.data)
+        """One block as a batch. Called from several threads: the fast lane runs in parallel, the lxml
+        way (and any change of the reader's state) one block at a time."""
+        lane = self.lane
+        if lane is None and self.try_lane:
+            with self._lock:
+                if self.parser is None:
+                    self._setup()
+                if self.lane is None and self.try_lane:
+                    self._build_lane(block)
+                lane = self.lane
+        if lane is not None:
+            done = lane.read(block)
             if done is not None:
-                columns, starts = done
-                return self._batch(
-                    dict(zip(self.lane.names, columns, strict=True)), _lines(block, starts), None
-                )
+                columns, lines = done
+                return self._batch(dict(zip(lane.names, columns, strict=True)), lines, None)
+        with self._lock:
+            if self.parser is None:
+                self._setup()
+            return self._parse(block)
+
+    def _parse(self, block: Block) -> pa.RecordBatch:
+        """The lxml way: the block parsed in one go, or record by record when it does not parse."""
         try:
             root = etree.fromstring(self._wrap(block.data), self.parser)
         except etree.XMLSyntaxError:
@@ -320,7 +341,10 @@ class _BlockReader:
         return self._batch(columns, [lines[i] for i in order], [errors[i] for i in order])
 
     def _batch(
-        self, columns: dict[str, list[Any]], lines: list[int], errors: list[str | None]
+        self,
+        columns: dict[str, list[Any]] | dict[str, pa.Array],
+        lines: list[int] | npt.NDArray[np.int64],
+        errors: list[str | None] | None,
     ) -> pa.RecordBatch:
         names = list(columns)
         arrays = [v if isinstance(v, pa.Array) else pa.array(v, type=pa.string()) for v in columns.values()]
@@ -335,12 +359,11 @@ class _BlockReader:
 
 
 def _lines(block: Block, starts: list[int]) -> list[int]:
-    nl = np.flatnonzero(np.frombuffer(block.data, dtype=np.uint8) == 10)
-    return (block.line + np.searchsorted(nl, np.asarray(starts, dtype=np.int64))).tolist()  # type: ignore[no-any-return]
+    return (block.line + np.searchsorted(block.newlines, np.asarray(starts, dtype=np.int64))).tolist()  # type: ignore[no-any-return]
 
 
 def _line(block: Block, offset: int) -> int:
-    return block.line + block.data.count(b"\n", 0, offset)
+    return block.line + int(np.searchsorted(block.newlines, offset))
 
 
 def _first(values: list[Any]) -> str | None:

@@ -15,7 +15,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import BinaryIO
+
+import numpy as np
+import numpy.typing as npt
 
 _NSDECL = re.compile(rb"""\sxmlns(?::([A-Za-z_][\w.-]*))?\s*=\s*("[^"]*"|'[^']*')""")
 _ENCODING = re.compile(rb"""<\?xml[^>]*encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
@@ -26,6 +30,16 @@ class Block:
     data: bytes
     line: int  # line of data[0], 1-based
     offset: int  # byte offset of data[0] in the file
+    newline_count: int = -1  # how many b"\n" data holds (-1: count them)
+
+    def __post_init__(self) -> None:
+        if self.newline_count < 0:
+            self.newline_count = int(np.count_nonzero(np.frombuffer(self.data, dtype=np.uint8) == 10))
+
+    @cached_property
+    def newlines(self) -> npt.NDArray[np.int64]:
+        """Offsets of the b"\n" in data."""
+        return np.flatnonzero(np.frombuffer(self.data, dtype=np.uint8) == 10)
 
 
 @dataclass
@@ -44,6 +58,7 @@ class RecordSplitter:
         self.self_closing = re.compile(rb"<" + name + rb"(?:\s[^<>]*)?/>")
         self.block_bytes = block_bytes
         self.prolog: Prolog | None = None
+        self._flags = np.empty(0, dtype=bool)  # scratch: no fresh pages to fault in for each block
 
     def _read_prolog(self, head: bytes) -> None:
         namespaces: dict[str, str] = {}
@@ -57,39 +72,51 @@ class RecordSplitter:
         self.prolog = Prolog(namespaces, enc.group(1).decode() if enc else None, b"".join(decls))
 
     def blocks(self, fh: BinaryIO) -> Iterator[Block]:
-        """Blocks of whole records; the prolog before the first record and the epilogue are skipped."""
-        buf = b""
+        """Blocks of whole records; the prolog before the first record and the epilogue are skipped.
+
+        A block is the bytes left over from the previous read (the start of a record) and the new
+        read up to its last record start tag: one copy of the data, the lines counted by numpy."""
+        rest = b""  # read, not yet in a block
         line, offset = 1, 0
         started = False
-        eof = False
-        while not eof:
+        while True:
             chunk = fh.read(self.block_bytes)
             eof = not chunk
-            buf += chunk
             if not started:
-                m = self.start.search(buf)
+                head = rest + chunk
+                m = self.start.search(head)
                 if m is None:
                     if eof:
-                        self._read_prolog(buf)
+                        self._read_prolog(head)
                         return
+                    rest = head
                     continue
-                self._read_prolog(buf[: m.start()])
-                line += buf.count(b"\n", 0, m.start())
+                self._read_prolog(head[: m.start()])
+                line += head.count(b"\n", 0, m.start())
                 offset += m.start()
-                buf = buf[m.start() :]
+                rest, chunk = b"", head[m.start() :]
                 started = True
             if eof:
-                cut = self._end_of_last(buf)
-            else:
-                last = self._last_start(buf, max(0, len(buf) - self.block_bytes))
-                if last is None or last.start() == 0:
-                    continue  # one record longer than a block: read more
-                cut = last.start()
-            if cut:
-                yield Block(buf[:cut], line, offset)
-                line += buf.count(b"\n", 0, cut)
-                offset += cut
-            buf = buf[cut:]
+                cut = self._end_of_last(rest)
+                if cut:
+                    yield Block(rest[:cut], line, offset)
+                return
+            last = self._last_start(chunk, 0)
+            if last is None or (last.start() == 0 and not rest):
+                rest += chunk  # one record longer than a block: read more
+                continue
+            data = b"".join((rest, memoryview(chunk)[: last.start()]))
+            rest = chunk[last.start() :]
+            block = Block(data, line, offset, self._count_newlines(data))
+            yield block
+            line += block.newline_count
+            offset += len(data)
+
+    def _count_newlines(self, data: bytes) -> int:
+        if len(self._flags) < len(data):
+            self._flags = np.empty(len(data), dtype=bool)
+        flags = self._flags[: len(data)]
+        return int(np.count_nonzero(np.equal(np.frombuffer(data, dtype=np.uint8), 10, out=flags)))
 
     def _last_start(self, buf: bytes, pos: int) -> re.Match[bytes] | None:
         """The last record start tag at or after ``pos``, searched backwards from the end."""
