@@ -35,6 +35,15 @@ def _shared_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+def _forget_pool() -> None:
+    """In a forked child the pool's threads are gone: start a new pool there when needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def map_in_order(fn: Callable[[T], R], items: Iterable[T], workers: int = DECODERS) -> Iterator[R]:
     """``fn(item)`` for each item, in order; after the first, up to ``workers + 1`` in flight."""
     if workers <= 1:

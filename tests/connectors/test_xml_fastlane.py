@@ -10,6 +10,7 @@ markup left unescaped, children in any order, twice or missing.
 from __future__ import annotations
 
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 
 from connectors.xml import fastlane
 from connectors.xml.connector import XmlConnector
+from connectors.xml.ordered import map_in_order
 from hub.ingest.connector import ConnectorContext
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<list>\n'
@@ -268,3 +270,35 @@ def test_names_that_are_not_ascii(tmp_path: Path) -> None:
     assert table.column("họtên").to_pylist()[:2] == ["Lê 0", "Lê 1"]
     assert table.column("mã").to_pylist()[39] == "39"
     assert table.column("ghi.chú").null_count == 40
+
+
+def test_batches_come_in_file_order_from_parallel_threads(tmp_path: Path) -> None:
+    rows = "".join(f'<r id="{i}"><a>{i}</a></r>\n' for i in range(3000))
+    table, taken = both(tmp_path / "o.xml", rows, block_bytes=1024)
+    assert len(taken) > 20
+    assert table.column("id").to_pylist() == [str(i) for i in range(3000)]
+    assert table.column("_hub_row").to_pylist() == list(range(3, 3003))
+
+
+def test_map_in_order_keeps_order_raises_in_place_and_stops_early() -> None:
+    def slow_square(i: int) -> int:
+        time.sleep(0.002 * (i % 3))
+        if i == 7:
+            raise ValueError("seven")
+        return i * i
+
+    squares = map_in_order(slow_square, range(20), workers=2)
+    got = [next(squares) for _ in range(7)]
+    assert got == [i * i for i in range(7)]
+    with pytest.raises(ValueError, match="seven"):
+        next(squares)
+    started: list[int] = []
+
+    def record(i: int) -> int:
+        started.append(i)
+        return i
+
+    results = map_in_order(record, range(1000), workers=2)
+    assert [next(results) for _ in range(3)] == [0, 1, 2]
+    results.close()
+    assert len(started) < 10  # the rest was never started
