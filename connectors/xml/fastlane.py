@@ -11,9 +11,9 @@ each step below is a few numpy or Arrow operations over the whole block.
 2. **Tags.** Every tag but the record start tags must be one of a few exact strings of the layout
    (``<name>``, ``</name>`` and ``<name/>`` of each child, ``</record>``), looked up whole in a hash
    table (``pc.index_in``), which numbers them. Anything else (a comment, CDATA, a processing
-   instruction, an unknown, nested or namespaced-elsewhere child, a child with attributes, white space
-   inside a child's tag) is not found, and the block goes the lxml way. The record start tags are
-   found by their name, as the splitter finds them.
+   instruction, an unknown or nested child, a child with attributes or a namespace declaration, white
+   space inside a child's tag) is not found, and the block goes the lxml way. The record start tags
+   are found by their name, as the splitter finds them.
 3. **Structure.** On the tag numbers: each record ends with ``</record>`` (or its start tag closes
    itself), each ``<name>`` is followed by its ``</name>``, no child occurs twice in a record; the
    children may come in any order and any may be missing.
@@ -261,13 +261,14 @@ class FastLane:
         opens = np.flatnonzero(t < m)
         if np.count_nonzero(t < 2 * m) != 2 * len(opens) or np.any(t[opens + 1] != t[opens] + m):
             return None  # a <name> not followed by its </name>
+        if not m:
+            return opens
         items = opens
-        selfs = len(t) - 2 * len(opens) - np.count_nonzero(t >= self.end)
-        if selfs:
+        if len(t) - 2 * len(opens) - np.count_nonzero(t >= self.end):  # some <name/>
             items = np.flatnonzero(t < self.end)
             items = items[t[items] // m != 1]
         once = np.bincount(record[items].astype(np.int64) * m + t[items] % m, minlength=len(starts) * m)
-        if once.size and once.max() > 1:
+        if once.max() > 1:
             return None  # a child twice in a record
         return opens
 
@@ -279,9 +280,9 @@ def _markup(arr: Bytes) -> tuple[IntArray, IntArray] | None:
     np.bitwise_or(arr, 2, out=ored)
     np.equal(ored, _GT, out=flags)
     marks = np.flatnonzero(flags)
+    if not len(marks) or marks[0] != 0:
+        return None  # a block starts with its first record's start tag
     opening = arr[marks] == _LT
-    if not len(marks) or not opening[0]:
-        return None
     if len(marks) % 2 == 0 and opening[0::2].all() and not opening[1::2].any():
         return np.ascontiguousarray(marks[0::2]), marks[1::2] + 1  # no ">" in text: the usual case
     lt = marks[opening]

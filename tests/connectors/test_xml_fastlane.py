@@ -21,10 +21,12 @@ import pyarrow as pa
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from lxml import etree
 
 from connectors.xml import fastlane
 from connectors.xml.connector import XmlConnector
 from connectors.xml.ordered import map_in_order
+from connectors.xml.splitter import Block
 from hub.ingest.connector import ConnectorContext
 
 HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<list>\n'
@@ -302,3 +304,24 @@ def test_map_in_order_keeps_order_raises_in_place_and_stops_early() -> None:
     assert [next(results) for _ in range(3)] == [0, 1, 2]
     results.close()
     assert len(started) < 10  # the rest was never started
+
+
+def test_records_with_attributes_only(tmp_path: Path) -> None:
+    rows = "".join(f'<r id="{i}" k="{i % 3}"/>\n<r id="x{i}"></r>\n' for i in range(40))
+    table, taken = both(tmp_path / "a.xml", rows, block_bytes=256, fields={"id": "@id", "k": "@k"})
+    assert taken
+    assert table.column("k").to_pylist()[:4] == ["0", None, "1", None]
+    assert table.num_rows == 80
+
+
+def test_a_block_is_taken_whole_or_not_at_all() -> None:
+    sample = etree.fromstring(b'<list><r id="1"><a>v</a></r></list>')
+    lane = fastlane.FastLane.build("r", list(sample), {"id": "@id", "a": "a"})
+    assert lane is not None
+    done = lane.read(Block(b'<r id="1"><a>v</a></r>\n<r id="2"/>', line=7, offset=0))
+    assert done is not None
+    columns, lines = done
+    assert [c.to_pylist() for c in columns] == [["1", "2"], ["v", None]]
+    assert lines.tolist() == [7, 8]
+    for data in (b'x<r id="1"><a>v</a></r>', b'<r id="1"><a>v</a></r>x', b'<r id="1"><a>v</a>'):
+        assert lane.read(Block(data, line=1, offset=0)) is None
