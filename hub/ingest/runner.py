@@ -363,6 +363,9 @@ def run_ingest(
     settings: Settings, key: str, *, progress: Progress | None = None, triggered_by: str | None = None
 ) -> RunResult:
     """Ingest dataset ``key`` once. Catalog problems raise; a failed run returns ``status="failed"``."""
+    from hub.ingest.memory import tune_malloc
+
+    tune_malloc()
     started = time.monotonic()
     with session_scope(settings) as session:
         ds = _sync_dataset(session, settings, key)
