@@ -174,8 +174,10 @@ class _Ingest:
             spec.invalid_threshold if spec.invalid_threshold is not None else settings.invalid_threshold
         )
         self.wh = Warehouse(settings)
+        direct = [f.name for f in self.contract.fields if f.personal == "direct"]
         self.table = self.wh.evolve(
-            self.wh.ensure_table(key, self.contract.arrow_schema), self.contract.arrow_schema
+            self.wh.ensure_table(key, self.contract.arrow_schema, no_metrics=direct),
+            self.contract.arrow_schema,
         )
         self.files = FileSink(self.table, self.wh.data_dir(self.table), result.run_id)
         self.sink = BackgroundSink(self.files)
@@ -241,7 +243,9 @@ class _Ingest:
 
     def _quarantine_sink(self) -> FileSink:
         if self.qsink is None:
-            qtable = self.wh.ensure_table(self.key, QUARANTINE_TABLE_SCHEMA, quarantine=True)
+            qtable = self.wh.ensure_table(
+                self.key, QUARANTINE_TABLE_SCHEMA, quarantine=True, no_metrics=["record"]
+            )
             self.qsink = FileSink(qtable, self.wh.data_dir(qtable), self.result.run_id)
         return self.qsink
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,7 @@ TABLE_PROPERTIES = {
     "write.parquet.compression-codec": "zstd",
     "format-version": "2",
 }
+METRICS_PROPERTY = "write.metadata.metrics.column."  # + column name: Iceberg's per-column metrics mode
 
 _catalogs: dict[tuple[str, str], SqlCatalog] = {}
 _catalog_lock = threading.Lock()
@@ -164,20 +166,33 @@ class Warehouse:
     def has_table(self, key: str) -> bool:
         return bool(self.catalog.table_exists(split_key(key)))
 
-    def ensure_table(self, key: str, schema: pa.Schema, *, quarantine: bool = False) -> Table:
-        """The table of ``key`` (or its quarantine table), created from ``schema`` when missing."""
+    def ensure_table(
+        self, key: str, schema: pa.Schema, *, quarantine: bool = False, no_metrics: Iterable[str] = ()
+    ) -> Table:
+        """The table of ``key`` (or its quarantine table), created from ``schema`` when missing.
+
+        ``no_metrics``: columns whose values must not appear in the table's metadata (direct personal
+        identifiers, raw quarantined records): their Iceberg metrics mode is ``none``, so manifests
+        carry no lower/upper bounds of them, and their Parquet files no min/max statistics."""
         ns, name = split_key(key)
         ident = (ns, name + QUARANTINE_SUFFIX if quarantine else name)
+        hidden = {METRICS_PROPERTY + c: "none" for c in no_metrics}
         try:
-            return self.catalog.load_table(ident)
+            table = self.catalog.load_table(ident)
         except NoSuchTableError:
             pass
+        else:
+            if any(table.metadata.properties.get(k) != v for k, v in hidden.items()):
+                with table.transaction() as tx:
+                    tx.set_properties(hidden)
+                table.refresh()
+            return table
         with contextlib.suppress(NamespaceAlreadyExistsError):
             self.catalog.create_namespace(ns)
         try:
-            return self.catalog.create_table(ident, schema=schema, properties=dict(TABLE_PROPERTIES))
+            return self.catalog.create_table(ident, schema=schema, properties={**TABLE_PROPERTIES, **hidden})
         except TableAlreadyExistsError:
-            return self.catalog.load_table(ident)
+            return self.ensure_table(key, schema, quarantine=quarantine, no_metrics=no_metrics)
 
     def evolve(self, table: Table, schema: pa.Schema) -> Table:
         """Add the columns of ``schema`` that ``table`` lacks (a contract gained optional fields).

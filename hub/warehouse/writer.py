@@ -27,7 +27,7 @@ from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 from pyiceberg.table import Table
 from pyiceberg.typedef import Record
 
-from hub.warehouse.tables import file_schema
+from hub.warehouse.tables import METRICS_PROPERTY, file_schema
 
 DEFAULT_TARGET_ROWS = 1_000_000
 T = TypeVar("T")
@@ -53,6 +53,21 @@ def data_file(table: Table, path: Path, metadata: pq.FileMetaData | None = None)
         key_metadata=None,
         **stats.to_serialized_dict(),
     )
+
+
+def _leaf_paths(path: str, t: pa.DataType) -> list[str]:
+    """The Parquet column paths of a field (``errors.list.element.path`` for a list of structs)."""
+    if pa.types.is_struct(t):
+        return [
+            p for i in range(t.num_fields) for p in _leaf_paths(f"{path}.{t.field(i).name}", t.field(i).type)
+        ]
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _leaf_paths(f"{path}.list.element", t.value_type)
+    if pa.types.is_map(t):
+        return _leaf_paths(f"{path}.key_value.key", t.key_type) + _leaf_paths(
+            f"{path}.key_value.value", t.item_type
+        )
+    return [path]
 
 
 class FileSink:
@@ -115,10 +130,20 @@ class FileSink:
             self._path,
             self.schema,
             compression="zstd",
-            write_statistics=True,
+            write_statistics=self._statistics(),
             store_decimal_as_integer=True,
         )
         self._rows_in_file = 0
+
+    def _statistics(self) -> bool | list[str]:
+        """Min/max statistics for every column but those whose Iceberg metrics mode is ``none``
+        (see ``Warehouse.ensure_table``): neither the footer nor the manifest then holds their values,
+        and the writer skips the comparisons (the costliest part of writing long text columns)."""
+        props = self.table.metadata.properties
+        hidden = {n for n in self.schema.names if props.get(METRICS_PROPERTY + n) == "none"}
+        if not hidden:
+            return True
+        return [path for f in self.schema if f.name not in hidden for path in _leaf_paths(f.name, f.type)]
 
     def _close_file(self) -> None:
         if self._writer is None or self._path is None:

@@ -108,7 +108,12 @@ def test_upsert_rewrites_changed_keys_and_inserts_new_ones(tmp_path: Path, setti
     assert dict((r[0], r[2]) for r in got) == {1: 30, 2: 41, 3: 51, 4: 30, 5: 30, 6: 30}
     # the rewritten file is a proper Iceberg data file: pyiceberg reads it by field id
     assert Warehouse(env.settings).table(KEY).scan().to_arrow().sort_by("id").column("age").to_pylist() == [
-        30, 41, 51, 30, 30, 30
+        30,
+        41,
+        51,
+        30,
+        30,
+        30,
     ]
     snap = Warehouse(env.settings).snapshots(KEY)[-1]
     assert snap.operation == "overwrite"
@@ -203,3 +208,36 @@ def test_a_contract_that_gains_a_field_adds_the_column(env: Env) -> None:
     old = run_sql(Warehouse(env.settings), "SELECT * FROM test.people", {KEY: str(first.snapshot_id)})
     assert old.num_rows == 2
     assert "email" in Warehouse(env.settings).arrow_schema(KEY).names
+
+
+def test_direct_identifiers_leave_no_values_in_metadata(tmp_path: Path, settings: object) -> None:
+    import json
+
+    import pyarrow.parquet as pq
+
+    from tests.warehouse.support import CONTRACT
+
+    env = make_env(tmp_path)
+    contract = json.loads(json.dumps(CONTRACT))
+    contract["properties"]["name"]["x-personal"] = "direct"
+    (tmp_path / "schemas" / "test" / "people.v1.schema.json").write_text(json.dumps(contract))
+    env.write_catalog(invalid_threshold=0.9)
+    env.write_rows([person(1, name="Lê Thị Hà"), person(2, name="X"), person(3, name="Trần An")])
+    result = run_ingest(env.settings, KEY)
+    assert result.status == "succeeded", result.error
+    assert (result.rows_loaded, result.rows_quarantined) == (2, 1)
+    wh = Warehouse(env.settings)
+    for table, hidden in ((wh.table(KEY), "name"), (wh.table(KEY + "__quarantine"), "record")):
+        assert table.metadata.properties[f"write.metadata.metrics.column.{hidden}"] == "none"
+        field_id = table.schema().find_field(hidden).field_id
+        files = [task.file for task in table.scan().plan_files()]
+        assert files
+        for f in files:  # the manifest holds no bounds of the column, the Parquet footer no min/max
+            assert field_id not in (f.lower_bounds or {})
+            assert field_id not in (f.upper_bounds or {})
+            group = pq.read_metadata(f.file_path.removeprefix("file://")).row_group(0)
+            stats = {
+                group.column(i).path_in_schema: group.column(i).is_stats_set for i in range(group.num_columns)
+            }
+            assert stats[hidden] is False
+            assert any(stats.values())  # the other columns keep theirs
