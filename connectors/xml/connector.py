@@ -126,7 +126,7 @@ class XmlConnector(Connector[XmlConfig]):
             blocks: Iterator[Block] = splitter.blocks(fh)
             if limit_blocks is not None:
                 blocks = islice(blocks, limit_blocks)
-            for batch in map_in_order(reader.read, blocks):
+            for batch in map_in_order(reader.read, blocks, first=reader.prepare):
                 if batch.num_rows:
                     yield batch
 
@@ -204,17 +204,23 @@ class _BlockReader:
                 fields.setdefault(q.localname, f"{prefix}:{q.localname}" if prefix else q.localname)
         return fields
 
+    def prepare(self, block: Block) -> bool:
+        """Set up from the first block (the fast lane, the fields); whether the fields are known, so
+        that the blocks, the first among them, can be read in any order."""
+        with self._lock:
+            if self.parser is None:
+                self._setup()
+            if self.lane is None and self.try_lane:
+                self._build_lane(block)
+            return self.fields is not None
+
     def read(self, block: Block) -> pa.RecordBatch:
         """One block as a batch. Called from several threads: the fast lane runs in parallel, the lxml
         way (and any change of the reader's state) one block at a time."""
         lane = self.lane
         if lane is None and self.try_lane:
-            with self._lock:
-                if self.parser is None:
-                    self._setup()
-                if self.lane is None and self.try_lane:
-                    self._build_lane(block)
-                lane = self.lane
+            self.prepare(block)
+            lane = self.lane
         if lane is not None:
             done = lane.read(block)
             if done is not None:
@@ -262,7 +268,7 @@ class _BlockReader:
         prolog = self.splitter.prolog
         if self.xsd is not None or (prolog and (prolog.encoding or "utf-8").lower() not in ("utf-8", "utf8")):
             return
-        starts = self.splitter.record_starts(block)
+        starts = self.splitter.record_starts(block, _LANE_SAMPLE + 1)
         sample = block.data[: starts[_LANE_SAMPLE]] if len(starts) > _LANE_SAMPLE else block.data
         try:
             root = etree.fromstring(self._wrap(sample), self.parser)

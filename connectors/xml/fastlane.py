@@ -104,7 +104,12 @@ class FastLane:
         after the others) that may show up later."""
         orders: dict[tuple[str, ...], None] = {}  # the attribute orders seen, in document order
         children: list[str] = []
+        shapes: set[tuple[tuple[str, ...], tuple[object, ...]]] = set()
         for record in records:
+            shape = (tuple(record.attrib), tuple(c.tag for c in record))
+            if shape in shapes:
+                continue  # the same names as a record seen (reading checks every record anyway)
+            shapes.add(shape)
             if any(not isinstance(c.tag, str) or len(c) or c.attrib for c in record):
                 return None
             names = [(f"{c.prefix}:" if c.prefix else "") + etree.QName(c).localname for c in record]

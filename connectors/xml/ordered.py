@@ -1,10 +1,12 @@
 """Blocks decoded in parallel threads, batches handed on in file order.
 
 The fast lane spends most of its time in numpy and Arrow kernels, which release the GIL, so two
-blocks can be decoded at once on two cores. ``map_in_order`` runs the first item alone (it sets up the
-reader: the fields, the fast lane), then keeps a few items in flight in a thread pool and yields the
-results in the order of the items. An exception of ``fn`` is raised where its result would have come;
-when the consumer stops early, the items not started are cancelled and the running ones finish.
+blocks can be decoded at once on two cores. ``map_in_order`` first gives the first item to ``first``
+(the reader sets itself up from it: the fields, the fast lane), then keeps a few items in flight in a
+thread pool and yields the results in the order of the items; when ``first`` says the first item
+must be read before any other, it is read alone. An exception of ``fn`` is raised where its result
+would have come; when the consumer stops early, the items not started are cancelled and the running
+ones finish.
 
 The pool is shared by all readers of the process and lives as long as it: its threads keep their
 scratch buffers and malloc arenas warm from one file to the next.
@@ -44,19 +46,28 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
-def map_in_order(fn: Callable[[T], R], items: Iterable[T], workers: int = DECODERS) -> Iterator[R]:
-    """``fn(item)`` for each item, in order; after the first, up to ``workers + 1`` in flight."""
+def map_in_order(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int = DECODERS,
+    first: Callable[[T], bool] | None = None,
+) -> Iterator[R]:
+    """``fn(item)`` for each item, in order, up to ``workers + 1`` in flight; ``first(item)`` is
+    called with the first item before, and unless it returns True, that item is read alone."""
     if workers <= 1:
         yield from (fn(item) for item in items)
         return
     it = iter(items)
     try:
-        first = next(it)
+        head = next(it)
     except StopIteration:
         return
     pool = _shared_pool()
-    yield pool.submit(fn, first).result()  # alone, but in the pool: its threads' buffers are warm
     pending: deque[Future[R]] = deque()
+    if first is not None and first(head):
+        pending.append(pool.submit(fn, head))
+    else:
+        yield pool.submit(fn, head).result()  # alone, but in the pool: its threads' buffers are warm
     try:
         for item in it:
             pending.append(pool.submit(fn, item))

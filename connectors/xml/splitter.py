@@ -16,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import islice
 from typing import BinaryIO
 
 import numpy as np
@@ -150,8 +151,9 @@ class RecordSplitter:
             end = self.end.search(block.data, s, nxt)
             yield line, block.data[s : end.end() if end is not None else nxt]
 
-    def record_starts(self, block: Block) -> list[int]:
-        return [m.start() for m in self.start.finditer(block.data)]
+    def record_starts(self, block: Block, limit: int | None = None) -> list[int]:
+        """Where the records of a block start (the first ``limit`` of them)."""
+        return [m.start() for m in islice(self.start.finditer(block.data), limit)]
 
 
 def _count_newlines(data: bytes) -> int:

@@ -304,6 +304,10 @@ def test_map_in_order_keeps_order_raises_in_place_and_stops_early() -> None:
     assert [next(results) for _ in range(3)] == [0, 1, 2]
     results.close()
     assert len(started) < 10  # the rest was never started
+    heads: list[int] = []
+    in_parallel = map_in_order(slow_square, range(7), workers=2, first=lambda i: heads.append(i) is None)
+    assert list(in_parallel) == [i * i for i in range(7)]
+    assert heads == [0]
 
 
 def test_records_with_attributes_only(tmp_path: Path) -> None:
