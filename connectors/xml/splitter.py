@@ -3,8 +3,9 @@
 ``lxml.iterparse`` stops at the first well-formedness error. To load the rest of a file around one
 broken record, the file is cut, without parsing, into blocks that hold only whole ``<record>``
 elements (found by their start and end tags), each with the line number where it begins. A block is
-parsed in one go; only a block that fails is split into single records, so that the broken one is
-quarantined with its line number and its neighbours load. Memory stays at a few blocks.
+read in one go (by the fast lane, or parsed by lxml); only a block that fails is split into single
+records, so that the broken one is quarantined with its line number and its neighbours load. Memory
+stays at a few blocks.
 
 Limits: the record tag must not occur inside comments or CDATA sections, records do not nest, and
 the encoding must be ASCII-compatible (UTF-8, Windows-1258, ISO-8859-x), as is usual.
