@@ -178,6 +178,13 @@ class FilesConnector(Connector[FilesConfig]):
             if since is not None:
                 self._newest_mtime_ns = max(self._newest_mtime_ns or 0, mtime)
 
+    def prefetch(self, stream: str) -> bool:
+        """Parquet files are decoded by Arrow's own threads: no reading thread ahead of them."""
+        try:
+            return not all(self._format(path) == "parquet" for path in self._files())
+        except HubError:  # no file, unknown format: read() says so
+            return True
+
     def next_state(
         self, stream: str, state: dict[str, Any] | None, cursor_max: Any | None
     ) -> dict[str, Any] | None:

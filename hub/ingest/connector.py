@@ -192,6 +192,13 @@ class Connector(ABC, Generic[C]):
     def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
         """Yield the stream's rows after ``state`` (None: everything) as record batches."""
 
+    def prefetch(self, stream: str) -> bool:
+        """Whether the runner should read this stream in a thread of its own, a batch ahead of
+        validation (default: yes; it overlaps network waits and Python decoding with the rest). A
+        connector whose reader already decodes in parallel threads returns False: the extra thread
+        only competes with them (Parquet files: ~15% fewer rows/s with it on 2 cores)."""
+        return True
+
     def next_state(
         self, stream: str, state: dict[str, Any] | None, cursor_max: Any | None
     ) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,6 +152,16 @@ def _start_run(settings: Settings, dataset_id: str, key: str, mode: str, state: 
 _VALIDATE_THREADS = None if (os.cpu_count() or 1) > 3 else 1
 
 
+def _closing(batches: Iterator[pa.RecordBatch]) -> Generator[pa.RecordBatch, None, None]:
+    """``batches`` read in the caller's thread, closable as ``prefetch`` is (closing closes the source)."""
+    try:
+        yield from batches
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
+
+
 class _Ingest:
     """The work of one run, between the ``running`` record and its final status."""
 
@@ -203,7 +213,8 @@ class _Ingest:
         state_in = None if self.spec.write_mode == "replace" else self.result.state_before
         at = datetime.now(UTC)
         clock = _Clock(self.result.timings)
-        batches = prefetch(connector.read(stream, state_in))
+        source = connector.read(stream, state_in)
+        batches = prefetch(source) if connector.prefetch(stream) else _closing(source)
         try:  # closing stops the prefetch thread (and the source) also when a batch fails
             while True:
                 with clock("read"):

@@ -132,6 +132,15 @@ def test_jsonl_and_parquet_keep_their_types(tmp_path: Path) -> None:
     assert t.column(ROW_COLUMN).to_pylist() == [1, 2, 3]
 
 
+def test_only_parquet_is_read_without_a_prefetch_thread(tmp_path: Path) -> None:
+    pq.write_table(pa.table({"ma": [1]}), tmp_path / "p.parquet")
+    (tmp_path / "c.csv").write_text("ma\n1\n", encoding="utf-8")
+    assert connector(tmp_path, path="p.parquet").prefetch("p") is False  # Arrow decodes it in threads
+    assert connector(tmp_path, path="*.*").prefetch("p") is True  # a CSV among the files
+    assert connector(tmp_path, path="c.csv").prefetch("c") is True
+    assert connector(tmp_path, path="none.parquet").prefetch("x") is True  # read() reports the error
+
+
 def test_broken_jsonl_names_the_line(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"ma": 1}\n{"ma": 2\n', encoding="utf-8")
     with pytest.raises(SourceDataError) as info:
