@@ -107,29 +107,31 @@ async def _request_data(request: Request, act: Action) -> dict[str, Any]:
 
 def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     settings = request.app.state.settings
-    session = app_session_factory(request)()
+    principal = resolve_principal(
+        request.headers, request.client.host if request.client else None, settings, "ckan"
+    )
+    ctx = ActionContext(
+        settings=settings,
+        session_factory=app_session_factory(request),
+        principal=principal,
+        method=request.method,
+        path=request.url.path,
+        query_string=request.url.query,
+    )
     try:
-        principal = resolve_principal(
-            request.headers, request.client.host if request.client else None, settings, "ckan"
-        )
-        ctx = ActionContext(
-            settings=settings,
-            session=session,
-            principal=principal,
-            method=request.method,
-            path=request.url.path,
-            query_string=request.url.query,
-        )
         result = act.fn(ctx, data)
-        session.commit()
+        if ctx.opened is not None:
+            ctx.opened.commit()
         if act.write:
             catalog_index(settings).invalidate()
         return result, ctx.envelope
     except BaseException:
-        session.rollback()
+        if ctx.opened is not None:
+            ctx.opened.rollback()
         raise
     finally:
-        session.close()
+        if ctx.opened is not None:
+            ctx.opened.close()
 
 
 async def _run(request: Request, act: Action, data: dict[str, Any]) -> Any:

@@ -53,13 +53,22 @@ def action(name: str, *, write: bool = False) -> Callable[[ActionFn], ActionFn]:
 @dataclass
 class ActionContext:
     settings: Settings
-    session: Session
+    session_factory: Callable[[], Session]
     principal: Principal
     method: str
     path: str
     query_string: str
     envelope: dict[str, Any] = field(default_factory=dict)
     """Extra top-level keys of the success envelope (``changed_entities``)."""
+    opened: Session | None = None
+    """The session, once an action used one (a search of open data needs none)."""
+
+    @property
+    def session(self) -> Session:
+        """The metadata-database session of this request, opened on first use."""
+        if self.opened is None:
+            self.opened = self.session_factory()
+        return self.opened
 
     @property
     def user_name(self) -> str:

@@ -12,7 +12,6 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter
 from sqlalchemy import event, select
@@ -191,11 +190,17 @@ def _fields(
 
 def _links(ctx: ActionContext, offset: int, limit: int) -> dict[str, str]:
     if ctx.method == "GET":
-        params = [(k, v) for k, v in parse_qsl(ctx.query_string, keep_blank_values=True) if k != "offset"]
-        start = f"{ctx.path}?{urlencode(params)}" if params else ctx.path
-        links = {"start": start, "next": f"{ctx.path}?{urlencode([('offset', offset + limit), *params])}"}
+        # the request's own parameters, as it encoded them, without offset (no decode and re-encode)
+        params = "&".join(
+            p
+            for p in ctx.query_string.split("&")
+            if p and p.split("=", 1)[0] not in ("offset", "offset%5B%5D")
+        )
+        start = f"{ctx.path}?{params}" if params else ctx.path
+        rest = f"&{params}" if params else ""
+        links = {"start": start, "next": f"{ctx.path}?offset={offset + limit}{rest}"}
         if offset - limit > 0:
-            links["prev"] = f"{ctx.path}?{urlencode([('offset', offset - limit), *params])}"
+            links["prev"] = f"{ctx.path}?offset={offset - limit}{rest}"
         return links
     links = {"start": ctx.path, "next": f"{ctx.path}?offset={offset + limit}"}
     if offset - limit > 0:

@@ -15,6 +15,7 @@ Resource kinds (``Resource.kind``):
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ RESOURCE_KINDS = ("datastore", "upload", "link", "release")
 _DATASTORE_NS = uuid.UUID("6f1f8f0e-4b8e-5c57-9a55-6c1e5d1f3b10")
 
 
+@functools.lru_cache(maxsize=65_536)
 def datastore_resource_id(dataset_id: str) -> str:
     """The stable id of a dataset's DataStore resource (uuid5 of the dataset id)."""
     return str(uuid.uuid5(_DATASTORE_NS, dataset_id))

@@ -9,6 +9,7 @@ CKAN 2.12 ranges and ``$or``), full text ``q`` (accent-insensitive), ``distinct`
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections import OrderedDict
@@ -50,6 +51,9 @@ def ckan_type(t: pa.DataType) -> str:
     if pa.types.is_struct(t) or pa.types.is_map(t):
         return "json"
     return "text"
+
+
+_ckan_type = functools.lru_cache(maxsize=1024)(ckan_type)  # per search: a field list of each request
 
 
 @dataclass(frozen=True)
@@ -288,7 +292,7 @@ def search(settings: Settings, name: str, info: TableInfo, query: SearchQuery) -
     if "_id" in names and rows:
         pos = names.index("_id")
         last_id = max(int(r[pos]) for r in rows)
-    fields = [{"id": f, "type": "int" if f == "_id" else ckan_type(columns[f])} for f in wanted]
+    fields = [{"id": f, "type": "int" if f == "_id" else _ckan_type(columns[f])} for f in wanted]
     return SearchResult(
         fields=fields,
         columns=names,
