@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         "index on each column used in an equality filter, for fast DataStore queries "
         "(0: always read the Parquet files).",
     )
+    datastore_lookup_max_mb: int = Field(
+        default=256,
+        ge=0,
+        description="Memory (per server process) for Arrow copies of cached snapshots that answer "
+        "DataStore searches filtering text columns by equality without DuckDB (0: off).",
+    )
 
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:

@@ -38,6 +38,7 @@ from sqlglot import exp
 from hub.errors import AccessDenied, QueryError
 from hub.settings import Settings
 from hub.warehouse.changes import quote, sql_list
+from hub.warehouse.lookup import Lookup, equal_rows
 
 VIEW_SCHEMA = "ds"
 CACHE_SCHEMA = "cache"
@@ -235,6 +236,21 @@ class Watchdog:
                         self._busy.set()
 
 
+def _cached_bytes(cur: Any, table: str) -> int:
+    """About how many bytes an Arrow copy of a cached table takes: its row count (DuckDB's estimate)
+    times the size of a row of a sample."""
+    sample = cur.sql(f"SELECT * FROM {table} LIMIT 10000").to_arrow_table()
+    if not sample.num_rows:
+        return 0
+    schema, name = table.split(".", 1)
+    found = cur.execute(
+        "SELECT estimated_size FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+        [schema, name.strip('"').replace('""', '"')],
+    ).fetchall()
+    rows = int(found[0][0]) if found and found[0][0] is not None else sample.num_rows
+    return int(sample.nbytes / sample.num_rows * rows)
+
+
 class Sandbox:
     """The process's locked DuckDB instance over one warehouse directory."""
 
@@ -264,6 +280,8 @@ class Sandbox:
         self._views: dict[str, int | None] = {}
         self._cached: dict[str, tuple[int | None, str]] = {}
         self._indexed: set[tuple[str, str]] = set()
+        # view name -> (snapshot, Arrow copy of the cached table, equality lookups by column)
+        self._arrow: dict[str, tuple[int | None, pa.Table, dict[str, Lookup]]] = {}
         self._pending: set[tuple[str, ...]] = set()
         self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datastore-cache")
         self._watchdog = Watchdog()
@@ -324,6 +342,7 @@ class Sandbox:
                 old = self._cached.get(source.name)
                 self._cached[source.name] = (source.snapshot_id, table)
                 self._indexed = {k for k in self._indexed if k[0] != source.name}
+                self._arrow.pop(source.name, None)
             if old is not None and old[1] != table:
                 cur.execute(f"DROP TABLE IF EXISTS {old[1]}")
         finally:
@@ -345,6 +364,42 @@ class Sandbox:
                 self._indexed.add((name, column))
         finally:
             cur.close()
+        cur = self._con.cursor()
+        try:
+            self._add_lookup(cur, name, column, table)
+        finally:
+            cur.close()
+
+    def _add_lookup(self, cur: Any, name: str, column: str, table: str) -> None:
+        """An Arrow copy of the cached table (once per snapshot) and an equality lookup on ``column``
+        when it suits one (see ``hub.warehouse.lookup``)."""
+        cached = self._cached.get(name)
+        if cached is None or cached[1] != table:
+            return
+        budget = self.settings.datastore_lookup_max_mb << 20
+        copy = self._arrow.get(name)
+        if copy is None or copy[0] != cached[0]:
+            others = sum(c[1].nbytes for n, c in self._arrow.items() if n != name)
+            if others + _cached_bytes(cur, table) > budget:
+                return  # over the memory budget: DuckDB answers
+            arrow = cur.sql(f"SELECT * FROM {table}").to_arrow_table().combine_chunks()
+            copy = (cached[0], arrow, {})
+        if column not in copy[2] and Lookup.suits(copy[1], column):
+            copy = (copy[0], copy[1], {**copy[2], column: Lookup(copy[1], column)})
+        with self._lock:
+            if self._cached.get(name) == cached:
+                self._arrow[name] = copy
+
+    def lookup(
+        self, name: str, snapshot_id: int | None, filters: dict[str, str]
+    ) -> tuple[pa.Table, Any] | None:
+        """The Arrow copy of view ``name`` at ``snapshot_id`` and the positions of its rows equal to
+        ``filters``, or None when there is no lookup for them (DuckDB answers then)."""
+        copy = self._arrow.get(name)
+        if copy is None or copy[0] != snapshot_id or self._views.get(name) != snapshot_id:
+            return None
+        rows = equal_rows(copy[1], copy[2], filters)
+        return None if rows is None else (copy[1], rows)
 
     def cached(self, name: str) -> bool:
         """Whether view ``name`` currently reads DuckDB's own copy of its snapshot."""
