@@ -491,7 +491,8 @@ def main() -> None:
             # 4. package_search with 10,000 datasets
             add_datasets(settings, args.datasets)
             count = get_json(f"{hub_base}/api/3/action/package_search?rows=0")["result"]["count"]
-            results["catalogue_datasets"] = count
+            results["catalogue_datasets"] = args.datasets + 1  # and the benchmark's own table
+            results["visible_datasets"] = count  # to the anonymous client: one in ten is shared, not open
             search_paths = [
                 "/api/3/action/package_search?q=" + urllib.parse.quote("đất đai"),
                 "/api/3/action/package_search?q=dan+so&facet.field="
@@ -576,7 +577,7 @@ def report(r: dict[str, Any]) -> None:
         p1, p8 = r["package_search_1"], r["package_search_8"]
         rows += [
             (
-                f"package_search, {r['catalogue_datasets']:,} datasets, 1 client",
+                f"package_search, {r['catalogue_datasets']:,} datasets ({r.get('visible_datasets', 0):,} open), 1 client",
                 f"{p1['rps']:.0f} req/s, p50 {p1['p50_us'] / 1000:.1f} ms, p99 {p1['p99_us'] / 1000:.1f} ms",
                 "",
                 "",
