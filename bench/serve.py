@@ -577,7 +577,8 @@ def report(r: dict[str, Any]) -> None:
         p1, p8 = r["package_search_1"], r["package_search_8"]
         rows += [
             (
-                f"package_search, {r['catalogue_datasets']:,} datasets ({r.get('visible_datasets', 0):,} open), 1 client",
+                f"package_search, {r['catalogue_datasets']:,} datasets "
+                f"({r.get('visible_datasets', 0):,} open), 1 client",
                 f"{p1['rps']:.0f} req/s, p50 {p1['p50_us'] / 1000:.1f} ms, p99 {p1['p99_us'] / 1000:.1f} ms",
                 "",
                 "",
