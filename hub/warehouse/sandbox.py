@@ -20,11 +20,12 @@ that does not exist give the same error, so existence is not revealed. Note that
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -425,15 +426,14 @@ class Sandbox:
     def cursor(self) -> duckdb.DuckDBPyConnection:
         return self._con.cursor()
 
-    def execute(
-        self, sql: str, params: Sequence[Any] | None = None, *, timeout: float | None = None
-    ) -> pa.Table:
-        """Run ``sql`` on a fresh cursor, interrupted after ``timeout`` seconds."""
+    @contextlib.contextmanager
+    def _watched(self, limit: float, remaining: float | None = None) -> Iterator[Any]:
+        """A fresh cursor, interrupted after ``remaining`` (default ``limit``) seconds; DuckDB's errors
+        as the API's ``QueryError``."""
         cur = self._con.cursor()
-        limit = timeout if timeout is not None else self.settings.query_timeout_seconds
-        ticket = self._watchdog.watch(cur, limit)
+        ticket = self._watchdog.watch(cur, limit if remaining is None else remaining)
         try:
-            return cur.sql(sql, params=list(params or [])).to_arrow_table()
+            yield cur
         except duckdb.InterruptException as exc:
             raise QueryError("Search took too long", timeout_seconds=limit) from exc
         except duckdb.Error as exc:
@@ -441,6 +441,15 @@ class Sandbox:
         finally:
             self._watchdog.release(ticket)
             cur.close()
+
+    def execute(
+        self, sql: str, params: Sequence[Any] | None = None, *, timeout: float | None = None
+    ) -> pa.Table:
+        """Run ``sql`` on a fresh cursor, interrupted after ``timeout`` seconds."""
+        limit = timeout if timeout is not None else self.settings.query_timeout_seconds
+        with self._watched(limit) as cur:
+            table: pa.Table = cur.sql(sql, params=list(params or [])).to_arrow_table()
+            return table
 
     def rows(
         self, sql: str, params: Sequence[Any] | None = None, *, timeout: float | None = None
@@ -452,19 +461,10 @@ class Sandbox:
         if not self._slots.acquire(timeout=limit):
             raise QueryError("Search took too long", timeout_seconds=limit)
         try:
-            cur = self._con.cursor()
-            ticket = self._watchdog.watch(cur, max(0.0, limit - (time.monotonic() - started)))
-            try:
+            with self._watched(limit, max(0.0, limit - (time.monotonic() - started))) as cur:
                 cur.execute(sql, list(params or []))
                 names = [d[0] for d in cur.description or []]
                 return names, cur.fetchall()
-            except duckdb.InterruptException as exc:
-                raise QueryError("Search took too long", timeout_seconds=limit) from exc
-            except duckdb.Error as exc:
-                raise QueryError(f"Invalid query: {_clean(str(exc))}") from exc
-            finally:
-                self._watchdog.release(ticket)
-                cur.close()
         finally:
             self._slots.release()
 
