@@ -184,7 +184,19 @@ def run_demo_outcome(
     """The whole demo (see the module docstring); ``.ok`` when every dataset was ingested."""
     from hub.cli.common import console, progress
     from hub.demo.generate import DemoPaths, ensure_generated
+    from hub.errors import ConfigError
 
+    if serve_hub:  # say so now, not after generating and ingesting
+        if port == service_port:
+            raise ConfigError(
+                f"--port {port} is also the civil-status service's port; choose another --port "
+                "(make demo PORT=...) or --service-port"
+            )
+        if not port_free(port):
+            raise ConfigError(
+                f"port {port} is in use; stop what listens there or choose another --port "
+                "(make demo PORT=...)"
+            )
     settings = settings.for_server(host, port)  # release files and API links name this server
     settings.ensure_dirs()
     paths = DemoPaths(settings.data_dir / "demo")

@@ -265,3 +265,22 @@ def test_unknown_scale_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="unknown scale"):
         generate(tmp_path, "county")
+
+
+def test_demo_refuses_a_hub_port_taken_before_doing_any_work(tmp_path: Path) -> None:
+    import socket
+
+    from hub.demo.run import run_demo_outcome
+    from hub.errors import ConfigError
+    from hub.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "data", catalog_dir=tmp_path / "catalog")
+    with pytest.raises(ConfigError, match="also the civil-status service's port"):
+        run_demo_outcome(settings, port=8765, service_port=8765)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port {port} is in use"):
+            run_demo_outcome(settings, port=port, service_port=port + 1)
+    assert not (tmp_path / "data" / "demo").exists()  # nothing generated
