@@ -195,4 +195,3 @@ def _sheet_batches(
             yield flush()
     if row_numbers:
         yield flush()
-
