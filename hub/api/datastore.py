@@ -191,11 +191,7 @@ def _fields(
 def _links(ctx: ActionContext, offset: int, limit: int) -> dict[str, str]:
     if ctx.method == "GET":
         # the request's own parameters, as it encoded them, without offset (no decode and re-encode)
-        params = "&".join(
-            p
-            for p in ctx.query_string.split("&")
-            if p and p.split("=", 1)[0] not in ("offset", "offset%5B%5D")
-        )
+        params = "&".join(p for p in ctx.query_string.split("&") if p and p.split("=", 1)[0] != "offset")
         start = f"{ctx.path}?{params}" if params else ctx.path
         rest = f"&{params}" if params else ""
         links = {"start": start, "next": f"{ctx.path}?offset={offset + limit}{rest}"}

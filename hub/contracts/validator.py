@@ -229,13 +229,12 @@ class Validator:
         invalid = source_err.copy()
         for f in failures:
             invalid |= f.rows
-        quarantine, valid = run(
-            lambda part: (
-                self._valid(columns, invalid, n)
-                if part == "valid"
-                else self._quarantine(batch, failures, invalid, source_err, row_offset)
-            ),
-            ["quarantine", "valid"],
+        valid, quarantine = run(
+            lambda build: build(),
+            [
+                lambda: self._valid(columns, invalid, n),
+                lambda: self._quarantine(batch, failures, invalid, source_err, row_offset),
+            ],
         )
         return BatchVerdict(valid, quarantine)
 

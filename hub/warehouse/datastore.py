@@ -291,13 +291,24 @@ def search(settings: Settings, name: str, info: TableInfo, query: SearchQuery) -
             total = len(rows)
         else:
             total = _count(box, view, info, distinct, select, where, params)
+    return _result(columns, wanted, names, rows, total, order)
+
+
+def _result(
+    columns: dict[str, pa.DataType],
+    wanted: list[str],
+    names: list[str],
+    rows: list[tuple[Any, ...]],
+    total: int | None,
+    order: list[tuple[str, str]],
+) -> SearchResult:
+    """A search's result: CKAN field types, and the largest ``_id`` returned (for keyset paging)."""
     last_id = None
     if "_id" in names and rows:
         pos = names.index("_id")
         last_id = max(int(r[pos]) for r in rows)
-    fields = [{"id": f, "type": "int" if f == "_id" else _ckan_type(columns[f])} for f in wanted]
     return SearchResult(
-        fields=fields,
+        fields=[{"id": f, "type": "int" if f == "_id" else _ckan_type(columns[f])} for f in wanted],
         columns=names,
         rows=rows,
         types=[columns[f] for f in wanted],
@@ -327,29 +338,14 @@ def _lookup(
         or query.sort
     ):
         return None
-    for column in filters:
-        if column != "_id":
-            box.want_index(name, column)
     hit = box.lookup(name, info.snapshot_id, filters)
     if hit is None:
-        return None
+        return None  # the DuckDB path asks for the index, after which the lookup is built
     table, positions = hit
     page = positions[query.offset : query.offset + query.limit]
     part = table.select(wanted).take(pa.array(page, pa.int64()))
     rows = list(zip(*(c.to_pylist() for c in part.columns), strict=True)) if len(page) else []
-    last_id = None
-    if "_id" in wanted and rows:
-        pos = wanted.index("_id")
-        last_id = max(int(r[pos]) for r in rows)
-    return SearchResult(
-        fields=[{"id": f, "type": "int" if f == "_id" else _ckan_type(columns[f])} for f in wanted],
-        columns=list(wanted),
-        rows=rows,
-        types=[columns[f] for f in wanted],
-        total=len(positions) if query.include_total else None,
-        sort=[],
-        last_id=last_id,
-    )
+    return _result(columns, wanted, list(wanted), rows, len(positions) if query.include_total else None, [])
 
 
 def _count(

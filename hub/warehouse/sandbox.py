@@ -238,17 +238,11 @@ class Watchdog:
 
 
 def _cached_bytes(cur: Any, table: str) -> int:
-    """About how many bytes an Arrow copy of a cached table takes: its row count (DuckDB's estimate)
-    times the size of a row of a sample."""
+    """About how many bytes an Arrow copy of a cached table takes (the size of a sample's rows)."""
     sample = cur.sql(f"SELECT * FROM {table} LIMIT 10000").to_arrow_table()
     if not sample.num_rows:
         return 0
-    schema, name = table.split(".", 1)
-    found = cur.execute(
-        "SELECT estimated_size FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-        [schema, name.strip('"').replace('""', '"')],
-    ).fetchall()
-    rows = int(found[0][0]) if found and found[0][0] is not None else sample.num_rows
+    rows = int(cur.sql(f"SELECT count(*) FROM {table}").fetchall()[0][0])
     return int(sample.nbytes / sample.num_rows * rows)
 
 
@@ -363,10 +357,6 @@ class Sandbox:
             cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {table} ({quote(column)})")
             with self._lock:
                 self._indexed.add((name, column))
-        finally:
-            cur.close()
-        cur = self._con.cursor()
-        try:
             self._add_lookup(cur, name, column, table)
         finally:
             cur.close()
