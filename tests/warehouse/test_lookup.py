@@ -28,6 +28,9 @@ def make_table(settings: Settings, n: int = 3000) -> None:
             "name": pa.array([f"Người {i % 50}" for i in range(n)], pa.string()),
             "age": pa.array([i % 90 for i in range(n)], pa.int64()),
             "born": pa.array([i % 20_000 for i in range(n)], pa.int32()).cast(pa.date32()),
+            "updated_at": pa.array(
+                [1_750_000_000_000_000 + i for i in range(n)], pa.timestamp("us", tz="UTC")
+            ),
         }
     )
     wh = Warehouse(settings)
