@@ -17,6 +17,7 @@
     ├── IngestError               a run could not commit (threshold passed, killed, ...)
     │   └── ThresholdExceeded     the invalid share passed the dataset's threshold
     ├── QueryError                a SQL query is invalid, not allowed, or ran out of time
+    │   └── BusyError             every query worker is busy and the queue is full (503, retry after)
     └── PublishError              a release cannot be built (de-identification gate, ...)
 
 Data problems inside rows are not exceptions: they are validation reports (see ``hub.contracts``).
@@ -149,6 +150,18 @@ class ThresholdExceeded(IngestError):
 class QueryError(HubError):
     code = "query_error"
     http_status = 400
+
+
+class BusyError(QueryError):
+    """Every query worker is busy and the queue is full: retry after ``retry_after`` seconds."""
+
+    code = "busy"
+    http_status = 503
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.retry_after = retry_after
 
 
 class PublishError(HubError):

@@ -108,11 +108,80 @@ class Settings(BaseSettings):
         "DataStore searches filtering text columns by equality without DuckDB (0: off).",
     )
 
+    # --- query engine (SQL from outside: DataStore SQL, /api/v1/query, releases) ---------------
+    query_workers: int = Field(
+        default=2,
+        ge=1,
+        description="Worker processes that run SQL written outside the hub (DataStore SQL, releases, "
+        "/api/v1/query); each has an address-space and a time limit and is killed when it passes them.",
+    )
+    query_queue: int = Field(
+        default=16,
+        ge=0,
+        description="Queries that may wait for a free query worker; beyond this a query is refused at "
+        "once with 503 and Retry-After (the hub is busy).",
+    )
+    query_worker_memory_mb: int = Field(
+        default=1024,
+        ge=64,
+        description="Address space a query worker may add above what it uses when idle (MB); a query "
+        "that needs more fails with 'out of memory' and the worker is replaced.",
+    )
+    query_memory_limit: str = Field(
+        default="512MB", description="DuckDB's own memory limit in each query worker (spills or fails above)."
+    )
+    query_cache_mb: int = Field(
+        default=512,
+        ge=0,
+        description="Memory (per process) for Arrow copies of table snapshots that queries read; larger "
+        "snapshots are scanned from their files at each query (0: never copy).",
+    )
+    query_max_sql_chars: int = Field(
+        default=100_000, ge=100, description="Longest SQL text accepted from outside (characters)."
+    )
+    query_max_nesting: int = Field(
+        default=64,
+        ge=4,
+        description="Deepest nesting of parentheses in SQL and of JSON in filters, q and request bodies.",
+    )
+
+    # --- request limits ----------------------------------------------------------------------
+    request_max_json_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted (bytes)."
+    )
+    search_max_fq_chars: int = Field(
+        default=10_000, ge=100, description="Longest package_search q or fq accepted (characters)."
+    )
+
+    # --- audit witness -----------------------------------------------------------------------
+    audit_witness_dir: Path | None = Field(
+        default=None,
+        description="Append-only directory where every signed audit checkpoint is also written, outside "
+        "the metadata database. Default: DATA_DIR/audit-witness.",
+    )
+    audit_witness_url: str = Field(
+        default="",
+        description="A remote witness instead of the directory: checkpoints are POSTed to this URL and "
+        "read back with GET (see docs/auth.md).",
+    )
+
+    # --- ingest guard ------------------------------------------------------------------------
+    ingest_max_drop_share: float = Field(
+        default=0.5,
+        ge=0,
+        le=1,
+        description="A replace or upsert run whose source yields fewer rows than (1 - this share) of the "
+        "current table fails, unless started with --allow-shrink (a source turned to garbage must not "
+        "empty a loaded table).",
+    )
+
     @model_validator(mode="after")
     def _derive_paths(self) -> Settings:
         self.data_dir = self.data_dir.expanduser().resolve()
         if self.warehouse_dir is None:
             self.warehouse_dir = self.data_dir / "warehouse"
+        if self.audit_witness_dir is None:
+            self.audit_witness_dir = self.data_dir / "audit-witness"
         if not self.database_url:
             self.database_url = f"sqlite:///{self.data_dir / 'hub.db'}"
         return self
