@@ -57,8 +57,17 @@ def ingest(
     all_: bool = typer.Option(
         False, "--all", help="Ingest every dataset of the catalogue that has a source."
     ),
+    allow_shrink: bool = typer.Option(
+        False,
+        "--allow-shrink",
+        help="Let a replace run empty the table or remove more than HUB_INGEST_MAX_DROP_SHARE "
+        "(default 50%) of its rows; without it such a run fails and commits nothing.",
+    ),
 ) -> None:
-    """Read a dataset's source, validate it, and commit a new snapshot (invalid rows go to quarantine)."""
+    """Read a dataset's source, validate it, and commit a new snapshot (invalid rows go to quarantine).
+    A replace run that would empty a loaded table, or remove more than HUB_INGEST_MAX_DROP_SHARE of its
+    rows, fails and commits nothing (a source turned to garbage must not empty a table): check the
+    source, and if it really shrank, run again with --allow-shrink."""
     from hub.ingest.runner import run_ingest
 
     _recover()
@@ -66,7 +75,9 @@ def ingest(
     for key in _dataset_keys(all_, dataset):
         with progress() as bar:
             update = _RowProgress(bar, bar.add_task(key, total=None, rate=""))
-            result = run_ingest(settings(), key, progress=update, triggered_by="cli")
+            result = run_ingest(
+                settings(), key, progress=update, triggered_by="cli", allow_shrink=allow_shrink
+            )
         rate = result.rows_read / result.seconds if result.seconds else 0.0
         if result.ok:
             console.print(

@@ -10,6 +10,10 @@ data. Write modes: ``append``, ``replace`` (the snapshot holds exactly the rows 
 A run passes through ``running`` to ``succeeded`` or ``failed`` in the ``runs`` table. A process killed
 mid-run leaves its run ``running``; ``recover_interrupted_runs`` (called when the CLI, server or worker
 starts) marks it ``failed`` ("killed") unless a snapshot carries its run id, and removes its files.
+
+Before anything is committed, ``check_shrink`` refuses a run that would empty the table or shrink it by
+more than ``HUB_INGEST_MAX_DROP_SHARE`` (a source turned to garbage must not empty a loaded table),
+unless the run was started with ``allow_shrink=True`` (``hub ingest --allow-shrink``).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, dro
 from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, local_path
 from hub.warehouse.writer import BackgroundSink, FileSink, prefetch
 
-__all__ = ["Progress", "RunResult", "recover_interrupted_runs", "run_ingest"]
+__all__ = ["Progress", "RunResult", "check_shrink", "recover_interrupted_runs", "run_ingest"]
 
 Progress = Callable[[int], None]
 """Called after every batch with the number of rows it held (an increment, as rich's ``advance``)."""
@@ -116,7 +120,15 @@ def _sync_dataset(session: Any, settings: Settings, key: str) -> Dataset:
     return get_dataset(session, key)
 
 
-def _start_run(settings: Settings, dataset_id: str, key: str, mode: str, state: Any, who: str | None) -> str:
+def _start_run(
+    settings: Settings,
+    dataset_id: str,
+    key: str,
+    mode: str,
+    state: Any,
+    who: str | None,
+    allow_shrink: bool = False,
+) -> str:
     recover_interrupted_runs(settings, dataset_id=dataset_id)
     with session_scope(settings) as session:
         busy = session.scalar(select(Run).where(Run.dataset_id == dataset_id, Run.status == "running"))
@@ -141,9 +153,65 @@ def _start_run(settings: Settings, dataset_id: str, key: str, mode: str, state: 
         )
         session.add(run)
         session.flush()
-        audit(session, "run.start", SYSTEM, dataset_id=dataset_id, details={"run_id": run.id, "mode": mode})
+        details: dict[str, Any] = {"run_id": run.id, "mode": mode}
+        if allow_shrink:
+            details["allow_shrink"] = True
+        audit(session, "run.start", SYSTEM, dataset_id=dataset_id, details=details)
         ACTIVE_RUNS.add(run.id)
         return run.id
+
+
+SHRINKING_MODES = frozenset({"replace"})
+"""Write modes whose run can remove rows from the table, and so shrink or empty it."""
+
+
+def check_shrink(
+    *,
+    dataset: str,
+    mode: str,
+    current_rows: int,
+    rows_read: int,
+    rows_after: int,
+    max_drop_share: float,
+    allow_shrink: bool = False,
+) -> None:
+    """Refuse a run that would empty a loaded table or shrink it by more than ``max_drop_share``.
+
+    A source that turns to garbage (a CSV cut to its header, an XML export whose record tag was
+    renamed) still reads "successfully", with no or few rows; in replace mode that would empty the
+    table. So before anything is committed the runner asks what the run would make the table:
+
+    ========  ==============================  ===================================================
+    mode      rows the table would hold       refused (``IngestError``) unless ``allow_shrink``
+    ========  ==============================  ===================================================
+    replace   the valid rows read             the table holds rows and the run would leave none,
+                                              or would remove more than ``max_drop_share`` of them
+    upsert    the current rows + new keys     never: an upsert removes no row (a key missing from
+                                              the source stays; there is no delete-missing
+                                              variant), and a run with few rows is a normal
+                                              incremental run
+    append    the current rows + rows read    never: nothing is removed
+    ========  ==============================  ===================================================
+
+    The rule is about rows a run would *remove*, so a mode that may remove rows (a future
+    delete-missing upsert, say) joins ``SHRINKING_MODES`` and passes the rows it would leave as
+    ``rows_after``. Zero rows left is refused whatever the share (even ``1.0``): emptying a table
+    always takes the explicit option. An empty table is never protected (nothing to lose).
+    """
+    if allow_shrink or mode not in SHRINKING_MODES or current_rows <= 0:
+        return
+    dropped = current_rows - rows_after
+    if rows_after > 0 and dropped <= max_drop_share * current_rows:
+        return
+    what = "empty the table" if rows_after <= 0 else f"leave {rows_after:,} rows"
+    raise IngestError(
+        f"dataset {dataset}: this {mode} run would {what}, which holds {current_rows:,} rows now "
+        f"({rows_read:,} rows read from the source), a drop of {dropped / current_rows:.0%}; "
+        f"HUB_INGEST_MAX_DROP_SHARE (ingest_max_drop_share) allows a drop of at most "
+        f"{max_drop_share:.0%} and never to zero. Nothing was committed. A source that turned to "
+        f"garbage (a file cut short, a renamed tag) must not empty a loaded table; if the source "
+        f"really shrank, run it again with `hub ingest {dataset} --allow-shrink`."
+    )
 
 
 # The reader and the Parquet writer run in threads of their own; on a machine of up to 3 cores they
@@ -277,6 +345,19 @@ class _Ingest:
                 + self.reasons.text()
             )
 
+    def check_shrink(self, allow_shrink: bool) -> None:
+        """``check_shrink`` with this run's numbers (the valid rows are what a replace would keep)."""
+        r = self.result
+        check_shrink(
+            dataset=self.key,
+            mode=self.spec.write_mode,
+            current_rows=sum(f.record_count for f in self.wh.data_file_entries(self.table)),
+            rows_read=r.rows_read,
+            rows_after=r.rows_read - r.rows_quarantined,
+            max_drop_share=self.settings.ingest_max_drop_share,
+            allow_shrink=allow_shrink,
+        )
+
     def commit(self) -> None:
         r = self.result
         props = {
@@ -375,9 +456,18 @@ def _finish(settings: Settings, result: RunResult, dataset_id: str) -> None:
 
 
 def run_ingest(
-    settings: Settings, key: str, *, progress: Progress | None = None, triggered_by: str | None = None
+    settings: Settings,
+    key: str,
+    *,
+    progress: Progress | None = None,
+    triggered_by: str | None = None,
+    allow_shrink: bool = False,
 ) -> RunResult:
-    """Ingest dataset ``key`` once. Catalog problems raise; a failed run returns ``status="failed"``."""
+    """Ingest dataset ``key`` once. Catalog problems raise; a failed run returns ``status="failed"``.
+
+    ``allow_shrink`` lets a replace run empty the table or remove more than
+    ``settings.ingest_max_drop_share`` of its rows (see ``check_shrink``); the run's audit entry
+    ``run.start`` records that it was given."""
     from hub.ingest.memory import tune_malloc
 
     tune_malloc()
@@ -388,13 +478,14 @@ def run_ingest(
     wh = Warehouse(settings)
     state = committed_state(wh.table(key)) if wh.has_table(key) else None
     previous_snapshot = wh.current_snapshot_id(key) if wh.has_table(key) else None
-    run_id = _start_run(settings, dataset_id, key, spec.write_mode, state, triggered_by)
+    run_id = _start_run(settings, dataset_id, key, spec.write_mode, state, triggered_by, allow_shrink)
     result = RunResult(run_id=run_id, dataset=key, mode=spec.write_mode, state_before=state)
     work: _Ingest | None = None
     try:
         work = _Ingest(settings, key, spec, result, progress)
         work.read()
         work.check_threshold()
+        work.check_shrink(allow_shrink)
         with _Clock(result.timings)("commit"):
             work.commit()
         result.status = "succeeded"
