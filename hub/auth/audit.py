@@ -4,27 +4,43 @@ and administrative change.
 Append-only and hash-chained, after X-Road's message log: entry ``n`` carries ``prev_hash`` (the hash
 of entry ``n-1``) and ``hash = sha256(canonical JSON of its fields, prev_hash included)``. Appends are
 serialized through the one-row ``audit_head`` table (its row lock on PostgreSQL, the write lock on
-SQLite), so the chain never forks. Every ``HUB_AUDIT_CHECKPOINT_EVERY`` entries, or when the last
-checkpoint is older than ``HUB_AUDIT_CHECKPOINT_SECONDS``, a checkpoint "entry n has hash h" is signed
-with the hub's key: an attacker who rewrites the whole chain still cannot forge it.
-``hub.auth.audit_verify`` checks all of this end to end.
+SQLite), so the chain never forks.
+
+Checkpoints. Entry ``n`` carries a checkpoint "entry n has hash h", signed with the hub's key, when
+``n - (the last checkpoint's seq) >= HUB_AUDIT_CHECKPOINT_EVERY``, or when its ``ts`` is at least
+``HUB_AUDIT_CHECKPOINT_SECONDS`` after the last checkpoint's ``ts`` (before the first checkpoint: after
+entry 1's ``ts``). The decision uses only stored values (the entry's ``ts``, the head's
+``checkpoint_seq`` and ``checkpoint_at``, which is the last checkpoint's ``ts``), so ``verify`` can
+replay it; the signed payload names the cadence in force (``every``, ``seconds``).
+
+Witness. Each checkpoint is also appended to the witness (``hub.auth.witness``) inside the entry's
+transaction, before it commits. If the witness cannot be written, ``WitnessUnavailable`` is raised
+and the caller's transaction rolls back: the audited action fails (503, retry) rather than commit an
+entry whose checkpoint is missing from the witness. Once the transaction has committed, a
+``committed`` record follows (best effort, logged on failure); a checkpoint record without it is one
+whose transaction may have rolled back, and ``verify`` treats it so. ``hub.auth.audit_verify`` checks
+all of this end to end.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, event, insert, or_, select, update
+from sqlalchemy.orm import Session, SessionTransaction
 
+from hub.auth import witness
 from hub.auth.models import AuditCheckpoint, AuditEntry, AuditHead
 from hub.auth.principal import Principal
 from hub.db import utcnow
 from hub.settings import Settings
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 OUTCOMES = ("allowed", "denied", "error")
@@ -140,31 +156,44 @@ def record(
     session.execute(insert(AuditEntry).values(**values))
     new_head: dict[str, Any] = {"seq": values["seq"], "hash": values["hash"]}
     settings = _settings_for(session)
-    if settings is not None and _checkpoint_due(
-        settings, values["seq"], head.checkpoint_seq, head.checkpoint_at
+    if settings is not None and checkpoint_due(
+        settings.audit_checkpoint_every,
+        settings.audit_checkpoint_seconds,
+        values["seq"] - head.checkpoint_seq,
+        values["ts"],
+        head.checkpoint_at,
     ):
-        _write_checkpoint(session, settings, values["seq"], values["hash"])
-        new_head.update(checkpoint_seq=values["seq"], checkpoint_at=utcnow())
+        cp = _write_checkpoint(session, settings, values["seq"], values["hash"])
+        new_head.update(checkpoint_seq=values["seq"], checkpoint_at=cp.ts)
     elif head.checkpoint_at is None:
-        new_head["checkpoint_at"] = utcnow()  # the interval runs from the first entry
+        new_head["checkpoint_at"] = values["ts"]  # the interval runs from the first entry
     session.execute(update(AuditHead).where(AuditHead.id == 1).values(**new_head))
 
 
-def _checkpoint_due(settings: Settings, seq: int, last_seq: int, last_at: datetime | None) -> bool:
-    if seq - last_seq >= settings.audit_checkpoint_every:
+def checkpoint_due(every: int, seconds: int, since_seq: int, ts: datetime, last_at: datetime | None) -> bool:
+    """Whether the entry written at ``ts``, ``since_seq`` entries after the last checkpoint (made at
+    ``last_at``; None before the first entry), carries a checkpoint. ``verify`` replays this."""
+    if since_seq >= every:
         return True
-    if last_at is None:
-        return False
-    return utcnow() - last_at >= timedelta(seconds=settings.audit_checkpoint_seconds)
+    return last_at is not None and ts - last_at >= timedelta(seconds=seconds)
 
 
 def _write_checkpoint(session: Session, settings: Settings, seq: int, entry_hash_: str) -> AuditCheckpoint:
+    """Sign "entry ``seq`` has hash ``entry_hash_``", add it to the session and append it to the witness
+    (``WitnessUnavailable`` if it cannot be: the caller's transaction must then roll back)."""
     from joserfc import jws
 
     from hub.auth import keys
 
     ring = keys.keyring(settings, session=session)
-    payload = {"seq": seq, "hash": entry_hash_, "ts": int(time.time()), "iss": settings.site_url.rstrip("/")}
+    payload = {
+        "seq": seq,
+        "hash": entry_hash_,
+        "ts": int(time.time()),
+        "iss": settings.site_url.rstrip("/"),
+        "every": settings.audit_checkpoint_every,
+        "seconds": settings.audit_checkpoint_seconds,
+    }
     signature = jws.serialize_compact(
         {"alg": ring.current_alg, "kid": ring.current.kid, "typ": "audit-checkpoint"},
         canonical(payload),
@@ -176,7 +205,44 @@ def _write_checkpoint(session: Session, settings: Settings, seq: int, entry_hash
     )
     session.add(cp)
     session.flush()
+    store = witness.open_witness(settings)
+    store.append(witness.checkpoint_record(seq, entry_hash_, cp.kid, signature, cp.ts))
+    _confirm_after_commit(session, store, witness.committed_record(seq, entry_hash_, signature))
     return cp
+
+
+_PENDING = "hub.audit.witness_pending"
+
+
+def _confirm_after_commit(session: Session, store: witness.Witness, record: dict[str, Any]) -> None:
+    """Append ``record`` (a ``committed`` record) to ``store`` once ``session``'s transaction has
+    committed; forget it if the transaction (or a savepoint) rolls back."""
+    pending: list[tuple[witness.Witness, dict[str, Any]]] | None = session.info.get(_PENDING)
+    if pending is None:
+        pending = session.info[_PENDING] = []
+        event.listen(session, "after_commit", _after_commit)
+        event.listen(session, "after_soft_rollback", _after_rollback)
+    pending.append((store, record))
+
+
+def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released; the transaction itself has not committed yet
+    pending = session.info.get(_PENDING) or []
+    session.info[_PENDING] = []
+    for store, record in pending:
+        try:
+            store.append(record)
+        except witness.WitnessUnavailable as exc:
+            log.error(
+                "audit checkpoint at entry %s committed, but its confirmation was not witnessed: %s",
+                record["seq"],
+                exc.message,
+            )
+
+
+def _after_rollback(session: Session, _previous: SessionTransaction) -> None:
+    session.info[_PENDING] = []
 
 
 def checkpoint(session: Session, settings: Settings) -> AuditCheckpoint | None:
@@ -187,7 +253,7 @@ def checkpoint(session: Session, settings: Settings) -> AuditCheckpoint | None:
         return None
     cp = _write_checkpoint(session, settings, head.seq, head.hash)
     session.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(checkpoint_seq=head.seq, checkpoint_at=utcnow())
+        update(AuditHead).where(AuditHead.id == 1).values(checkpoint_seq=head.seq, checkpoint_at=cp.ts)
     )
     return cp
 
