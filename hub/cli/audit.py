@@ -15,24 +15,47 @@ audit_app = typer.Typer(help="The audit log: verify its hash chain and signed ch
 
 @audit_app.command("verify")
 def audit_verify() -> None:
-    """Check the whole chain; names the first bad entry (edited, deleted, inserted, reordered)."""
+    """Check the whole log: the hash chain, the signed checkpoints and their cadence, the head, and the
+    witness; names the first bad entry (edited, deleted, inserted, reordered, rewritten)."""
     from hub.auth.audit_verify import count_entries, verify
 
     with session() as s, progress(transient=True) as bar:
         task = bar.add_task("verifying", total=count_entries(s), rate="")
         report = verify(s, settings(), lambda n: bar.update(task, completed=n))
+    console.print(
+        f"checked: {report.entries} entries, {report.checkpoints} signed checkpoints, "
+        f"{report.witness_records} witness records ({report.witness_checkpoints} checkpoints) "
+        f"in {report.witness}"
+    )
+    for note in report.notes:
+        console.print(f"note: {note}")
     if report.ok:
         console.print(
-            f"[green]ok[/]: {report.entries} entries, {report.checkpoints} signed checkpoints, chain intact"
+            "[green]ok[/]: chain intact; checkpoints at the promised cadence, as the witness holds them"
         )
         return
     bad = report.first_bad
     assert bad is not None
-    err_console.print(f"[bold red]TAMPERED[/]: first bad entry {bad.seq} ({bad.kind}): {bad.message}")
-    for p in report.problems:
-        if p is not bad:
-            err_console.print(f"  also: entry {p.seq} ({p.kind}): {p.message}")
+    for p in [bad, *(p for p in report.problems if p is not bad)]:
+        what = f"entry {p.seq}" if p.seq else "the log"
+        if p is bad:
+            label = "NOT VERIFIED" if p.kind == "unreachable" else "TAMPERED"
+            err_console.print(f"[bold red]{label}[/]: first bad {what} ({p.kind}): {p.message}")
+        else:
+            err_console.print(f"  also: {what} ({p.kind}): {p.message}")
     raise typer.Exit(1)
+
+
+@audit_app.command("witness-seed")
+def audit_witness_seed() -> None:
+    """Copy the signed checkpoints into a new, empty witness (after an upgrade, or a move of the
+    witness); refused if the witness holds anything or the log does not verify."""
+    from hub.auth.audit_verify import seed_witness
+    from hub.auth.witness import open_witness
+
+    with session() as s:
+        n = seed_witness(s, settings())
+    console.print(f"{n} checkpoints written to the witness {open_witness(settings()).location}")
 
 
 @audit_app.command("export")
