@@ -89,23 +89,13 @@ class Settings(BaseSettings):
     audit_checkpoint_every: int = Field(default=100, description="Sign an audit checkpoint every N entries.")
     audit_checkpoint_seconds: int = Field(default=300, description="... or when the last one is this old.")
 
-    # --- SQL sandbox -------------------------------------------------------------------------
+    # --- SQL -------------------------------------------------------------------------
     query_timeout_seconds: float = Field(default=30.0, description="Time limit of one SQL query.")
     query_max_rows: int = Field(default=100_000, description="Most rows a SQL query returns through the API.")
     datastore_memory_limit: str = Field(
-        default="256MB", description="Memory limit of the DataStore's DuckDB instance (per server process)."
-    )
-    datastore_cache_max_rows: int = Field(
-        default=5_000_000,
-        description="Snapshots with at most this many rows are copied into DuckDB's storage, with an "
-        "index on each column used in an equality filter, for fast DataStore queries "
-        "(0: always read the Parquet files).",
-    )
-    datastore_lookup_max_mb: int = Field(
-        default=256,
-        ge=0,
-        description="Memory (per server process) for Arrow copies of cached snapshots that answer "
-        "DataStore searches filtering text columns by equality without DuckDB (0: off).",
+        default="256MB",
+        description="Memory limit of the server's own locked DuckDB instance, which runs the searches "
+        "the hub builds itself (datastore_search); SQL written outside the hub runs in query workers.",
     )
 
     # --- query engine (SQL from outside: DataStore SQL, /api/v1/query, releases) ---------------

@@ -10,6 +10,7 @@ import contextlib
 import gc
 import importlib
 import importlib.util
+import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from hub import __version__
 from hub.api.errors import install_error_handlers
 from hub.api.middleware import CollapseSlashesMiddleware
+from hub.runtime import Hub
 from hub.settings import Settings, get_settings
 
 ROUTER_MODULES = (
@@ -36,12 +38,20 @@ ROUTER_MODULES = (
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    hub: Hub = app.state.hub
+    # the query workers start now, beside the first requests, so that the first query waits for none
+    starter = threading.Thread(target=hub.pool.start, name="query-workers-start", daemon=True)
+    starter.start()
     # The objects alive once the server has started (modules, routes, settings) are moved out of the
     # cyclic collector's reach: a full collection otherwise rescans them all and stalls every request
-    # in flight for 100+ ms (hub.api.datastore freezes once more after the first search).
+    # in flight for 100+ ms (the DataStore freezes once more after its first search).
     gc.collect()
     gc.freeze()
-    yield
+    try:
+        yield
+    finally:
+        starter.join(timeout=30)
+        hub.close()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "the hub's own /api/v1, OAuth 2.0 and DCAT-AP.",
     )
     app.state.settings = settings
+    app.state.hub = Hub(settings)
     install_error_handlers(app)
     app.add_middleware(CollapseSlashesMiddleware)
     for name in ROUTER_MODULES:

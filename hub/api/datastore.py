@@ -7,32 +7,19 @@ resource id, the dataset's name or its key (``civil_status.births``) are accepte
 from __future__ import annotations
 
 import functools
-import gc
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from hub.api.ckan_registry import (
-    ActionContext,
-    action,
-    as_bool,
-    as_int,
-    as_json,
-    as_list,
-    get_or_bust,
-    require_read,
-)
-from hub.auth import access, audit
+from hub.api.ckan_registry import ActionContext, action, as_bool, as_int, as_json, as_list, get_or_bust
+from hub.auth.authorize import authorize_read
 from hub.catalog.ckan_models import Resource, datastore_resource_id
 from hub.catalog.models import Dataset
-from hub.errors import NotFoundError, QueryError, ValidationFailed
-from hub.warehouse.datastore import SearchQuery, TableInfo, ckan_type, records, search, table_info
-from hub.warehouse.sandbox import VIEW_SCHEMA, get_sandbox
+from hub.errors import NotFoundError, ValidationFailed
+from hub.sql import door
+from hub.warehouse.datastore import SearchQuery, TableInfo, ckan_type, records
 
 router = APIRouter()  # the actions are served by hub.api.ckan's dispatcher
 
@@ -60,9 +47,6 @@ _SEARCH_KEYS = {
 }
 
 
-OPEN_TTL_SECONDS = 2.0
-
-
 @dataclass(frozen=True)
 class _OpenDataset:
     """What datastore_search needs of an open, active dataset (cached without a session)."""
@@ -75,68 +59,21 @@ class _OpenDataset:
     state: str
 
 
-_OPEN: dict[tuple[str, str], tuple[float, _OpenDataset]] = {}
-_OPEN_LOCK = threading.Lock()
-_OPEN_LOADING: set[tuple[str, str]] = set()
-
-
-def forget_resolved() -> None:
-    """Drop the cached open-dataset lookups (any change to a dataset or resource does this)."""
-    with _OPEN_LOCK:
-        _OPEN.clear()
-
-
-@event.listens_for(Session, "before_flush")
-def _on_flush(session: Session, _ctx: Any, _instances: Any) -> None:
-    if _OPEN and any(
-        isinstance(o, (Dataset, Resource)) for o in (*session.new, *session.dirty, *session.deleted)
-    ):
-        forget_resolved()
-
-
 def _resolve_open(ctx: ActionContext, ref: str) -> tuple[Dataset | _OpenDataset, str]:
-    """``_resolve`` for datastore_search: an open dataset's lookup is cached for a moment, so that
-    reads of open data need no metadata-database round trip. Anything else (shared, internal,
-    not found) is looked up each time, exactly as ``_resolve`` does."""
-    key = (str(ctx.settings.database_url), ref)
-    now = time.monotonic()
-    hit = _OPEN.get(key)
-    if hit is not None and now - hit[0] < OPEN_TTL_SECONDS:
-        return hit[1], datastore_resource_id(hit[1].id)
-    with _OPEN_LOCK:
-        if hit is not None and key in _OPEN_LOADING:  # another request is looking it up again
-            return hit[1], datastore_resource_id(hit[1].id)
-        _OPEN_LOADING.add(key)
-    try:
-        try:
-            ds, rid = _resolve(ctx, ref)
-        except NotFoundError:
-            with _OPEN_LOCK:
-                _OPEN.pop(key, None)
-            raise
-        with _OPEN_LOCK:
-            if ds.sharing == "open" and ds.state == "active":
-                if len(_OPEN) > 4096:
-                    _OPEN.clear()
-                _OPEN[key] = (now, _OpenDataset(ds.id, ds.key, ds.name, ds.contract, ds.sharing, ds.state))
-            else:
-                _OPEN.pop(key, None)
-    finally:
-        with _OPEN_LOCK:
-            _OPEN_LOADING.discard(key)
+    """``_resolve`` for datastore_search: an open dataset's lookup is cached for a moment (and dropped
+    at once when a dataset or resource changes in this hub), so that reads of open data need no
+    metadata-database round trip. Anything else (shared, internal, not found) is looked up each time,
+    exactly as ``_resolve`` does."""
+    cache = ctx.hub.open_datasets
+    hit = cache.peek(ref)
+    if isinstance(hit, _OpenDataset):
+        return hit, datastore_resource_id(hit.id)
+    ds, rid = _resolve(ctx, ref)
+    if ds.sharing == "open" and ds.state == "active":
+        cache.put(ref, _OpenDataset(ds.id, ds.key, ds.name, ds.contract, ds.sharing, ds.state))
+    else:
+        cache.invalidate(ref)
     return ds, rid
-
-
-_FROZEN: list[bool] = []
-
-
-def _freeze_once() -> None:
-    """After the first search (the DataStore's modules and caches are loaded by then), the objects
-    alive are kept out of the cyclic collector's full passes, which would otherwise rescan them and
-    stall the requests in flight (``gc.freeze`` moves them to the permanent generation; cheap)."""
-    if not _FROZEN:
-        _FROZEN.append(True)
-        gc.freeze()
 
 
 def _resolve(ctx: ActionContext, ref: str) -> tuple[Dataset, str]:
@@ -153,7 +90,7 @@ def _resolve(ctx: ActionContext, ref: str) -> tuple[Dataset, str]:
 
 
 def _table(ctx: ActionContext, ds: Dataset | _OpenDataset, ref: str) -> TableInfo:
-    info = table_info(ctx.settings, ds.key)
+    info = ctx.hub.datastore.table_info(ds.key)
     if info is None:
         raise NotFoundError(f'Resource "{ref}" was not found.')
     return info
@@ -214,7 +151,11 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
         )
     ref = str(get_or_bust(data, "resource_id", "id"))
     ds, rid = _resolve_open(ctx, ref)
-    require_read(ctx, ds, "datastore.search", scope="datastore:read")  # type: ignore[arg-type]
+    auth = None
+    if isinstance(ds, Dataset):  # not a cached open dataset: decide (and audit) the read
+        auth = authorize_read(
+            ctx.session, ctx.principal, ds, "datastore.search", scope="datastore:read", defer=True
+        )
     info = _table(ctx, ds, ref)
     fmt = str(data.get("records_format") or "objects")
     if fmt not in ("objects", "lists", "csv", "tsv"):
@@ -237,17 +178,9 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
         offset=offset,
         include_total=as_bool(data, "include_total", True),
     )
-    res = search(ctx.settings, rid, info, query)
-    _freeze_once()
-    if ds.sharing != "open":
-        audit.record(
-            ctx.session,
-            "datastore.search",
-            ctx.principal,
-            dataset_id=ds.id,
-            snapshot_id=info.snapshot_id,
-            rows=len(res.rows),
-        )
+    res = ctx.hub.datastore.search(info, query)
+    if auth is not None:
+        auth.record(snapshot_id=info.snapshot_id, rows=len(res.rows))
     out: dict[str, Any] = {
         "resource_id": rid,
         "fields": _fields(ctx, ds, res.fields),
@@ -272,71 +205,16 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
     return out
 
 
-def _sql_resolver(ctx: ActionContext, reads: list[tuple[Any, Any, Any]]) -> Any:
-    """Resolves table names of a query; the non-open datasets read are collected in ``reads``
-    (dataset, table info, decision), to be audited with the rows the query returned."""
-    box = get_sandbox(ctx.settings)
-
-    def resolve(name: str, schema: str | None) -> str | None:
-        ref = f"{schema}.{name}" if schema else name
-        if schema == VIEW_SCHEMA:
-            ref = name
-        try:
-            ds, rid = _resolve(ctx, ref)
-        except NotFoundError:
-            return None
-        decision = access.can_read(ctx.session, ctx.principal, ds, scope="datastore:read")
-        if not decision.allowed:
-            audit.record(
-                ctx.session,
-                "query.sql",
-                ctx.principal,
-                outcome="denied",
-                dataset_id=ds.id,
-                reason=decision.reason,
-            )
-            return None
-        info = table_info(ctx.settings, ds.key)
-        if info is None:
-            return None
-        if ds.sharing != "open":
-            reads.append((ds, info, decision))
-        return box.ensure_view(info.source(rid))
-
-    return resolve
-
-
 @action("datastore_search_sql")
 def datastore_search_sql(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
-    """One read-only SELECT over DataStore tables (``FROM "<resource id>"``), sandboxed and time-limited."""
-    sql = str(get_or_bust(data, "sql"))
-    box = get_sandbox(ctx.settings)
-    reads: list[tuple[Any, Any, Any]] = []
-
-    def audit_reads(outcome: str, rows: int | None, reason: str | None = None) -> None:
-        for ds, info, decision in reads:
-            audit.record(
-                ctx.session,
-                "query.sql",
-                ctx.principal,
-                outcome=outcome,
-                dataset_id=ds.id,
-                snapshot_id=info.snapshot_id,
-                rows=rows,
-                grant_id=decision.grant_id,
-                reason=reason or decision.reason,
-                details={"sql": sql[:2000]},
-            )
-
-    try:
-        table, truncated = box.run_select(
-            sql, _sql_resolver(ctx, reads), max_rows=ROWS_MAX, timeout=ctx.settings.query_timeout_seconds
-        )
-    except QueryError as exc:
-        audit_reads("error", None, exc.message)
-        ctx.session.commit()  # keep the audit entries of refused tables
-        raise
-    audit_reads("allowed", table.num_rows)
+    """One read-only SELECT over DataStore tables (``FROM "<resource id>"``, a dataset's name or key),
+    run in a query worker that sees only the tables the caller may read (``hub.sql.door``)."""
+    sql = get_or_bust(data, "sql")
+    if not isinstance(sql, str):
+        raise ValidationFailed("sql must be text", {"sql": ["Must be a string"]})
+    table, truncated, _ = door.run(
+        ctx.hub, ctx.session, ctx.principal, sql, door.DATASTORE_SQL, max_rows=ROWS_MAX
+    )
     out: dict[str, Any] = {
         "sql": sql,
         "records": records(table, "objects"),
@@ -352,11 +230,11 @@ def datastore_info(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     """A DataStore table's row count, snapshot and fields (with the contract's data dictionary)."""
     ref = str(get_or_bust(data, "resource_id", "id"))
     ds, rid = _resolve(ctx, ref)
-    require_read(ctx, ds, "datastore.info", scope="datastore:read")
+    authorize_read(ctx.session, ctx.principal, ds, "datastore.info", scope="datastore:read")
     info = _table(ctx, ds, ref)
     rows = info.rows
     if rows is None:
-        rows = search(ctx.settings, rid, info, SearchQuery(limit=0)).total
+        rows = ctx.hub.datastore.search(info, SearchQuery(limit=0)).total
     fields = _fields(ctx, ds, [{"id": f.name, "type": ckan_type(f.type)} for f in info.schema])
     for f, af in zip(fields, info.schema, strict=True):
         f["schema"] = {

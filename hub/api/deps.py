@@ -1,6 +1,7 @@
 """Dependencies shared by every router, as annotated aliases.
 
 - ``SettingsDep``: the app's one ``Settings`` object.
+- ``HubDep``: the app's runtime (query engine, caches, pools; ``hub.runtime.Hub``).
 - ``SessionDep``: a metadata-database session for the request; committed when the endpoint returns
   without error, rolled back otherwise.
 - ``PrincipalDep``: the caller on CKAN routes (a missing or invalid token means anonymous, as in CKAN).
@@ -17,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth.principal import Principal
 from hub.auth.resolve import resolve_principal
-from hub.db import session_factory, transaction
+from hub.db import transaction
+from hub.runtime import Hub
 from hub.settings import Settings
 
 
@@ -30,13 +32,18 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
+def get_hub(request: Request) -> Hub:
+    """The runtime the app was created with (``hub.runtime.Hub``)."""
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+HubDep = Annotated[Hub, Depends(get_hub)]
+
+
 def app_session_factory(request: Request) -> sessionmaker[Session]:
-    """The app's session factory (built once; the engine is migrated on first use)."""
-    factory: sessionmaker[Session] | None = getattr(request.app.state, "session_factory", None)
-    if factory is None:
-        factory = session_factory(request.app.state.settings)
-        request.app.state.session_factory = factory
-    return factory
+    """The app's session factory (the runtime's; the engine is migrated on first use)."""
+    return get_hub(request).session_factory
 
 
 def get_session(request: Request) -> Iterator[Session]:

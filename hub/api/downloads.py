@@ -28,14 +28,14 @@ from starlette.responses import FileResponse, RedirectResponse, Response, Stream
 from hub.api import download_formats as fmts
 from hub.api.deps import app_session_factory
 from hub.api.uploads import upload_path
-from hub.auth import access, audit
+from hub.auth.authorize import authorize_read
 from hub.auth.resolve import resolve_principal
 from hub.catalog.ckan import munge_filename
 from hub.catalog.ckan_models import Resource, Upload
 from hub.catalog.models import Dataset
 from hub.errors import AccessDenied, NotFoundError
 from hub.settings import Settings
-from hub.warehouse.datastore import TableInfo, table_info
+from hub.warehouse.datastore import TableInfo
 
 router = APIRouter(tags=["downloads"])
 _EXT = {
@@ -67,30 +67,29 @@ def _plan(request: Request, dataset_ref: str | None, rid: str) -> _Plan:
         ds = session.get(Dataset, r.dataset_id)
         if ds is None or ds.state != "active" or (dataset_ref not in (None, ds.id, ds.name)):
             raise NotFoundError("Resource not found")
+        datastore = request.app.state.hub.datastore
         if ds.sharing != "open":
             principal = resolve_principal(
                 request.headers, request.client.host if request.client else None, settings, "ckan"
             )
-            decision = access.can_read(session, principal, ds, scope="datastore:read")
-            # a whole-table download returns every row of the snapshot
-            table = table_info(settings, ds.key) if decision.allowed and r.kind == "datastore" else None
-            audit.record(
+            auth = authorize_read(
                 session,
-                "download",
                 principal,
-                outcome="allowed" if decision.allowed else "denied",
-                dataset_id=ds.id,
-                snapshot_id=table.snapshot_id if table else None,
-                rows=table.rows if table else None,
-                reason=decision.reason,
-                grant_id=decision.grant_id,
+                ds,
+                "download",
+                scope="datastore:read",
+                defer=True,
                 details={"resource_id": r.id},
+                error=lambda _d: AccessDenied(
+                    f"not authorized to download resource {rid} of dataset {ds.id}"
+                ),
             )
+            # a whole-table download returns every row of the snapshot
+            table = datastore.table_info(ds.key) if r.kind == "datastore" else None
+            auth.record(snapshot_id=table.snapshot_id if table else None, rows=table.rows if table else None)
             session.commit()
-            if not decision.allowed:
-                raise AccessDenied(f"not authorized to download resource {rid} of dataset {ds.id}")
         if r.kind == "datastore":
-            info = table_info(settings, ds.key) if ds.contract else None
+            info = datastore.table_info(ds.key) if ds.contract else None
             if info is None:
                 raise NotFoundError("Resource not found: the dataset's table has no data yet")
             return _Plan("datastore", info=info, name=ds.name, rid=r.id)

@@ -10,31 +10,29 @@ their reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from sqlalchemy import ColumnElement, and_, or_, select, true
 from sqlalchemy.orm import Session
 
-from hub.auth.principal import Principal
+from hub.auth import grants
+from hub.auth.principal import Decision, Principal
 from hub.catalog.models import Dataset
 
-
-@dataclass(frozen=True)
-class Decision:
-    allowed: bool
-    reason: str
-    grant_id: str | None = None
-
-    def __bool__(self) -> bool:
-        return self.allowed
+__all__ = ["Decision", "can_read", "can_read_quarantine", "can_write", "readable_clause", "readable_ids"]
 
 
 def can_read(
-    session: Session, principal: Principal, dataset: Dataset, *, scope: str | None = None
+    session: Session,
+    principal: Principal,
+    dataset: Dataset,
+    *,
+    scope: str | None = None,
+    publication: bool = False,
 ) -> Decision:
     """May ``principal`` read the rows (and private metadata) of ``dataset``?
 
     ``scope`` (optional, e.g. ``datastore:read``): for non-open data, a token must also carry it.
+    ``publication``: the data is read to be published (an open-data release of the principal's
+    organization): another organization's shared data then needs a grant that allows publication.
     """
     if principal.kind == "system" or principal.sysadmin:
         return Decision(True, "sysadmin")
@@ -44,11 +42,7 @@ def can_read(
         return Decision(False, f"the token lacks the scope {scope}")
     if dataset.owner_org_id and dataset.owner_org_id in principal.orgs():
         return Decision(True, "member of the owning organization")
-    try:
-        from hub.auth import grants  # added by the access-control work (issue 5)
-    except ImportError:  # pragma: no cover - before grants exist
-        return Decision(False, f"dataset is {dataset.sharing}; no grant")
-    return grants.decide(session, principal, dataset)
+    return grants.decide(session, principal, dataset, publication=publication)
 
 
 def can_write(session: Session, principal: Principal, org_id: str | None) -> Decision:
@@ -78,8 +72,6 @@ def readable_clause(session: Session, principal: Principal) -> ColumnElement[boo
     orgs = principal.orgs()
     if not orgs:
         return open_
-    from hub.auth import grants
-
     granted = grants.granted_dataset_ids(session, principal)
     return or_(
         open_,

@@ -15,17 +15,20 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from hub.auth import audit
-from hub.auth.access import Decision
 from hub.auth.models import Grant, OAuthClient
-from hub.auth.principal import Principal
+from hub.auth.principal import Decision, Principal
 from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset, Organization
 from hub.db import utcnow
 from hub.errors import AccessDenied, NotFoundError, ValidationFailed
 
 
-def decide(session: Session, principal: Principal, dataset: Dataset) -> Decision:
-    """Grant-based decision for a caller who does not own ``dataset`` (and is not a sysadmin)."""
+def decide(
+    session: Session, principal: Principal, dataset: Dataset, *, publication: bool = False
+) -> Decision:
+    """Grant-based decision for a caller who does not own ``dataset`` (and is not a sysadmin).
+
+    ``publication``: only a grant whose purpose allows publication counts (release builds)."""
     if dataset.state != "active":
         return Decision(False, "dataset is not active")
     if dataset.sharing == "internal":
@@ -37,15 +40,28 @@ def decide(session: Session, principal: Principal, dataset: Dataset) -> Decision
     orgs = principal.orgs()
     if not orgs:
         return Decision(False, "dataset is shared (dùng chung): the caller belongs to no organization")
-    g = active_grant(session, dataset.id, orgs, principal.client_id)
+    g = active_grant(session, dataset.id, orgs, principal.client_id, publication=publication)
     if g is None:
+        if publication:
+            return Decision(
+                False,
+                "dataset is shared (dùng chung): no active grant that allows publication for the "
+                "release's organization",
+            )
         return Decision(
             False, "dataset is shared (dùng chung): no active grant for the caller's organization"
         )
     return Decision(True, f"grant {g.id}", g.id)
 
 
-def active_grant(session: Session, dataset_id: str, orgs: set[str], client_id: str | None) -> Grant | None:
+def active_grant(
+    session: Session,
+    dataset_id: str,
+    orgs: set[str],
+    client_id: str | None,
+    *,
+    publication: bool = False,
+) -> Grant | None:
     now = utcnow()
     q = select(Grant).where(
         Grant.dataset_id == dataset_id,
@@ -53,6 +69,8 @@ def active_grant(session: Session, dataset_id: str, orgs: set[str], client_id: s
         Grant.revoked_at.is_(None),
         or_(Grant.expires_at.is_(None), Grant.expires_at > now),
     )
+    if publication:
+        q = q.where(Grant.allow_publication.is_(True))
     if client_id:
         q = q.where(or_(Grant.consumer_client_id.is_(None), Grant.consumer_client_id == client_id))
     else:
@@ -104,6 +122,7 @@ def create(
     legal_basis: str,
     expires_at: datetime | None = None,
     consumer_client_id: str | None = None,
+    allow_publication: bool = False,
 ) -> Grant:
     ds = _dataset(session, dataset)
     if not may_manage(actor, ds):
@@ -145,6 +164,7 @@ def create(
         consumer_client_id=consumer_client_id,
         purpose=purpose.strip(),
         legal_basis=legal_basis.strip(),
+        allow_publication=allow_publication,
         expires_at=expires_at,
         created_by=actor.name or actor.subject,
         created=utcnow(),
@@ -162,6 +182,7 @@ def create(
             "consumer_client_id": consumer_client_id,
             "purpose": g.purpose,
             "legal_basis": g.legal_basis,
+            "allow_publication": allow_publication,
             "expires_at": expires_at.isoformat() if expires_at else None,
         },
     )
@@ -225,6 +246,7 @@ def grant_dict(session: Session, g: Grant) -> dict[str, Any]:
         "consumer_client_id": g.consumer_client_id,
         "purpose": g.purpose,
         "legal_basis": g.legal_basis,
+        "allow_publication": bool(g.allow_publication),
         "expires_at": g.expires_at.isoformat() if g.expires_at else None,
         "created": g.created.isoformat(),
         "created_by": g.created_by,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.db import Base, new_id, utcnow
@@ -148,6 +148,8 @@ class Grant(Base):
     consumer_client_id: Mapped[str | None] = mapped_column(String(100))
     purpose: Mapped[str] = mapped_column(Text)
     legal_basis: Mapped[str] = mapped_column(Text)
+    allow_publication: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """The purpose allows publication: open releases of the consumer may be built from the data."""
     expires_at: Mapped[datetime | None] = mapped_column()
     created: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(300))

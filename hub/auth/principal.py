@@ -48,6 +48,18 @@ class Principal:
         return out
 
 
+@dataclass(frozen=True)
+class Decision:
+    """Whether a principal may do something, why, and the grant that allows it (if one does)."""
+
+    allowed: bool
+    reason: str
+    grant_id: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
 ANONYMOUS = Principal()
 SYSTEM = Principal(kind="system", subject="system", name="hub", sysadmin=True, scopes=frozenset(SCOPES))
 """The hub itself (CLI on the machine, the worker): every right."""

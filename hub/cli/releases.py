@@ -39,14 +39,13 @@ def list_releases() -> None:
 def check(dataset: str = typer.Argument(help="Dataset key, e.g. civil_status.births."),
           release: str = typer.Argument(help="Release id.")) -> None:  # fmt: skip
     """Run the de-identification gate on a release's SQL and print each output column's lineage."""
-    from hub.catalog.loader import dataset_spec
     from hub.publish.build import check_release, get_release
     from hub.publish.spec import ReleaseSpec
 
     settings = common.settings()
     with common.session() as session:
         ds, row = get_release(session, dataset, release)
-        report = check_release(settings, session, dataset_spec(ds), ReleaseSpec.model_validate(row.spec))
+        report = check_release(settings, session, ds, ReleaseSpec.model_validate(row.spec))
     table = Table("column", "source", "personal", "treatment")
     for col in report.columns:
         for lin in col.lineage or []:
@@ -66,6 +65,7 @@ def build(
     from hub.catalog.loader import dataset_spec, get_dataset
     from hub.publish.build import build_release
     from hub.publish.spec import parse_releases
+    from hub.runtime import Hub
 
     settings = common.settings()
     if release:
@@ -74,10 +74,10 @@ def build(
         with common.session() as session:
             ds = get_dataset(session, dataset)
             names = [r.id for r in parse_releases(dataset_spec(ds), ds.source_file)]
-    with common.progress() as bar:
+    with Hub(settings) as hub, common.progress() as bar:
         task = bar.add_task("building releases", total=len(names), rate="")
         for name in names:
-            v = build_release(settings, dataset, name, triggered_by="cli")
+            v = build_release(hub, dataset, name, triggered_by="cli")
             bar.advance(task)
             common.console.print(
                 f"{dataset}/{name}: version {v.version}, {v.rows} rows, {v.suppressed} suppressed"

@@ -16,17 +16,19 @@ import pyarrow as pa
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from hub.auth.principal import Principal
 from hub.catalog.loader import dataset_spec, get_dataset
 from hub.catalog.models import Dataset
-from hub.catalog.spec import DatasetSpec
 from hub.db import session_scope, utcnow
-from hub.errors import ContractError, NotFoundError, PublishError
+from hub.errors import ContractError, NotFoundError, PublishError, QueryError
 from hub.publish.files import FieldDoc, write_release_files
 from hub.publish.gate import Catalog, GateReport, SourceField, check_sql
 from hub.publish.models import Release, ReleaseFile, ReleaseVersion
 from hub.publish.spec import ReleaseSpec, parse_releases, release_k
 from hub.publish.suppress import reidentification_groups, suppress_table
+from hub.runtime import Hub
 from hub.settings import Settings
+from hub.sql import door
 
 _COARSE_NAME = re.compile(r"(^|_)(sex|gender|ward_code|province_code|commune_code|ma_xa|ma_tinh)$")
 _GEOMETRY_NAME = re.compile(r"(^|_)(geometry|geom|wkt|shape)$")
@@ -99,10 +101,10 @@ def get_release(session: Session, dataset: str, name: str) -> tuple[Dataset, Rel
     return ds, row
 
 
-def check_release(settings: Settings, session: Session, spec: DatasetSpec, rel: ReleaseSpec) -> GateReport:
-    """The gate's verdict on a release definition (raises ``PublishError`` when refused)."""
-    catalog, _ = gate_catalog(settings, session)
-    return check_sql(rel.sql or f"SELECT * FROM {spec.id}", catalog)
+def check_release(settings: Settings, session: Session, ds: Dataset, rel: ReleaseSpec) -> GateReport:
+    """The verdict on a release definition (raises ``PublishError`` when refused): the gate, and the
+    owner's right to read what it reads (``authorize_release``)."""
+    return authorize_release(settings, session, ds, rel)
 
 
 def protect(table: pa.Table, report: GateReport, rel: ReleaseSpec, k: int) -> tuple[pa.Table, int]:
@@ -132,13 +134,36 @@ def protect(table: pa.Table, report: GateReport, rel: ReleaseSpec, k: int) -> tu
     return table, suppressed
 
 
-def build_release(
-    settings: Settings, dataset: str, name: str, *, triggered_by: str | None = None
-) -> ReleaseVersion:
-    """Build the next version of a release; return it (files written, catalogue updated)."""
-    from hub.warehouse import Warehouse
-    from hub.warehouse.export import run_release_sql
+def release_principal(ds: Dataset, rel: ReleaseSpec) -> Principal:
+    """Whom a release reads data as: its owner, the organization that owns its dataset."""
+    return Principal(
+        kind="client",
+        subject=f"release:{ds.key}/{rel.id}",
+        name=f"release {rel.id} of {ds.key}",
+        org_id=ds.owner_org_id,
+        scopes=frozenset({"datastore:read"}),
+    )
 
+
+def authorize_release(settings: Settings, session: Session, ds: Dataset, rel: ReleaseSpec) -> GateReport:
+    """The gate's verdict on a release definition and its owner's right to every dataset it reads
+    (another organization's shared data: a grant whose purpose allows publication). Raises
+    ``PublishError`` naming the column or the dataset; each decision is audited."""
+    spec = dataset_spec(ds)
+    catalog, _ = gate_catalog(settings, session)
+    report = check_sql(rel.sql or f"SELECT * FROM {spec.id}", catalog)
+    door.authorize(
+        session, release_principal(ds, rel), report.tree, door.RELEASE, settings=settings, publication=True
+    )
+    return report
+
+
+def build_release(hub: Hub, dataset: str, name: str, *, triggered_by: str | None = None) -> ReleaseVersion:
+    """Build the next version of a release; return it (files written, catalogue updated).
+
+    The gate checks the SQL, the owner's rights are checked again (a revoked grant stops the next
+    version), and the tree the gate approved runs in a query worker that sees only those datasets."""
+    settings = hub.settings
     with session_scope(settings) as session:
         ds, row = get_release(session, dataset, name)
         spec = dataset_spec(ds)
@@ -147,7 +172,13 @@ def build_release(
         catalog, docs = gate_catalog(settings, session)
         try:
             report = check_sql(rel.sql or f"SELECT * FROM {spec.id}", catalog)
-            table, snapshots = run_release_sql(Warehouse(settings), report.datasets, rel.sql or report.sql)
+            try:
+                table, _, prepared = door.run(
+                    hub, session, release_principal(ds, rel), report.tree, door.RELEASE, publication=True
+                )
+            except QueryError as exc:
+                raise PublishError(f"release SQL failed: {exc.message}") from exc
+            snapshots = prepared.snapshots
             table, suppressed = protect(table, report, rel, k)
         except PublishError as exc:
             row.last_error = exc.message

@@ -22,7 +22,9 @@ from hub.errors import HubError
 from hub.publish.build import build_release, sync_releases
 from hub.publish.models import Release
 from hub.publish.spec import FREQUENCY_DAYS
+from hub.runtime import Hub
 from hub.settings import Settings
+from hub.warehouse.engine import policy
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +46,12 @@ def _sources(release: Release, dataset_key: str) -> list[str]:
 
 
 def _tables(sql: str) -> list[str]:
-    import sqlglot
-    from sqlglot import exp
-
+    """The dataset keys a release's SQL reads (CTEs resolved by scope, as the query engine does)."""
     try:
-        tree = sqlglot.parse_one(sql, dialect="duckdb")
-    except sqlglot.errors.ParseError:
+        tree = policy.parse_select(sql)
+        return sorted({f"{schema}.{name}".lower() for schema, name in policy.referenced(tree) if schema})
+    except HubError:
         return []
-    return sorted({f"{t.db}.{t.name}" for t in tree.find_all(exp.Table) if t.db})
 
 
 def _releases(settings: Settings, wanted: Callable[[Release, Dataset], bool]) -> list[tuple[str, str]]:
@@ -78,11 +78,11 @@ def after_ingest(settings: Settings, dataset_key: str) -> list[tuple[str, str, s
             and all(_has_data(settings, s) for s in sources)
         )
 
-    return [_build(settings, d, r, f"ingest:{dataset_key}") for d, r in _releases(settings, wanted)]
+    return _build_all(settings, _releases(settings, wanted), f"ingest:{dataset_key}")
 
 
 def _has_data(settings: Settings, key: str) -> bool:
-    from hub.warehouse import Warehouse
+    from hub.warehouse.tables import Warehouse
 
     wh = Warehouse(settings)
     return wh.has_table(key) and wh.current_snapshot_id(key) is not None
@@ -91,7 +91,7 @@ def _has_data(settings: Settings, key: str) -> bool:
 def rebuild_due(settings: Settings, now: dt.datetime | None = None) -> list[tuple[str, str, str]]:
     """Rebuild every release that is stale (never built, or older than its frequency)."""
     todo = _releases(settings, lambda rel, _ds: is_stale(rel, now))
-    out = [_build(settings, d, r, "schedule") for d, r in todo]
+    out = _build_all(settings, todo, "schedule")
     mark_stale(settings, now)
     return out
 
@@ -121,9 +121,18 @@ def mark_stale(settings: Settings, now: dt.datetime | None = None) -> int:
     return stale_count
 
 
-def _build(settings: Settings, dataset: str, name: str, why: str) -> tuple[str, str, str]:
+def _build_all(settings: Settings, todo: list[tuple[str, str]], why: str) -> list[tuple[str, str, str]]:
+    """Build each (dataset, release) of ``todo`` in a runtime of its own (its query worker starts
+    only when there is something to build)."""
+    if not todo:
+        return []
+    with Hub(settings) as hub:
+        return [_build(hub, d, r, why) for d, r in todo]
+
+
+def _build(hub: Hub, dataset: str, name: str, why: str) -> tuple[str, str, str]:
     try:
-        v = build_release(settings, dataset, name, triggered_by=why)
+        v = build_release(hub, dataset, name, triggered_by=why)
     except HubError as exc:
         log.warning("release %s/%s not rebuilt: %s", dataset, name, exc.message)
         return dataset, name, f"failed: {exc.message}"

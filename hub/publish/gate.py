@@ -12,12 +12,14 @@ sensitive    (ethnicity, health, ...) as *direct*, plus non-revealing aggregates
              stddev, variance) whose cells are then subject to small-cell suppression.
 quasi        must be generalized (see ``GENERALIZERS``) or aggregated (count, sum, avg, ...).
              *Coarse* quasi-identifiers (sex, admin-unit codes: ward, province) may appear raw;
-             the result is then checked for groups smaller than k (``hub.publish.reident``).
+             the result is then checked for groups smaller than k (``hub.publish.suppress``).
 ===========  =================================================================================
 
 The generalizing functions (the whitelist): ``year``, ``quarter``, ``month``, ``date_trunc`` /
 ``date_part`` / ``extract`` to month, quarter, year or decade, ``strftime`` with ``%Y`` or ``%Y-%m``,
-and ``hub_centroid`` (the centroid of a geometry, registered by ``hub.warehouse.export``).
+and ``hub_centroid`` (the centroid of a geometry, a function of the query engine,
+``hub.warehouse.engine.duck``). Functions that read files, settings or the environment are refused by
+the hub's one SQL policy (``hub.warehouse.engine.policy``), as at every other SQL door.
 Revealing aggregates (min, max, first, last, any_value, arg_min/arg_max, median, quantile, mode,
 list, array_agg, string_agg) protect nothing: they return a value of one person.
 
@@ -29,13 +31,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import sqlglot
 from sqlglot import exp
-from sqlglot.errors import OptimizeError, ParseError
+from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from hub.errors import PublishError
+from hub.errors import AccessDenied, PublishError, QueryError
+from hub.warehouse.engine import policy
 
 Personal = Literal["direct", "quasi", "sensitive"] | None
 Kind = Literal["date", "geometry", "coarse", "other"]
@@ -84,6 +86,8 @@ class GateReport:
     columns: list[OutputColumn]
     datasets: list[str]
     aggregated: bool
+    tree: exp.Query
+    """The qualified tree the gate approved: what the release build runs (``hub.sql.door``)."""
 
     @property
     def quasi_columns(self) -> list[str]:
@@ -101,14 +105,6 @@ COARSE_UNITS = {"MONTH", "QUARTER", "YEAR", "DECADE", "CENTURY"}
 COARSE_FORMATS = {"%Y", "%Y-%m", "%m/%Y", "%Y%m"}
 CENTROID_FUNCTIONS = {"hub_centroid", "st_centroid"}
 REVEALING_NAMES = {"list", "string_agg", "mode", "arbitrary", "first", "last", "histogram", "list_agg"}
-
-
-FORBIDDEN_PREFIXES = ("read_", "parquet_", "duckdb_", "pragma_", "iceberg_")
-FORBIDDEN_FUNCTIONS = {
-    "getenv", "current_setting", "glob", "sniff_csv", "query", "query_table", "which_secret",
-    "read_text", "read_blob", "read_csv", "read_json", "read_parquet",
-}  # fmt: skip
-"""Functions that read files, settings or the environment: a release reads warehouse datasets only."""
 
 
 def _generalizes(node: exp.Expression) -> bool:
@@ -270,24 +266,31 @@ def _why(lin: Lineage) -> str:
 def check_sql(sql: str, catalog: Catalog) -> GateReport:
     """Run the gate over ``sql``; raise ``PublishError`` naming the output column and its source."""
     try:
-        parsed = sqlglot.parse(sql, dialect="duckdb")
-    except ParseError as exc:
-        raise PublishError(f"release SQL does not parse: {exc}".splitlines()[0]) from exc
-    if len(parsed) != 1 or not isinstance(parsed[0], exp.Select | exp.SetOperation):
+        tree = policy.parse_select(sql)
+    except (QueryError, AccessDenied) as exc:
+        denied = exc.message.removeprefix("Not authorized to call function ")
+        if denied != exc.message:
+            raise PublishError(
+                f"release SQL may not call {denied}(): it reads files, settings or the environment"
+            ) from exc
+        if exc.message in ("Only a SELECT statement is allowed.", "Query is not a single statement."):
+            raise PublishError("a release is exactly one SELECT statement") from exc
+        raise PublishError(f"release SQL: {exc.message}") from exc
+    if not isinstance(tree, exp.Select | exp.SetOperation):
         raise PublishError("a release is exactly one SELECT statement")
-    tree = parsed[0]
     had_star = any(True for _ in tree.find_all(exp.Star) if not isinstance(_.parent, exp.Count))
     for func in tree.find_all(exp.Func):
         name = (func.name if isinstance(func, exp.Anonymous) else func.sql_name()).lower()
-        if name.startswith(FORBIDDEN_PREFIXES) or name in FORBIDDEN_FUNCTIONS:
+        if policy.denied_function(name):
             raise PublishError(
                 f"release SQL may not call {name}(): it reads files, settings or the environment"
             )
-    ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
-    for source in tree.find_all(exp.Table):
+    for source in policy.table_refs(tree):
         key = f"{source.db}.{source.name}"
-        if (source.db and key not in catalog) or (not source.db and source.name not in ctes):
-            raise PublishError(f"release SQL reads {key.strip('.')}, which is not a warehouse dataset")
+        if not isinstance(source.this, exp.Identifier) or not source.db or key not in catalog:
+            raise PublishError(
+                f"release SQL reads {source.sql(dialect='duckdb')[:80]}, which is not a warehouse dataset"
+            )
     schema: dict[str, Any] = {}
     for key, fields in catalog.items():
         ns, name = key.split(".", 1)
@@ -318,5 +321,9 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
         for s in scopes
     )
     return GateReport(
-        sql=qualified.sql("duckdb"), columns=columns, datasets=sorted(tracer.datasets), aggregated=aggregated
+        sql=qualified.sql("duckdb"),
+        columns=columns,
+        datasets=sorted(tracer.datasets),
+        aggregated=aggregated,
+        tree=qualified,
     )

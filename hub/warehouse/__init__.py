@@ -1,6 +1,2 @@
-"""The warehouse: Iceberg tables of the datasets (``Warehouse``) and DuckDB over their snapshots
-(``hub.warehouse.query``)."""
-
-from hub.warehouse.tables import SnapshotInfo, Warehouse
-
-__all__ = ["SnapshotInfo", "Warehouse"]
+"""The warehouse: Iceberg tables of the datasets (``hub.warehouse.tables``), the data path's writers,
+and the query engine every SQL door runs on (``hub.warehouse.engine``)."""

@@ -1,30 +1,41 @@
 """The DataStore over the warehouse: a dataset's current snapshot as a CKAN DataStore table.
 
-``table_info(settings, key)`` gives the current snapshot of a dataset's table (cached for a moment,
-so that a burst of requests does not reload Iceberg metadata each time); ``search(...)`` runs one
-``datastore_search`` in the process's sandbox (``hub.warehouse.sandbox``): filters (equality, lists,
-CKAN 2.12 ranges and ``$or``), full text ``q`` (accent-insensitive), ``distinct``, ``fields``,
-``sort``, ``limit``/``offset``, and the count, cached per snapshot and query (snapshots never change).
+``DataStore`` (one per runtime, ``hub.runtime.Hub.datastore``) gives the current snapshot of a
+dataset's table (``table_info``, cached for a moment so that a burst of requests does not reload the
+Iceberg metadata each time) and runs ``datastore_search`` on the in-process locked engine
+(``hub.warehouse.engine.duck``): filters (equality, lists, CKAN 2.12 ranges and ``$or``), full text
+``q`` (accent-insensitive), ``distinct``, ``fields``, ``sort``, ``limit``/``offset``, and the count,
+cached per snapshot and query (snapshots never change). The search SQL is built here from checked
+parameters; SQL written by callers goes through the SQL doors instead (``hub.sql.door``).
 """
 
 from __future__ import annotations
 
 import functools
+import gc
+import logging
 import threading
-import time
-from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
 
+from hub.cache import LruCache, TtlCache
 from hub.errors import NotFoundError, ValidationFailed
 from hub.settings import Settings
 from hub.warehouse.changes import quote
-from hub.warehouse.sandbox import ViewSource, duck_type, get_sandbox
+from hub.warehouse.engine.duck import Engine, duck_type
+from hub.warehouse.engine.tables import TableSource
+from hub.warehouse.lookup import Lookup, equal_rows
+from hub.warehouse.tables import Warehouse
+from hub.warehouse.values import json_rows, json_value
 
+log = logging.getLogger("hub.warehouse.datastore")
 STATE_TTL_SECONDS = 2.0
+TABLE = "ds"
+"""The engine name of the searched table (registered on each search's own cursor)."""
 _OPS = {"eq": "=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 
@@ -67,48 +78,13 @@ class TableInfo:
     files: tuple[str, ...]
     schema: pa.Schema
 
-    def source(self, name: str) -> ViewSource:
-        return ViewSource(name=name, snapshot_id=self.snapshot_id, files=self.files, schema=self.schema)
+    def table_source(self, row_id: bool = True) -> TableSource:
+        """The snapshot as the engine reads it (with CKAN's ``_id`` column by default)."""
+        return TableSource(self.key, self.snapshot_id, self.files, self.schema, row_id)
 
 
-_STATE: dict[tuple[str, str], tuple[float, TableInfo | None]] = {}
-_STATE_LOCK = threading.Lock()
-_LOADING: set[tuple[str, str]] = set()
-
-
-def table_info(settings: Settings, key: str, *, max_age: float = STATE_TTL_SECONDS) -> TableInfo | None:
-    """The current snapshot of dataset ``key``, or None when it has no table or no snapshot yet."""
-    cache_key = (str(settings.warehouse_path), key)
-    now = time.monotonic()
-    hit = _STATE.get(cache_key)
-    if hit is not None and now - hit[0] < max_age:
-        return hit[1]
-    with _STATE_LOCK:
-        # one thread reloads an expired entry; the others keep the previous snapshot meanwhile
-        # (a burst of concurrent reloads of the Iceberg metadata would stall every request at once)
-        if hit is not None and cache_key in _LOADING:
-            return hit[1]
-        _LOADING.add(cache_key)
-    try:
-        info = _load_info(settings, key)
-        with _STATE_LOCK:
-            _STATE[cache_key] = (now, info)
-    finally:
-        with _STATE_LOCK:
-            _LOADING.discard(cache_key)
-    return info
-
-
-def forget_table_info() -> None:
-    with _STATE_LOCK:
-        _STATE.clear()
-
-
-def _load_info(settings: Settings, key: str) -> TableInfo | None:
-    try:
-        from hub.warehouse.tables import Warehouse
-    except ImportError:  # pragma: no cover - before the warehouse exists
-        return None
+def load_table_info(settings: Settings, key: str) -> TableInfo | None:
+    """The current snapshot of dataset ``key`` (read now), or None without a table or snapshot."""
     wh = Warehouse(settings)
     try:
         if not wh.has_table(key):
@@ -153,10 +129,11 @@ class SearchResult:
 
 
 class _Builder:
-    def __init__(self, columns: dict[str, pa.DataType]) -> None:
+    def __init__(self, columns: dict[str, pa.DataType], max_nesting: int = 64) -> None:
         self.columns = columns
         self.params: list[Any] = []
         self.equality: set[str] = set()
+        self.max_nesting = max_nesting
 
     def col(self, name: str, param: str) -> str:
         if name not in self.columns:
@@ -172,11 +149,16 @@ class _Builder:
             return "?"  # a plain parameter keeps the comparison usable by an index
         return f"CAST(? AS {duck_type(t)})"
 
-    def filters(self, filters: Any) -> str:
+    def filters(self, filters: Any, depth: int = 0) -> str:
+        if depth > self.max_nesting:
+            raise ValidationFailed(
+                "filters nested too deeply",
+                {"filters": [f"nested more than {self.max_nesting} levels (setting HUB_QUERY_MAX_NESTING)"]},
+            )
         if filters is None or filters == {}:
             return "true"
         if isinstance(filters, list):
-            parts = [self.filters(f) for f in filters]
+            parts = [self.filters(f, depth + 1) for f in filters]
             return "(" + " OR ".join(parts) + ")" if parts else "false"
         if not isinstance(filters, dict):
             raise ValidationFailed("invalid filters", {"filters": ["Not a json object"]})
@@ -185,7 +167,7 @@ class _Builder:
             if name == "$or":
                 if not isinstance(value, list):
                     raise ValidationFailed("invalid filters", {"filters": ['"$or" must be a list']})
-                parts.append(self.filters(value))
+                parts.append(self.filters(value, depth + 1))
                 continue
             col = self.col(name, "filters")
             if not isinstance(value, dict) and value is not None:
@@ -248,52 +230,6 @@ class _Builder:
         return out
 
 
-_COUNTS: OrderedDict[tuple[Any, ...], int] = OrderedDict()
-_COUNTS_LOCK = threading.Lock()
-_COUNTS_MAX = 4096
-
-
-def search(settings: Settings, name: str, info: TableInfo, query: SearchQuery) -> SearchResult:
-    """Run one datastore_search over resource ``name`` (the view) at ``info``'s snapshot.
-
-    The default order is the table's (``_id``): no ORDER BY is sent, DuckDB keeps insertion order
-    (``preserve_insertion_order``), which lets an index answer a selective filter without a sort."""
-    box = get_sandbox(settings)
-    view = box.ensure_view(info.source(name))
-    columns: dict[str, pa.DataType] = {"_id": pa.int64()}
-    columns.update({f.name: f.type for f in info.schema})
-    b = _Builder(columns)
-    wanted = query.fields or list(columns)
-    select = [b.col(f, "fields") for f in wanted]
-    fast = _lookup(box, name, info, query, wanted, columns)
-    if fast is not None:
-        return fast
-    where = " AND ".join(p for p in (b.filters(query.filters), b.full_text(query.q)) if p != "true") or "true"
-    order = b.order(query.sort)
-    params = list(b.params)
-    for column in b.equality:
-        if column != "_id":
-            box.want_index(name, column)
-    distinct = "DISTINCT " if query.distinct else ""
-    projection = "*" if wanted == list(columns) else ", ".join(select)
-    sql = f"SELECT {distinct}{projection} FROM {view} WHERE {where}"
-    if order:
-        sql += " ORDER BY " + ", ".join(f"{quote(n)} {d}" for n, d in order)
-    elif query.distinct:
-        sql += " ORDER BY " + ", ".join(select)
-    sql += f" LIMIT {int(query.limit)}" + (f" OFFSET {int(query.offset)}" if query.offset else "")
-    names, rows = box.rows(sql, params)
-    total = None
-    if query.include_total:
-        if where == "true" and not query.distinct and info.rows is not None:
-            total = info.rows
-        elif not query.offset and len(rows) < query.limit:
-            total = len(rows)
-        else:
-            total = _count(box, view, info, distinct, select, where, params)
-    return _result(columns, wanted, names, rows, total, order)
-
-
 def _result(
     columns: dict[str, pa.DataType],
     wanted: list[str],
@@ -318,92 +254,169 @@ def _result(
     )
 
 
-def _lookup(
-    box: Any,
-    name: str,
-    info: TableInfo,
-    query: SearchQuery,
-    wanted: list[str],
-    columns: dict[str, pa.DataType],
-) -> SearchResult | None:
-    """The result from the sandbox's Arrow lookup (``hub.warehouse.lookup``) when the query is only
-    text equalities and the lookup exists; None otherwise."""
-    filters = query.filters
-    if (
-        not isinstance(filters, dict)
-        or not filters
-        or not all(isinstance(v, str) for v in filters.values())
-        or query.q
-        or query.distinct
-        or query.sort
-    ):
-        return None
-    hit = box.lookup(name, info.snapshot_id, filters)
-    if hit is None:
-        return None  # the DuckDB path asks for the index, after which the lookup is built
-    table, positions = hit
-    page = positions[query.offset : query.offset + query.limit]
-    part = table.select(wanted).take(pa.array(page, pa.int64()))
-    rows = list(zip(*(c.to_pylist() for c in part.columns), strict=True)) if len(page) else []
-    return _result(columns, wanted, list(wanted), rows, len(positions) if query.include_total else None, [])
+class DataStore:
+    """The DataStore of one runtime: snapshot lookups, searches, counts and equality lookups."""
 
+    def __init__(self, settings: Settings, engine: Engine) -> None:
+        self.settings = settings
+        self.engine = engine
+        self._infos: TtlCache[str, TableInfo | None] = TtlCache(STATE_TTL_SECONDS)
+        self._counts: LruCache[tuple[Any, ...], int] = LruCache(4096)
+        self._lock = threading.Lock()
+        self._pending: set[tuple[Any, ...]] = set()
+        self._background = ThreadPoolExecutor(max_workers=1, thread_name_prefix="datastore-lookup")
+        self._frozen = False
 
-def _count(
-    box: Any, view: str, info: TableInfo, distinct: str, select: list[str], where: str, params: list[Any]
-) -> int:
-    key = (
-        view,
-        info.snapshot_id,
-        distinct,
-        tuple(select) if distinct else (),
-        where,
-        tuple(map(repr, params)),
-    )
-    with _COUNTS_LOCK:
-        if key in _COUNTS:
-            _COUNTS.move_to_end(key)
-            return _COUNTS[key]
-    if distinct:
-        sql = f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(select)} FROM {view} WHERE {where})"
-    else:
-        sql = f"SELECT count(*) FROM {view} WHERE {where}"
-    n = int(box.rows(sql, params)[1][0][0])
-    with _COUNTS_LOCK:
-        _COUNTS[key] = n
-        while len(_COUNTS) > _COUNTS_MAX:
-            _COUNTS.popitem(last=False)
-    return n
+    # --- snapshots ------------------------------------------------------------------------------
+    def table_info(self, key: str, *, max_age: float = STATE_TTL_SECONDS) -> TableInfo | None:
+        """The current snapshot of dataset ``key``, or None when it has no table or no snapshot yet."""
+        return self._infos.get(key, lambda k: load_table_info(self.settings, k), max_age=max_age)
 
+    def forget(self, key: str | None = None) -> None:
+        """Drop the cached snapshot of ``key`` (or of every dataset): a run committed a new one."""
+        self._infos.invalidate(key)
 
-def _plain(types: list[pa.DataType], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Rows whose values all serialize as JSON: decimals become floats, binary becomes hex text."""
-    fix = [
-        i
-        for i, t in enumerate(types)
-        if pa.types.is_decimal(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
-    ]
-    if not fix:
-        return rows
-    out = []
-    for row in rows:
-        values = list(row)
-        for i in fix:
-            v = values[i]
-            if v is not None:
-                values[i] = v.hex() if isinstance(v, (bytes, bytearray)) else float(v)
-        out.append(tuple(values))
-    return out
+    # --- search ---------------------------------------------------------------------------------
+    def search(self, info: TableInfo, query: SearchQuery) -> SearchResult:
+        """Run one datastore_search at ``info``'s snapshot.
+
+        The default order is the table's (``_id``): no ORDER BY is sent, DuckDB keeps the order of
+        the registered table (``preserve_insertion_order``)."""
+        source = info.table_source()
+        columns: dict[str, pa.DataType] = {"_id": pa.int64()}
+        columns.update({f.name: f.type for f in info.schema})
+        b = _Builder(columns, self.settings.query_max_nesting)
+        wanted = query.fields or list(columns)
+        select = [b.col(f, "fields") for f in wanted]
+        fast = self._lookup(source, query, wanted, columns)
+        if fast is not None:
+            return fast
+        parts = (b.filters(query.filters), b.full_text(query.q))
+        where = " AND ".join(p for p in parts if p != "true") or "true"
+        order = b.order(query.sort)
+        params = list(b.params)
+        for column in b.equality:
+            if column != "_id":
+                self._want_lookup(source, column)
+        distinct = "DISTINCT " if query.distinct else ""
+        projection = "*" if wanted == list(columns) else ", ".join(select)
+        sql = f"SELECT {distinct}{projection} FROM {TABLE} WHERE {where}"
+        if order:
+            sql += " ORDER BY " + ", ".join(f"{quote(n)} {d}" for n, d in order)
+        elif query.distinct:
+            sql += " ORDER BY " + ", ".join(select)
+        sql += f" LIMIT {int(query.limit)}" + (f" OFFSET {int(query.offset)}" if query.offset else "")
+        tables = {TABLE: source}
+        names, rows = self.engine.rows(sql, params, tables)
+        total = None
+        if query.include_total:
+            if where == "true" and not query.distinct and info.rows is not None:
+                total = info.rows
+            elif not query.offset and len(rows) < query.limit:
+                total = len(rows)
+            else:
+                total = self._count(source, distinct, select, where, params)
+        self._freeze_once()
+        return _result(columns, wanted, names, rows, total, order)
+
+    def _freeze_once(self) -> None:
+        """After the first search (the DataStore's modules and caches are loaded by then), the objects
+        alive are kept out of the cyclic collector's full passes, which would otherwise rescan them
+        and stall the requests in flight (``gc.freeze`` moves them to the permanent generation)."""
+        if not self._frozen:
+            self._frozen = True
+            gc.freeze()
+
+    def _count(
+        self, source: TableSource, distinct: str, select: list[str], where: str, params: list[Any]
+    ) -> int:
+        key = (source.cache_key, distinct, tuple(select) if distinct else (), where, tuple(map(repr, params)))
+        hit = self._counts.get(key)
+        if hit is not None:
+            return hit
+        if distinct:
+            sql = f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(select)} FROM {TABLE} WHERE {where})"
+        else:
+            sql = f"SELECT count(*) FROM {TABLE} WHERE {where}"
+        n = int(self.engine.rows(sql, params, {TABLE: source})[1][0][0])
+        self._counts.put(key, n)
+        return n
+
+    # --- equality lookups (hub.warehouse.lookup) --------------------------------------------------
+    def _want_lookup(self, source: TableSource, column: str) -> None:
+        """Build (in the background) the equality lookup of ``column`` on the cached snapshot."""
+        cached = self.engine.cache.peek(source)
+        if cached is None or column in cached.extras:
+            return
+        key = (source.cache_key, column)
+        with self._lock:
+            if key in self._pending:
+                return
+            self._pending.add(key)
+
+        def build() -> None:
+            try:
+                if Lookup.suits(cached.table, column):
+                    cached.extras[column] = Lookup(cached.table, column)
+                else:
+                    cached.extras[column] = None
+            except Exception:  # the search goes on through DuckDB
+                log.exception("equality lookup on %s of %s failed", column, source.key)
+                cached.extras[column] = None
+            finally:
+                with self._lock:
+                    self._pending.discard(key)
+
+        self._background.submit(build)
+
+    def _lookup(
+        self, source: TableSource, query: SearchQuery, wanted: list[str], columns: dict[str, pa.DataType]
+    ) -> SearchResult | None:
+        """The result from an equality lookup when the query is only text equalities and the lookup
+        exists; None otherwise (DuckDB answers, and asks for the lookup)."""
+        filters = query.filters
+        if (
+            not isinstance(filters, dict)
+            or not filters
+            or not all(isinstance(v, str) for v in filters.values())
+            or query.q
+            or query.distinct
+            or query.sort
+        ):
+            return None
+        cached = self.engine.cache.peek(source)
+        if cached is None:
+            return None
+        lookups = {c: lk for c, lk in cached.extras.items() if isinstance(lk, Lookup)}
+        positions = equal_rows(cached.table, lookups, filters)
+        if positions is None:
+            return None
+        page = positions[query.offset : query.offset + query.limit]
+        part = cached.table.select(wanted).take(pa.array(page, pa.int64()))
+        rows = list(zip(*(c.to_pylist() for c in part.columns), strict=True)) if len(page) else []
+        total = len(positions) if query.include_total else None
+        return _result(columns, wanted, list(wanted), rows, total, [])
+
+    def close(self) -> None:
+        self._background.shutdown(wait=False, cancel_futures=True)
 
 
 def records(res: SearchResult | pa.Table, fmt: str) -> Any:
-    """Rows as CKAN's ``records_format``: objects, lists, or one csv/tsv string (no header)."""
+    """Rows as CKAN's ``records_format``: objects, lists, or one csv/tsv string (no header); values
+    under the hub's one JSON rule (``hub.warehouse.values``)."""
     if isinstance(res, pa.Table):
-        names, types = res.column_names, [f.type for f in res.schema]
-        cols = [c.to_pylist() for c in res.columns]
-        rows = list(zip(*cols, strict=True)) if cols else []
+        names = res.column_names
+        rows = json_rows(res)
     else:
-        names, types, rows = res.columns, res.types, res.rows
-    rows = _plain(types, rows)
+        names = res.columns
+        fix = [
+            i
+            for i, t in enumerate(res.types)
+            if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_boolean(t))
+        ]
+        rows = res.rows
+        if fix:
+            rows = [tuple(json_value(v) if i in fix else v for i, v in enumerate(r)) for r in rows]
     if fmt == "lists":
         return [list(r) for r in rows]
     if fmt in ("csv", "tsv"):

@@ -19,11 +19,19 @@ import pyarrow.compute as pc
 MAX_DISTINCT = 200_000  # beyond this the value -> group dict would cost more memory than it saves time
 
 
+def is_text(t: pa.DataType) -> bool:
+    """A text column, plain or dictionary-encoded (the engine's cached snapshots encode repetitive text)."""
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    return bool(pa.types.is_string(t))
+
+
 class Lookup:
     """Row positions of ``column`` in ``table`` grouped by value (text columns)."""
 
     def __init__(self, table: pa.Table, column: str) -> None:
-        encoded = pc.dictionary_encode(table.column(column).combine_chunks())
+        col = table.column(column).combine_chunks()
+        encoded = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col)
         values = encoded.dictionary.to_pylist()
         nulls = len(values)  # a null's group comes last; no text value maps to it
         codes = np.asarray(
@@ -35,9 +43,12 @@ class Lookup:
 
     @staticmethod
     def suits(table: pa.Table, column: str) -> bool:
-        if column not in table.column_names or not pa.types.is_string(table.schema.field(column).type):
+        if column not in table.column_names or not is_text(table.schema.field(column).type):
             return False
-        return bool(pc.count_distinct(table.column(column)).as_py() <= MAX_DISTINCT)
+        col = table.column(column)
+        if pa.types.is_dictionary(col.type):
+            return sum(len(c.dictionary) for c in col.chunks) <= MAX_DISTINCT
+        return bool(pc.count_distinct(col).as_py() <= MAX_DISTINCT)
 
     def positions(self, value: str) -> np.ndarray:
         """Positions of the rows whose value is ``value``, ascending."""
@@ -58,9 +69,12 @@ def equal_rows(table: pa.Table, lookups: dict[str, Lookup], filters: dict[str, s
     for column, value in filters.items():
         if column == first:
             continue
-        if column not in table.column_names or not pa.types.is_string(table.schema.field(column).type):
+        if column not in table.column_names or not is_text(table.schema.field(column).type):
             return None
         if len(rows):
-            same = pc.fill_null(pc.equal(table.column(column).take(pa.array(rows)), value), False)
+            taken = table.column(column).take(pa.array(rows))
+            if pa.types.is_dictionary(taken.type):
+                taken = taken.cast(pa.string())
+            same = pc.fill_null(pc.equal(taken, value), False)
             rows = rows[np.asarray(same.to_numpy(zero_copy_only=False), dtype=bool)]
     return rows

@@ -1,23 +1,22 @@
-"""DuckDB over the warehouse: one view per dataset, over the Parquet files of a snapshot.
+"""Snapshots of the warehouse's tables as queries read them, and the operator's query (``hub query``).
 
-``connect(warehouse)`` returns an in-memory DuckDB connection with a schema per namespace and a view
-per dataset named by its key (``civil_status.births``), reading the files of the current snapshot, or
-of an earlier one with ``as_of={"civil_status.births": "<snapshot id or ISO time>"}``. A table that has
-no rows yet is a view with the right columns and no rows. The helpers (``dataset_views``,
-``view_sql``) are shared with the API's SQL sandbox (``hub.warehouse.sandbox``).
+``dataset_view(warehouse, key, as_of)`` gives the files and schema of a dataset's current snapshot,
+or of an earlier one (``as_of``: a snapshot id or an ISO time); ``run_sql`` runs one SELECT over
+every dataset, named by its key (``civil_status.births``), on the locked engine.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-import duckdb
 import pyarrow as pa
 
 from hub.errors import NotFoundError, QueryError
-from hub.warehouse.changes import duck, quote, sql_list
-from hub.warehouse.tables import QUARANTINE_SUFFIX, Warehouse, local_path, split_key
+from hub.warehouse.engine import policy
+from hub.warehouse.engine.duck import Engine
+from hub.warehouse.engine.tables import TableCache, TableSource
+from hub.warehouse.tables import Warehouse, local_path, split_key
 
 
 @dataclass(frozen=True)
@@ -38,27 +37,6 @@ class DatasetView:
         return split_key(self.key)[1]
 
 
-def _duck_types(con: duckdb.DuckDBPyConnection, schema: pa.Schema) -> list[str]:
-    rel = con.from_arrow(schema.empty_table())
-    return [str(t) for t in rel.types]
-
-
-def view_sql(con: duckdb.DuckDBPyConnection, view: DatasetView, name: str | None = None) -> str:
-    """``CREATE VIEW`` text of ``view`` (default name: ``"<namespace>"."<table>"``)."""
-    target = name or f"{quote(view.namespace)}.{quote(view.name)}"
-    if view.files:
-        # union_by_name: files written before a column was added to the table read it as NULL
-        return (
-            f"CREATE OR REPLACE VIEW {target} AS SELECT * FROM "
-            f"read_parquet({sql_list(view.files)}, union_by_name = true)"
-        )
-    cols = ", ".join(
-        f"CAST(NULL AS {t}) AS {quote(f.name)}"
-        for f, t in zip(view.schema, _duck_types(con, view.schema), strict=True)
-    )
-    return f"CREATE OR REPLACE VIEW {target} AS SELECT {cols} WHERE false"
-
-
 def dataset_view(warehouse: Warehouse, key: str, as_of: str | int | None = None) -> DatasetView:
     """The files and schema of ``key`` at its current snapshot, or at ``as_of``."""
     table = warehouse.table(key)  # loaded once: every answer below comes from the same metadata
@@ -73,78 +51,50 @@ def dataset_view(warehouse: Warehouse, key: str, as_of: str | int | None = None)
     )
 
 
-def quarantine_view(warehouse: Warehouse, key: str) -> DatasetView:
-    """The current rows of the dataset's quarantine table (empty when nothing was ever rejected)."""
-    from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA
-
-    return DatasetView(
-        key=f"{key}{QUARANTINE_SUFFIX}",
-        snapshot_id=None,
-        files=tuple(warehouse.quarantine_files(key)),
-        schema=QUARANTINE_TABLE_SCHEMA,
-    )
-
-
-def dataset_views(
-    warehouse: Warehouse, keys: Iterable[str] | None = None, as_of: Mapping[str, str | int] | None = None
-) -> list[DatasetView]:
-    """Views of ``keys`` (default: every dataset with a table); ``as_of`` maps a key to a snapshot/time."""
-    wanted = list(keys) if keys is not None else warehouse.keys()
-    unknown = set(as_of or {}) - set(wanted)
-    if unknown:
-        raise QueryError(f"--as-of names datasets that are not queried: {', '.join(sorted(unknown))}")
-    return [dataset_view(warehouse, key, (as_of or {}).get(key)) for key in wanted]
-
-
-def connect(
-    warehouse: Warehouse,
-    keys: Iterable[str] | None = None,
-    as_of: Mapping[str, str | int] | None = None,
-    *,
-    memory_limit: str = "1GB",
-) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with a view per dataset, named by its key (schema = namespace)."""
-    con = duck(memory_limit=memory_limit)
-    try:
-        for view in dataset_views(warehouse, keys, as_of):
-            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(view.namespace)}")
-            con.execute(view_sql(con, view))
-    except Exception:
-        con.close()
-        raise
-    return con
-
-
 def run_sql(
     warehouse: Warehouse,
     sql: str,
     as_of: Mapping[str, str | int] | None = None,
     *,
     max_rows: int | None = None,
+    timeout: float = 600.0,
 ) -> pa.Table:
-    """Run ``sql`` over every dataset (``hub query``); DuckDB errors become ``QueryError``."""
-    con = connect(warehouse, None, None)
+    """Run one SELECT over the datasets' current snapshots (or earlier ones, ``as_of``), as an operator.
+
+    This is ``hub query`` (and the tests' way to read tables): every dataset with a table is readable,
+    named by its key, but the SQL goes through the same policy and the same locked engine as every
+    other door (no file access, tables registered by the hub, one read-only statement). It runs in
+    this process and is reached by no network door."""
+    settings = warehouse.settings
+    tree = policy.parse_select(sql, policy.Limits(settings.query_max_sql_chars, settings.query_max_nesting))
+    keys = set(warehouse.keys())
+    wanted = dict(as_of or {})
+    unknown_as_of = set(wanted) - keys
+    if unknown_as_of:
+        first = sorted(unknown_as_of)[0]
+        raise NotFoundError(f"dataset {first!r} has no table yet (run `hub ingest {first}`)")
+    tables: dict[str, TableSource] = {}
+
+    def resolve(schema: str | None, name: str) -> str:
+        key = f"{schema}.{name}".lower() if schema else ""
+        if key not in keys:
+            raise policy.unknown(schema, name)
+        view = dataset_view(warehouse, key, wanted.pop(key, None))
+        engine_name = f"t{len(tables) + 1}"
+        tables[engine_name] = TableSource(key, view.snapshot_id, view.files, view.schema)
+        return engine_name
+
+    text, _ = policy.bind(tree, resolve)
+    if wanted:
+        raise QueryError(f"--as-of names datasets that are not queried: {', '.join(sorted(wanted))}")
+    engine = Engine(
+        TableCache(0),
+        memory_limit=settings.query_memory_limit,
+        temp_dir=settings.data_dir / "tmp" / "duckdb",
+        timeout=timeout,
+    )
     try:
-        if as_of:
-            for key, value in as_of.items():
-                if not warehouse.has_table(key):
-                    raise NotFoundError(f"dataset {key!r} has no table yet (run `hub ingest {key}`)")
-                con.execute(view_sql(con, dataset_view(warehouse, key, value)))
-        try:
-            relation = con.sql(sql)
-            if relation is None:  # a statement without a result (SET, CREATE VIEW, ...)
-                return pa.table({})
-            reader = relation.to_arrow_reader(65_536)
-            batches = []
-            rows = 0
-            for batch in reader:
-                batches.append(batch)
-                rows += batch.num_rows
-                if max_rows is not None and rows >= max_rows:
-                    break
-            table = pa.Table.from_batches(batches, schema=reader.schema)
-        except duckdb.Error as exc:
-            raise QueryError(f"{type(exc).__name__}: {exc}") from exc
-        return table.slice(0, max_rows) if max_rows is not None else table
+        table = engine.arrow(text, tables=tables)
     finally:
-        con.close()
+        engine.close()
+    return table.slice(0, max_rows) if max_rows is not None else table

@@ -17,6 +17,7 @@ import yaml
 from hub.catalog.loader import sync_catalog
 from hub.contracts import load_contract
 from hub.db import session_scope
+from hub.runtime import Hub
 from hub.settings import PROJECT_ROOT, Settings
 
 WARDS = ["31117", "31120", "31123"]
@@ -93,7 +94,7 @@ def _parcels(n: int, seed: int = 3) -> list[dict[str, Any]]:
 
 
 def _write(settings: Settings, key: str, contract_ref: str, rows: list[dict[str, Any]]) -> None:
-    from hub.warehouse import Warehouse
+    from hub.warehouse.tables import Warehouse
 
     schema = load_contract(contract_ref, settings.schemas_dir).arrow_schema
     table = pa.Table.from_pylist(rows, schema=schema)
@@ -154,3 +155,10 @@ def publish_settings(
     _write(s, "land.parcels", "land/parcels.v1", parcels_rows)
     yield s
     dispose_engines()
+
+
+@pytest.fixture
+def publish_hub(publish_settings: Settings) -> Iterator[Hub]:
+    """The runtime of ``publish_settings`` (its query worker builds the releases)."""
+    with Hub(publish_settings) as hub:
+        yield hub

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from hub.publish.build import build_release
+from hub.runtime import Hub
 from hub.settings import Settings
 from hub.testing.live import free_port, live_server
 
@@ -49,9 +50,10 @@ def test_release_files_pages_and_catalogue_are_public_and_free_of_personal_data(
     publish_settings: Settings, births_rows: list[dict[str, Any]], parcels_rows: list[dict[str, Any]]
 ) -> None:
     settings, port = _live_settings(publish_settings)
-    build_release(settings, "civil_status.births", "births-by-ward-month")
-    build_release(settings, "land.parcels", "parcels-without-owner")
-    v2 = build_release(settings, "civil_status.births", "births-by-ward-month")
+    with Hub(settings) as hub:
+        build_release(hub, "civil_status.births", "births-by-ward-month")
+        build_release(hub, "land.parcels", "parcels-without-owner")
+        v2 = build_release(hub, "civil_status.births", "births-by-ward-month")
     assert v2.version == 2
     with live_server(settings, port=port) as base, httpx.Client(timeout=30) as client:
         answer = client.get(f"{base}/api/v1/releases")

@@ -18,13 +18,14 @@ from hub.publish.build import build_release, get_release
 from hub.publish.files import validate_datapackage
 from hub.publish.freshness import after_ingest, is_stale, rebuild_due
 from hub.publish.suppress import reidentification_groups
+from hub.runtime import Hub
 from hub.settings import Settings
 
 
 def test_release_files_have_checksums_and_a_valid_datapackage_from_the_contract(
-    publish_settings: Settings,
+    publish_hub: Hub, publish_settings: Settings,
 ) -> None:
-    v = build_release(publish_settings, "civil_status.births", "births-by-ward-month")
+    v = build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     folder = publish_settings.data_dir / v.path
     names = {p.name for p in folder.iterdir()}
     assert {"data.csv", "data.parquet", "data.json", "datapackage.json", "README.md", "SHA256SUMS"} <= names
@@ -44,9 +45,9 @@ def test_release_files_have_checksums_and_a_valid_datapackage_from_the_contract(
 
 
 def test_release_rows_match_no_quasi_identifier_combination_below_k(
-    publish_settings: Settings, births_rows: list[dict[str, Any]]
+    publish_hub: Hub, publish_settings: Settings, births_rows: list[dict[str, Any]]
 ) -> None:
-    v = build_release(publish_settings, "civil_status.births", "births-by-ward-month")
+    v = build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     table = pq.read_table(publish_settings.data_dir / v.path / "data.parquet")
     assert v.suppressed > 0  # the two small wards have small cells
     assert reidentification_groups(table, ["ward_code", "month", "child_sex"], "births", 5) == []
@@ -62,37 +63,37 @@ def test_release_rows_match_no_quasi_identifier_combination_below_k(
     assert truth == first["births"]
 
 
-def test_parcels_release_has_geojson_of_centroids(publish_settings: Settings) -> None:
-    v = build_release(publish_settings, "land.parcels", "parcels-without-owner")
+def test_parcels_release_has_geojson_of_centroids(publish_hub: Hub, publish_settings: Settings) -> None:
+    v = build_release(publish_hub, "land.parcels", "parcels-without-owner")
     geo = json.loads((publish_settings.data_dir / v.path / "data.geojson").read_text(encoding="utf-8"))
     assert geo["features"]
     assert all(f["geometry"]["type"] == "Point" for f in geo["features"])
     assert "owner_name" not in geo["features"][0]["properties"]
 
 
-def test_versions_accumulate_and_a_refused_release_keeps_its_error(publish_settings: Settings) -> None:
-    build_release(publish_settings, "civil_status.births", "births-by-ward-month")
-    v2 = build_release(publish_settings, "civil_status.births", "births-by-ward-month")
+def test_versions_accumulate_and_a_refused_release_keeps_its_error(publish_hub: Hub, publish_settings: Settings) -> None:
+    build_release(publish_hub, "civil_status.births", "births-by-ward-month")
+    v2 = build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     assert v2.version == 2
     assert (publish_settings.data_dir / v2.path.replace("/2", "/1") / "data.csv").exists()
     with session_scope(publish_settings) as session:
         _, rel = get_release(session, "civil_status.births", "births-by-ward-month")
         rel.spec = {**rel.spec, "sql": "SELECT ward_code, child_full_name FROM civil_status.births"}
     with pytest.raises(PublishError, match="child_full_name"):
-        build_release(publish_settings, "civil_status.births", "births-by-ward-month")
+        build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     with session_scope(publish_settings) as session:
         _, rel = get_release(session, "civil_status.births", "births-by-ward-month")
         assert "child_full_name" in (rel.last_error or "")
         assert len(rel.versions) == 2
 
 
-def test_row_level_release_with_unique_quasi_identifiers_is_refused(publish_settings: Settings) -> None:
+def test_row_level_release_with_unique_quasi_identifiers_is_refused(publish_hub: Hub, publish_settings: Settings) -> None:
     with session_scope(publish_settings) as session:
         _, rel = get_release(session, "civil_status.births", "births-by-ward-month")
         rel.spec = {**rel.spec, "sql": "SELECT ward_code, child_sex, date_trunc('month', child_birth_date) AS m FROM civil_status.births",
                     "person_count": None}  # fmt: skip
     with pytest.raises(PublishError, match="fewer than 5 persons"):
-        build_release(publish_settings, "civil_status.births", "births-by-ward-month")
+        build_release(publish_hub, "civil_status.births", "births-by-ward-month")
 
 
 def test_freshness_rebuilds_after_ingest_and_flags_stale(publish_settings: Settings) -> None:

@@ -12,6 +12,7 @@ from rdflib.namespace import DCAT, RDF
 from hub.db import session_scope
 from hub.publish.build import build_release
 from hub.publish.dcat import HYDRA, catalog_graph, dataset_graph, serialize
+from hub.runtime import Hub
 from hub.settings import Settings
 
 SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "dcat-ap"
@@ -38,9 +39,9 @@ def _violations(data: Graph) -> tuple[bool, str]:
     return bool(conforms), str(text)
 
 
-def test_catalog_with_releases_has_zero_shacl_violations(publish_settings: Settings) -> None:
-    build_release(publish_settings, "civil_status.births", "births-by-ward-month")
-    build_release(publish_settings, "land.parcels", "parcels-without-owner")
+def test_catalog_with_releases_has_zero_shacl_violations(publish_hub: Hub, publish_settings: Settings) -> None:
+    build_release(publish_hub, "civil_status.births", "births-by-ward-month")
+    build_release(publish_hub, "land.parcels", "parcels-without-owner")
     with session_scope(publish_settings) as session:
         page = catalog_graph(publish_settings, session, 1, "ttl")
         assert page.total == 2

@@ -27,12 +27,12 @@ PERSONAL = {
 
 
 def _personal_values(settings: Settings) -> set[str]:
-    from hub.warehouse import Warehouse
-    from hub.warehouse.export import run_release_sql
+    from hub.warehouse.query import run_sql
+    from hub.warehouse.tables import Warehouse
 
     values: set[str] = set()
     for key, columns in PERSONAL.items():
-        table, _ = run_release_sql(Warehouse(settings), [key], f"SELECT {', '.join(columns)} FROM {key}")
+        table = run_sql(Warehouse(settings), f"SELECT {', '.join(columns)} FROM {key}")
         for col in table.columns:
             values.update(v for v in col.to_pylist() if isinstance(v, str) and len(v) >= 6)
     return values
@@ -68,12 +68,11 @@ def test_nothing_published_from_the_demo_contains_personal_data(settings: Settin
 
 
 def _births_csv(settings: Settings) -> str:
-    from hub.warehouse import Warehouse
-    from hub.warehouse.export import run_release_sql
+    from hub.warehouse.query import run_sql
+    from hub.warehouse.tables import Warehouse
 
-    table, _ = run_release_sql(
+    table = run_sql(
         Warehouse(settings),
-        list(PERSONAL),
         "SELECT * FROM civil_status.births UNION ALL BY NAME "
         "SELECT * FROM civil_status.deaths UNION ALL BY NAME SELECT * FROM civil_status.marriages "
         "UNION ALL BY NAME SELECT * FROM land.parcels",

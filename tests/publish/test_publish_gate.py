@@ -111,16 +111,16 @@ def test_release_definitions_are_validated_with_file_and_pointer(publish_setting
 
 
 def test_a_catalog_release_selecting_a_personal_id_is_refused_at_build(publish_settings) -> None:  # type: ignore[no-untyped-def]
-    from hub.catalog.loader import dataset_spec, get_dataset
+    from hub.catalog.loader import get_dataset
     from hub.db import session_scope
     from hub.publish.spec import ReleaseSpec
 
     rel = ReleaseSpec.model_validate({"id": "ids", "title": {"vi": "x"},
                                       "sql": "SELECT mother_personal_id FROM civil_status.births"})  # fmt: skip
     with session_scope(publish_settings) as session:
-        spec = dataset_spec(get_dataset(session, "civil_status.births"))
+        ds = get_dataset(session, "civil_status.births")
         with pytest.raises(PublishError, match=r"civil_status\.births\.mother_personal_id"):
-            check_release(publish_settings, session, spec, rel)
+            check_release(publish_settings, session, ds, rel)
 
 
 def test_a_dataset_without_personal_data_may_be_released_whole() -> None:

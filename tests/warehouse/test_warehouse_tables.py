@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from hub.errors import NotFoundError, QueryError
 from hub.ingest.runner import run_ingest
-from hub.warehouse import Warehouse
-from hub.warehouse.query import connect, run_sql
+from hub.warehouse.query import run_sql
+from hub.warehouse.tables import Warehouse
 from hub.warehouse.writer import FileSink
 from tests.warehouse.support import KEY, make_env, person
 
@@ -45,32 +45,30 @@ def test_tables_live_in_the_metadata_database_and_files_are_zstd_with_field_ids(
     assert wh.table(KEY).properties["write.parquet.compression-codec"] == "zstd"
 
 
-def test_an_empty_table_is_a_view_with_columns_and_no_rows(settings: object) -> None:
+def test_an_empty_table_has_its_columns_and_no_rows(settings: object) -> None:
     wh = Warehouse(settings)  # type: ignore[arg-type]
     wh.ensure_table("land.parcels", SCHEMA)
-    con = connect(wh)
-    assert con.execute("SELECT count(*) FROM land.parcels").fetchall() == [(0,)]
-    assert [c[0] for c in con.execute("DESCRIBE land.parcels").fetchall()] == ["id", "name"]
-    con.close()
+    assert run_sql(wh, "SELECT count(*) AS n FROM land.parcels").to_pylist() == [{"n": 0}]
     assert run_sql(wh, "SELECT * FROM land.parcels").column_names == ["id", "name"]
 
 
-def test_views_of_chosen_datasets_and_errors(settings: object) -> None:
+def test_queries_of_datasets_and_errors(settings: object) -> None:
     wh = Warehouse(settings)  # type: ignore[arg-type]
     table = wh.ensure_table("land.parcels", SCHEMA)
     sink = FileSink(table, wh.data_dir(table), "manual")
     sink.write(pa.record_batch({"id": [1, 2, 3], "name": ["a", "b", None]}))
     first = wh.commit(table, add=sink.close(), properties={"hub.run-id": "manual"})
     wh.ensure_table("edu.schools", SCHEMA)
-    con = connect(wh, ["land.parcels"])
-    assert con.execute("SELECT count(*), count(name) FROM land.parcels").fetchall() == [(3, 2)]
-    with pytest.raises(Exception, match="edu"):
-        con.execute("SELECT * FROM edu.schools")
-    con.close()
+    assert run_sql(wh, "SELECT count(*) AS n, count(name) AS c FROM land.parcels").to_pylist() == [
+        {"n": 3, "c": 2}
+    ]
     assert wh.snapshots("land.parcels")[0].snapshot_id == first
     assert wh.snapshots("land.parcels")[0].run_id == "manual"
-    with pytest.raises(QueryError, match="Catalog Error"):
+    with pytest.raises(QueryError, match='relation "land.nothing" does not exist'):
         run_sql(wh, "SELECT * FROM land.nothing")
+    files = wh.data_files("land.parcels")
+    with pytest.raises(QueryError, match="does not exist"):  # a path is not a table, even for operators
+        run_sql(wh, f"SELECT * FROM '{files[0]}'")
     with pytest.raises(NotFoundError, match="no table yet"):
         wh.table("land.nothing")
     with pytest.raises(QueryError, match="neither a snapshot id nor an ISO 8601 time"):

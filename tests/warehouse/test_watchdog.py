@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from hub.warehouse.sandbox import Watchdog
+from hub.warehouse.engine.watchdog import Watchdog
 
 
 class FakeCursor:

@@ -1,0 +1,74 @@
+"""The frames between the server and a query worker, over the worker's stdin and stdout.
+
+A frame is a 4-byte big-endian length, one byte of kind, then the payload. The server sends JSON
+(``INIT``, ``JOB``) and one-byte requests (``NEXT``, ``CANCEL``); the worker answers with JSON
+(``READY``, ``END``, ``ERROR``) and Arrow IPC (``SCHEMA``, ``BATCH``). Nothing is pickled: the worker
+runs SQL from outside, so the server reads from it only JSON and Arrow, which it validates.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import IO, Any
+
+import orjson
+
+INIT = b"I"
+READY = b"R"
+JOB = b"J"
+NEXT = b"N"
+CANCEL = b"C"
+SCHEMA = b"S"
+BATCH = b"B"
+END = b"E"
+ERROR = b"X"
+
+_HEADER = struct.Struct(">Ic")
+MAX_FRAME = 1 << 31
+
+
+class ProtocolError(Exception):
+    """The other side closed the pipe or sent something that is not a frame."""
+
+
+def send(out: IO[bytes], kind: bytes, payload: bytes | memoryview = b"") -> None:
+    out.write(_HEADER.pack(len(payload), kind))
+    if payload:
+        out.write(payload)
+    out.flush()
+
+
+def send_json(out: IO[bytes], kind: bytes, value: Any) -> None:
+    send(out, kind, orjson.dumps(value))
+
+
+def _read_exact(src: IO[bytes], n: int) -> bytes:
+    """Exactly ``n`` bytes (a raw pipe may return fewer per read; loop until all came)."""
+    data = src.read(n)
+    if data is None or len(data) == 0:
+        raise ProtocolError("the pipe was closed")
+    if len(data) == n:
+        return data
+    buf = bytearray(n)
+    view = memoryview(buf)
+    view[: len(data)] = data
+    got = len(data)
+    while got < n:
+        chunk = src.read(n - got)
+        if not chunk:
+            raise ProtocolError("the pipe was closed")
+        view[got : got + len(chunk)] = chunk
+        got += len(chunk)
+    return bytes(buf)
+
+
+def receive(src: IO[bytes]) -> tuple[bytes, bytes]:
+    """The next frame ``(kind, payload)``; ``ProtocolError`` when the pipe closed."""
+    length, kind = _HEADER.unpack(_read_exact(src, _HEADER.size))
+    if length > MAX_FRAME:
+        raise ProtocolError(f"a frame of {length} bytes")
+    return kind, (_read_exact(src, length) if length else b"")
+
+
+def loads(payload: bytes) -> Any:
+    return orjson.loads(payload)
