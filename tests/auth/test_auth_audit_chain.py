@@ -1,5 +1,7 @@
 """The audit log is tamper-evident: edits, deletions, insertions and reorderings done directly in the
-database are found by ``hub audit verify``, which names the first bad entry."""
+database are found by ``hub audit verify``, which names the first bad entry; so are deleted
+checkpoints (they no longer come at the promised cadence) and a head that does not name the last
+checkpoint. The witness outside the database has its own tests (test_auth_audit_witness.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -14,7 +17,7 @@ from typer.testing import CliRunner
 
 from hub.auth import audit
 from hub.auth.audit_verify import export, verify
-from hub.auth.models import AuditCheckpoint, AuditEntry
+from hub.auth.models import AuditCheckpoint, AuditEntry, AuditHead
 from hub.auth.principal import Principal
 from hub.db import dispose_engines, session_scope
 from hub.settings import Settings
@@ -61,6 +64,8 @@ def test_an_intact_log_verifies(logged: Settings) -> None:
     assert report.ok, report.problems
     assert report.entries == 20
     assert report.checkpoints == 4
+    assert report.witness_checkpoints == 4
+    assert report.notes == []  # entry 20 carries the last checkpoint: nothing is left uncovered
     assert first is not None
     assert first.prev_hash == "0" * 64
     assert first.ip == "10.0.0.7"
@@ -183,7 +188,7 @@ def test_hub_audit_verify_command(logged: Settings, monkeypatch: pytest.MonkeyPa
     try:
         result = CliRunner().invoke(app, ["audit", "verify"])
         assert result.exit_code == 0, result.output
-        assert "20 entries" in result.output
+        assert "20 entries, 4 signed checkpoints, 8 witness records" in result.output
         with session_scope(logged) as session:
             session.execute(update(AuditEntry).where(AuditEntry.seq == 3).values(outcome="denied"))
         result = CliRunner().invoke(app, ["audit", "verify"])
@@ -256,3 +261,128 @@ def test_checkpoints_are_also_signed_at_intervals(settings: Settings) -> None:
         seqs = [c.seq for c in session.scalars(select(AuditCheckpoint).order_by(AuditCheckpoint.seq))]
         assert verify(session, s).ok
     assert seqs == [2, 3]  # the interval runs from the first entry
+
+
+# --- checkpoints: their cadence, and the head ------------------------------------------------------
+
+
+def _rewrite_chain_from(s: Settings, seq: int) -> None:
+    """Edit entry ``seq`` and recompute every later hash and the head's: the chain holds again."""
+    with session_scope(s) as session:
+        rows = list(session.scalars(select(AuditEntry).order_by(AuditEntry.seq)))
+        prev_hash = rows[seq - 2].hash
+        for e in rows[seq - 1 :]:
+            if e.seq == seq:
+                e.rows = 0
+            e.prev_hash = prev_hash
+            e.hash = audit.entry_hash(audit.entry_fields(e))
+            prev_hash = e.hash
+        session.execute(update(AuditHead).values(hash=prev_hash))
+
+
+def _delete_checkpoints(s: Settings, *, fix_head: bool) -> None:
+    with session_scope(s) as session:
+        session.execute(delete(AuditCheckpoint))
+        first = session.get(AuditEntry, 1)
+        assert first is not None
+        if fix_head:  # as if no checkpoint had ever been signed: the interval runs from entry 1
+            session.execute(update(AuditHead).values(checkpoint_seq=0, checkpoint_at=first.ts))
+
+
+def test_deleted_checkpoints_and_a_rewritten_chain_are_found_by_the_cadence_alone(logged: Settings) -> None:
+    """The insider deletes the checkpoints, edits entry 8, recomputes the chain and the head, and
+    deletes the witness too: 20 entries without a checkpoint, where one is due every 5, remain."""
+    _delete_checkpoints(logged, fix_head=True)
+    _rewrite_chain_from(logged, 8)
+    assert logged.audit_witness_dir is not None
+    (logged.audit_witness_dir / "checkpoints.jsonl").unlink(missing_ok=True)
+    with session_scope(logged) as session:
+        report = verify(session, logged)
+    assert [p.kind for p in report.problems] == ["cadence"]
+    bad = report.first_bad
+    assert bad is not None
+    assert (bad.seq, bad.kind) == (1, "cadence")
+    assert bad.message.startswith("entry 5 carries no signed checkpoint, yet 5 entries were written since")
+
+
+def test_deleting_only_the_checkpoints_is_found(logged: Settings) -> None:
+    _delete_checkpoints(logged, fix_head=False)
+    with session_scope(logged) as session:
+        report = verify(session, logged)
+    assert {p.kind for p in report.problems} == {"witness", "cadence", "head"}
+    bad = report.first_bad
+    assert bad is not None
+    assert (bad.seq, bad.kind) == (5, "witness")
+    assert "the checkpoint at entry 5 was deleted from the database" in bad.message
+    head = next(p for p in report.problems if p.kind == "head")
+    assert "the head names a checkpoint at entry 20, but the database holds no checkpoint" in head.message
+
+
+def test_deleting_the_last_checkpoints_is_found(logged: Settings) -> None:
+    """Only the checkpoints after entry 10 go, and the head is set back to name the one at 10."""
+    with session_scope(logged) as session:
+        session.execute(delete(AuditCheckpoint).where(AuditCheckpoint.seq > 10))
+        cp10 = session.scalars(select(AuditCheckpoint).where(AuditCheckpoint.seq == 10)).one()
+        session.execute(update(AuditHead).values(checkpoint_seq=10, checkpoint_at=cp10.ts))
+    with session_scope(logged) as session:
+        report = verify(session, logged)
+    assert {p.kind for p in report.problems} == {"witness", "cadence"}
+    bad = report.first_bad
+    assert bad is not None
+    assert (bad.seq, bad.kind) == (15, "witness")
+    cadence = next(p for p in report.problems if p.kind == "cadence")
+    assert cadence.seq == 11
+    assert cadence.message.startswith(
+        "entry 15 carries no signed checkpoint, yet 5 entries were written since the checkpoint at entry 10"
+    )
+
+
+@pytest.mark.parametrize("field", ["checkpoint_seq", "checkpoint_at"])
+def test_the_head_must_name_the_last_checkpoint(logged: Settings, field: str) -> None:
+    with session_scope(logged) as session:
+        if field == "checkpoint_seq":
+            session.execute(update(AuditHead).values(checkpoint_seq=15))
+        else:  # a checkpoint time in the future would hold off the checkpoints due by time
+            session.execute(update(AuditHead).values(checkpoint_at=datetime(2999, 1, 1)))
+    with session_scope(logged) as session:
+        report = verify(session, logged)
+    assert [p.kind for p in report.problems] == ["head"]
+    assert "checkpoint" in report.problems[0].message
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 22, 8, 0, 0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_checkpoints_missing_by_time_are_found(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a checkpoint due every 60 s (and only every 1,000 entries), entry 3, written 61 s after
+    entry 1, carries one; once it is deleted (and the head made to agree), entry 3 is named."""
+    clock = _Clock()
+    monkeypatch.setattr(audit, "utcnow", clock)
+    s = Settings(
+        data_dir=settings.data_dir,
+        site_url=settings.site_url,
+        audit_checkpoint_every=1000,
+        audit_checkpoint_seconds=60,
+    )
+    audit.register_settings(s)
+    for step in (0, 10, 51, 9, 30):  # entries at 0, 10, 61, 70 and 100 s
+        clock.now += timedelta(seconds=step)
+        with session_scope(s) as session:
+            audit.record(session, "admin.test", ANALYST)
+    with session_scope(s) as session:
+        assert [c.seq for c in session.scalars(select(AuditCheckpoint))] == [3]
+        assert verify(session, s).ok
+    _delete_checkpoints(s, fix_head=True)
+    assert s.audit_witness_dir is not None
+    (s.audit_witness_dir / "checkpoints.jsonl").unlink(missing_ok=True)
+    with session_scope(s) as session:
+        report = verify(session, s)
+    assert [p.kind for p in report.problems] == ["cadence"]
+    assert report.problems[0].message.startswith(
+        "entry 3 carries no signed checkpoint, yet it came 61 s after entry 1 (one is due every 60 s)"
+    )
