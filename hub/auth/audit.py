@@ -34,7 +34,7 @@ from typing import Any
 from sqlalchemy import Engine, event, insert, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
-from hub.auth import witness
+from hub.auth import keys, witness
 from hub.auth.models import AuditCheckpoint, AuditEntry, AuditHead
 from hub.auth.principal import Principal
 from hub.db import utcnow
@@ -183,8 +183,6 @@ def _write_checkpoint(session: Session, settings: Settings, seq: int, entry_hash
     (``WitnessUnavailable`` if it cannot be: the caller's transaction must then roll back)."""
     from joserfc import jws
 
-    from hub.auth import keys
-
     ring = keys.keyring(settings, session=session)
     payload = {
         "seq": seq,
@@ -205,24 +203,25 @@ def _write_checkpoint(session: Session, settings: Settings, seq: int, entry_hash
     )
     session.add(cp)
     session.flush()
+    pending = _pending(session)
     store = witness.open_witness(settings)
     store.append(witness.checkpoint_record(seq, entry_hash_, cp.kid, signature, cp.ts))
-    _confirm_after_commit(session, store, witness.committed_record(seq, entry_hash_, signature))
+    pending.append((store, witness.committed_record(seq, entry_hash_, signature)))
     return cp
 
 
 _PENDING = "hub.audit.witness_pending"
 
 
-def _confirm_after_commit(session: Session, store: witness.Witness, record: dict[str, Any]) -> None:
-    """Append ``record`` (a ``committed`` record) to ``store`` once ``session``'s transaction has
-    committed; forget it if the transaction (or a savepoint) rolls back."""
+def _pending(session: Session) -> list[tuple[witness.Witness, dict[str, Any]]]:
+    """The ``committed`` records to append to the witness once ``session``'s transaction has
+    committed; forgotten if it (or a savepoint) rolls back."""
     pending: list[tuple[witness.Witness, dict[str, Any]]] | None = session.info.get(_PENDING)
     if pending is None:
         pending = session.info[_PENDING] = []
         event.listen(session, "after_commit", _after_commit)
         event.listen(session, "after_soft_rollback", _after_rollback)
-    pending.append((store, record))
+    return pending
 
 
 def _after_commit(session: Session) -> None:
@@ -243,6 +242,10 @@ def _after_commit(session: Session) -> None:
 
 def _after_rollback(session: Session, _previous: SessionTransaction) -> None:
     session.info[_PENDING] = []
+    # The hub's first signing key may have been made in this transaction (keys.keyring makes it on
+    # first use) and is gone with it: forget the cached keyring, or the next checkpoint is signed
+    # with a key that is in no database.
+    keys.clear_cache()
 
 
 def checkpoint(session: Session, settings: Settings) -> AuditCheckpoint | None:

@@ -226,6 +226,7 @@ def _compare_witness(
         entries=report.entries,
         location=report.witness,
         bad_signature=bad_signature,
+        known_kids=set(signatures.trusted) | signatures.unopened,
     )
     if result.rolled_back:
         report.notes.append(
@@ -428,16 +429,18 @@ class _Cadence:
         if self.problem is None and checkpoint_due(
             every, seconds, seq - self.open_seq, ts - SLACK, self.open_ts
         ):
-            since = f"the checkpoint at entry {self.open_seq}" if self.open_seq else "entry 1"
+            cp = f"the checkpoint at entry {self.open_seq}" if self.open_seq else None
             if seq - self.open_seq >= every:
-                late = f"{seq - self.open_seq} entries after {since} (one is due every {every})"
+                late = f"{seq - self.open_seq} entries were written since {cp or 'the log began'}"
+                due = f"every {every} entries"
             else:
-                gap = (ts - (self.open_ts or ts)).total_seconds()
-                late = f"{gap:.0f} s after {since} (one is due every {seconds} s)"
+                late = f"it came {(ts - (self.open_ts or ts)).total_seconds():.0f} s after {cp or 'entry 1'}"
+                due = f"every {seconds} s"
             self.problem = Problem(
                 self.open_seq + 1,
                 "cadence",
-                f"entry {seq} carries no signed checkpoint, yet it came {late}: checkpoints were deleted",
+                f"entry {seq} carries no signed checkpoint, yet {late} (one is due {due}): checkpoints "
+                "were deleted",
             )
         if self.open_ts is None:
             self.open_ts = ts  # entry 1: the interval runs from it

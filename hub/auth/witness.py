@@ -269,19 +269,30 @@ def compare(
     entries: int,
     location: str,
     bad_signature: Callable[[WitnessedCheckpoint], str | None],
+    known_kids: set[str],
 ) -> Comparison:
     """What the witness holds that the database does not, and the other way round.
 
     ``hashes_at``: the hash of each entry of the database at a checkpoint's seq; ``head_seq``: the
     log's end as read after the witness; ``bad_signature``: why a witnessed checkpoint's signature does
-    not hold, or None.
+    not hold, or None; ``known_kids``: the keys in the database. A checkpoint never confirmed, signed
+    with a key the database does not hold, was signed with the hub's first key in a transaction that
+    rolled back (and took the key with it).
     """
     edited = [
-        Finding(0, f"{where}: not a witness record ({why}): the witness was edited")
+        Finding(
+            0,
+            f"{where}: not a witness record ({why}): the witness was edited (or a write to it was cut "
+            "short by a crash)",
+        )
         for where, why in contents.unreadable
     ]
     valid: list[WitnessedCheckpoint] = []
+    rolled_back = 0
     for w in contents.checkpoints:
+        if w.kid not in known_kids and w.key not in contents.committed:
+            rolled_back += 1
+            continue
         why = bad_signature(w)
         if why is None:
             valid.append(w)
@@ -311,7 +322,6 @@ def compare(
     ]
     deleted: list[Finding] = []
     rewritten: list[Finding] = []
-    rolled_back = 0
     matching = sorted({w.seq for w in valid if hashes_at.get(w.seq) == w.hash})
     for w in sorted(valid, key=lambda w: w.seq):
         confirmed = w.key in contents.committed
