@@ -3,12 +3,12 @@
 Request data is read as CKAN reads it (``ckan/views/api.py``): form fields of a POST (urlencoded or
 multipart; a single field whose value is empty or "1" is parsed as JSON, for ``curl -d '{...}'``), else
 the query string of a side-effect-free action, else a JSON object body. File parts (``upload``) stay
-file objects. Unknown actions, GET on a write action and undecodable JSON give CKAN's bare-string 400.
+file objects. Unknown actions, GET on a write action and undecodable JSON give CKAN's bare-string 400;
+JSON is parsed under the hub's size and nesting limits (``hub.api.errors.loads_json``).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,10 +19,11 @@ from starlette.responses import Response
 from hub.api import ckan_read, ckan_write, datastore  # noqa: F401  (register the actions)
 from hub.api.ckan_registry import ACTIONS, Action, ActionContext
 from hub.api.deps import app_session_factory
-from hub.api.errors import CkanBadRequest, help_url, json_response
+from hub.api.errors import BodyTooLarge, CkanBadRequest, InvalidBody, help_url, json_response, loads_json
 from hub.auth.resolve import resolve_principal
 from hub.catalog.search import catalog_index
 from hub.errors import ValidationFailed
+from hub.settings import Settings
 
 router = APIRouter(tags=["CKAN Action API"])
 
@@ -70,10 +71,7 @@ async def _request_data(request: Request, act: Action) -> dict[str, Any]:
         form = await request.form(max_files=20, max_fields=10_000, max_part_size=16 * 1024 * 1024)
         items = list(form.multi_items())
         if len(items) == 1 and isinstance(items[0][1], str) and items[0][1] in ("", "1"):
-            try:
-                parsed = json.loads(items[0][0])
-            except ValueError as exc:
-                raise CkanBadRequest("JSON Error: Error decoding JSON data.") from exc
+            parsed = _loads(items[0][0], settings)
             if not isinstance(parsed, dict):
                 raise CkanBadRequest("JSON Error: Request data JSON decoded to non-dictionary")
             return parsed
@@ -93,16 +91,32 @@ async def _request_data(request: Request, act: Action) -> dict[str, Any]:
         out.pop("callback", None)
         out.pop("_", None)
         return out
-    body = await request.body()
+    body = await _read_body(request, request.app.state.settings.request_max_json_bytes)
     if not body.strip():
         return {}
-    try:
-        parsed = json.loads(body)
-    except ValueError as exc:
-        raise CkanBadRequest(f"JSON Error: Error decoding JSON data. Error: {exc}") from exc
+    parsed = _loads(body, request.app.state.settings)
     if not isinstance(parsed, dict):
         raise CkanBadRequest("JSON Error: Request data JSON decoded to non-dictionary")
     return parsed
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused (413) once it passes ``limit`` bytes, whatever its content type."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"JSON larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _loads(text: bytes | str, settings: Settings) -> Any:
+    try:
+        return loads_json(text, settings)
+    except InvalidBody as exc:
+        raise CkanBadRequest(f"JSON Error: Error decoding JSON data. Error: {exc.message}") from exc
 
 
 def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:

@@ -6,19 +6,29 @@
 - Everything else (``/api/v1``, downloads, pages): RFC 9457 ``application/problem+json``.
 
 The web layer's own errors (below) extend ``hub.errors``; domain code never raises HTTP exceptions.
+
+Input limits live here too, since their refusals are responses like any other: ``JsonBodyLimits`` refuses
+a JSON request body larger than ``HUB_REQUEST_MAX_JSON_BYTES`` (413) or nested deeper than
+``HUB_QUERY_MAX_NESTING`` (400) before any route parses it, and ``loads_json`` parses the JSON that
+arrives another way (a CKAN form field, a body without a JSON content type, a JSON query parameter)
+under the same limits. The depth is found by a scan of the text, so no parser ever recurses past it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from typing import Any
 
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.errors import (
     AccessDenied,
@@ -28,6 +38,7 @@ from hub.errors import (
     QueryError,
     ValidationFailed,
 )
+from hub.settings import Settings
 
 log = logging.getLogger("hub.api")
 
@@ -62,6 +73,20 @@ class IntegrityFailed(HubError):
 
     code = "integrity_error"
     http_status = 400
+
+
+class InvalidBody(HubError):
+    """A request body (or JSON parameter) that is not JSON, or nests deeper than allowed (400)."""
+
+    code = "invalid_body"
+    http_status = 400
+
+
+class BodyTooLarge(HubError):
+    """A JSON request body larger than ``HUB_REQUEST_MAX_JSON_BYTES`` (413)."""
+
+    code = "body_too_large"
+    http_status = 413
 
 
 def json_response(content: Any, status_code: int = 200, media_type: str = JSON_UTF8) -> Response:
@@ -180,9 +205,118 @@ def _unhandled_handler(request: Request, exc: Exception) -> Response:
     return problem_response(500, "Internal Server Error", code="internal_error")
 
 
+# --- limits of JSON input --------------------------------------------------------------------------
+
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = bytes(c for c in range(256) if c not in b"[]{}")
+_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as int8
+
+
+def json_too_deep(text: bytes | str, limit: int) -> bool:
+    """Whether the JSON ``text`` nests arrays and objects more than ``limit`` deep.
+
+    A scan, not a parse: strings are removed, the brackets left give the depth (their running sum).
+    Invalid JSON gets an answer too (its unclosed brackets count), so the check can run before parsing.
+    """
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKET)
+    if len(brackets) <= limit:
+        return False
+    # "[" and "{" count +1, "]" and "}" -1; the deepest point is the largest running sum
+    steps = pa.Array.from_buffers(pa.int8(), len(brackets), [None, pa.py_buffer(brackets.translate(_STEP))])
+    deepest = pc.max(pc.cumulative_sum(steps.cast(pa.int32()))).as_py()
+    return deepest is not None and int(deepest) > limit
+
+
+def loads_json(text: bytes | str, settings: Settings) -> Any:
+    """Parse JSON that came from outside, under the size and nesting limits of ``settings``.
+
+    Raises ``BodyTooLarge`` (413) above ``request_max_json_bytes`` and ``InvalidBody`` (400) when the
+    text nests deeper than ``query_max_nesting`` or is not JSON.
+    """
+    size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
+    if size > settings.request_max_json_bytes:
+        raise BodyTooLarge(f"JSON larger than {settings.request_max_json_bytes} bytes")
+    if json_too_deep(text, settings.query_max_nesting):
+        raise InvalidBody(f"JSON nested deeper than {settings.query_max_nesting} levels")
+    try:
+        return json.loads(text)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
+        raise InvalidBody(f"not valid JSON: {exc}") from exc
+
+
+def _is_json(scope: Scope) -> bool:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-type":
+            media = value.split(b";")[0].strip().lower()
+            return media == b"application/json" or media.endswith(b"+json")
+    return False
+
+
+class JsonBodyLimits:
+    """Refuses a JSON request body that is too large (413) or nested too deep (400), in the envelope of
+    its route, before the route reads it; other bodies (forms, uploads) pass untouched."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _is_json(scope):
+            await self.app(scope, receive, send)
+            return
+        limit = self.settings.request_max_json_bytes
+        too_large = BodyTooLarge(f"JSON larger than {limit} bytes")
+        for key, value in scope.get("headers", ()):
+            if key == b"content-length" and value.strip().isdigit() and int(value) > limit:
+                await self._refuse(scope, receive, send, too_large)
+                return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nobody to answer
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                await self._refuse(scope, receive, send, too_large)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if json_too_deep(body, self.settings.query_max_nesting):
+            deep = f"JSON nested deeper than {self.settings.query_max_nesting} levels"
+            error = (
+                CkanBadRequest(f"JSON Error: {deep}") if is_ckan_path(scope["path"]) else InvalidBody(deep)
+            )
+            await self._refuse(scope, receive, send, error)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, exc: HubError) -> None:
+        await _hub_error_handler(Request(scope), exc)(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the whole ``body`` once, then the real ``receive`` (disconnects)."""
+    pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers above on ``app`` (called by ``create_app``)."""
+    """Register the handlers above on ``app`` (called by ``create_app``), and the JSON body limits."""
     app.add_exception_handler(HubError, _hub_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
+    app.add_middleware(JsonBodyLimits, settings=app.state.settings)
