@@ -71,7 +71,7 @@ def site_read(ctx: ActionContext, data: dict[str, Any]) -> bool:
 def help_show(ctx: ActionContext, data: dict[str, Any]) -> str:
     from hub.api.ckan_registry import ACTIONS
 
-    name = get_or_bust(data, "name")
+    name = str(get_or_bust(data, "name"))
     if name not in ACTIONS:
         raise NotFoundError("Action function not found")
     return (ACTIONS[name].fn.__doc__ or name).strip()
@@ -135,7 +135,13 @@ def _visible(ctx: ActionContext) -> Any:
 def search(ctx: ActionContext, params: SearchParams) -> dict[str, Any]:
     idx = catalog_index(ctx.settings).get(ctx.session, ctx.settings, ctx.states(fresh=True))
     try:
-        res = run_search(idx, params, _visible(ctx))
+        res = run_search(
+            idx,
+            params,
+            _visible(ctx),
+            max_chars=ctx.settings.search_max_fq_chars,
+            max_nesting=ctx.settings.query_max_nesting,
+        )
     except QuerySyntaxError as exc:
         raise SearchQueryError(f"Search Query is invalid: {exc.message}") from exc
     return {
@@ -153,12 +159,11 @@ def package_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(k for k in data if k not in _SEARCH_PARAMS and not k.startswith("ext_"))
     if unknown:
         raise SearchQueryError(f"Search Query is invalid: Invalid search parameters: {unknown}")
-    fq_list = data.get("fq_list") or []
-    if isinstance(fq_list, str):
-        fq_list = as_list(data, "fq_list") or []
+    nesting = ctx.settings.query_max_nesting
+    fq_list = as_list(data, "fq_list", max_nesting=nesting) or []
     facet_fields: list[str] = []
     if "facet.field" in data and str(data.get("facet", "true")).lower() != "false":
-        facet_fields = [str(f) for f in as_list(data, "facet.field") or []]
+        facet_fields = [str(f) for f in as_list(data, "facet.field", max_nesting=nesting) or []]
     rows = as_int(data, "rows", 10) or 0
     params = SearchParams(
         q=str(data.get("q") or ""),
@@ -325,7 +330,12 @@ def _list(ctx: ActionContext, data: dict[str, Any], kind: str) -> list[Any]:
     limit = min(as_int(data, "limit", default_limit) or default_limit, default_limit)
     offset = as_int(data, "offset", 0) or 0
     q = str(data.get("q") or "").lower()
-    names = as_list(data, "organizations" if kind == "org" else "groups", comma=True)
+    names = as_list(
+        data,
+        "organizations" if kind == "org" else "groups",
+        comma=True,
+        max_nesting=ctx.settings.query_max_nesting,
+    )
     if kind == "org":
         counts = _org_counts(ctx)
         objs: list[Any] = list(

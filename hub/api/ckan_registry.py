@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.api.errors import json_too_deep
 from hub.auth import access, audit
 from hub.auth.principal import Principal
 from hub.catalog.ckan import StateLookup, TableState, package_dicts
@@ -94,6 +95,9 @@ class ActionContext:
 
 # --- parameter helpers -----------------------------------------------------------------------------
 
+MAX_NESTING: int = Settings.model_fields["query_max_nesting"].default
+"""Nesting of JSON parameters when the caller passes no limit (pass ``ctx.settings.query_max_nesting``)."""
+
 
 def get_or_bust(data: dict[str, Any], *keys: str) -> Any:
     """The first of ``keys`` present in ``data``; CKAN's ``{"id": ["Missing value"]}`` otherwise."""
@@ -120,20 +124,37 @@ def as_bool(data: dict[str, Any], key: str, default: bool) -> bool:
     raise ValidationFailed("invalid boolean", {key: ["Value must be one of: true, false"]})
 
 
-def as_int(data: dict[str, Any], key: str, default: int | None, *, minimum: int = 0) -> int | None:
+INT_MAX = 2**31 - 1
+"""The largest integer parameter accepted by default (Solr's and PostgreSQL's ``int``): paging past it
+means nothing, and a larger value must not reach SQLite, DuckDB or date arithmetic (their 64-bit
+integers overflow)."""
+
+
+def as_int(
+    data: dict[str, Any], key: str, default: int | None, *, minimum: int = 0, maximum: int = INT_MAX
+) -> int | None:
     value = data.get(key)
     if value is None or value == "":
         return default
-    try:
-        number = int(str(value).strip()) if not isinstance(value, bool) else int(value)
-    except ValueError as exc:
-        raise ValidationFailed("invalid integer", {key: ["Invalid integer"]}) from exc
+    if isinstance(value, int):  # bool included: True is 1
+        number = int(value)
+    else:
+        text = value.strip() if isinstance(value, str) else ""
+        digits = text[1:] if text[:1] in ("+", "-") else text
+        if not digits.isdecimal():  # int() would also take "1_000"
+            raise ValidationFailed("invalid integer", {key: ["Invalid integer"]})
+        # past 30 digits the value is out of range anyway (and int() refuses 4,300 digits)
+        number = int(text) if len(digits) <= 30 else (minimum - 1 if text[0] == "-" else maximum + 1)
     if number < minimum:
         raise ValidationFailed("not a natural number", {key: ["Must be a natural number"]})
+    if number > maximum:
+        raise ValidationFailed("too large", {key: [f"Must be at most {maximum}"]})
     return number
 
 
-def as_list(data: dict[str, Any], key: str, *, comma: bool = False) -> list[Any] | None:
+def as_list(
+    data: dict[str, Any], key: str, *, comma: bool = False, max_nesting: int = MAX_NESTING
+) -> list[Any] | None:
     """A list parameter: a list, a JSON array string, or (with ``comma``) a comma-separated string."""
     value = data.get(key)
     if value is None or value == "":
@@ -143,10 +164,7 @@ def as_list(data: dict[str, Any], key: str, *, comma: bool = False) -> list[Any]
     if isinstance(value, str):
         text = value.strip()
         if text.startswith("["):
-            try:
-                parsed = json.loads(text)
-            except ValueError as exc:
-                raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]}) from exc
+            parsed = _json_param(key, text, max_nesting)
             if isinstance(parsed, list):
                 return parsed
         if comma:
@@ -155,15 +173,22 @@ def as_list(data: dict[str, Any], key: str, *, comma: bool = False) -> list[Any]
     raise ValidationFailed("not a list", {key: ["Not a list"]})
 
 
-def as_json(data: dict[str, Any], key: str) -> Any:
+def as_json(data: dict[str, Any], key: str, *, max_nesting: int = MAX_NESTING) -> Any:
     """A value that GET requests send as a JSON string (DataStore ``filters``, dict ``q``)."""
     value = data.get(key)
     if isinstance(value, str) and value.strip()[:1] in ("{", "["):
-        try:
-            return json.loads(value)
-        except ValueError as exc:
-            raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]}) from exc
+        return _json_param(key, value, max_nesting)
     return value
+
+
+def _json_param(key: str, text: str, max_nesting: int) -> Any:
+    """``text`` parsed as JSON, nested at most ``max_nesting`` deep (checked before parsing)."""
+    if json_too_deep(text, max_nesting):
+        raise ValidationFailed("too deep", {key: [f"JSON nested deeper than {max_nesting} levels"]})
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]}) from exc
 
 
 # --- lookups and access ----------------------------------------------------------------------------

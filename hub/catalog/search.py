@@ -33,7 +33,19 @@ from sqlalchemy.orm import Session
 
 from hub.catalog.ckan import LICENSES, StateLookup, fold, package_dicts
 from hub.catalog.models import Dataset
-from hub.catalog.search_fq import All, And, Node, Not, Or, QuerySyntaxError, Range, Term, parse, parse_date
+from hub.catalog.search_fq import (
+    MAX_NESTING,
+    All,
+    And,
+    Node,
+    Not,
+    Or,
+    QuerySyntaxError,
+    Range,
+    Term,
+    parse,
+    parse_date,
+)
 from hub.settings import Settings
 
 STRING_FIELDS = (
@@ -75,6 +87,8 @@ SORT_FIELDS = {
     "views_total",
 }
 DEFAULT_SORT = "score desc, metadata_modified desc"
+MAX_QUERY_CHARS = 10_000
+"""Longest ``q`` or filter query when the caller names no limit (``HUB_SEARCH_MAX_FQ_CHARS``'s default)."""
 _WORD = re.compile(r"\w+")
 
 
@@ -304,8 +318,8 @@ class _Eval:
             )
             return set(nums[start:end])
         if name in NUMBER_FIELDS:
-            lo_n = float(node.lo) if node.lo else -math.inf
-            hi_n = float(node.hi) if node.hi else math.inf
+            lo_n = _number(name, node.lo) if node.lo else -math.inf
+            hi_n = _number(name, node.hi) if node.hi else math.inf
             out = set()
             for d in self.idx.docs:
                 v = float(d.package.get(name) or 0)
@@ -320,6 +334,13 @@ class _Eval:
             if ok_lo and ok_hi:
                 res |= docs
         return res
+
+
+def _number(field: str, text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise QuerySyntaxError(f"{field} is a number: {text[:40]!r} is not") from None
 
 
 def _has_phrase(toks: list[str], words: list[str]) -> bool:
@@ -382,8 +403,10 @@ def dismax(idx: Index, q: str) -> tuple[set[int], Counter[int]]:
     return found, scores
 
 
-def evaluate(idx: Index, query: str, now: datetime | None = None) -> set[int] | frozenset[int]:
-    return _Eval(idx, now).run(parse(query))
+def evaluate(
+    idx: Index, query: str, now: datetime | None = None, max_nesting: int = MAX_NESTING
+) -> set[int] | frozenset[int]:
+    return _Eval(idx, now).run(parse(query, max_nesting))
 
 
 # --- the search -----------------------------------------------------------------------------------
@@ -440,21 +463,34 @@ def _sort_key(name: str, idx: Index, scores: dict[int, float]) -> Callable[[int]
 
 
 def run_search(
-    idx: Index, params: SearchParams, visible: Callable[[Doc], bool], now: datetime | None = None
+    idx: Index,
+    params: SearchParams,
+    visible: Callable[[Doc], bool],
+    now: datetime | None = None,
+    *,
+    max_chars: int = MAX_QUERY_CHARS,
+    max_nesting: int = MAX_NESTING,
 ) -> SearchResult:
-    """Evaluate ``params`` over ``idx``; ``visible`` decides which private documents the caller sees."""
+    """Evaluate ``params`` over ``idx``; ``visible`` decides which private documents the caller sees.
+
+    ``q`` and each filter query are refused (``QuerySyntaxError``) beyond ``max_chars`` characters or
+    ``max_nesting`` levels of parentheses and prefix operators (the API passes its settings).
+    """
+    for name, query in (("q", params.q), ("fq", params.fq), *(("fq_list", f) for f in params.fq_list)):
+        if query and len(query) > max_chars:
+            raise QuerySyntaxError(f"{name} is longer than {max_chars} characters")
     q = (params.q or "").strip()
     scores: Counter[int] | None = None
     matched: set[int] | frozenset[int]
     if q in ("", '""', "''", "*:*", "*"):
         matched = idx.everything
     elif ":" in q:
-        matched = evaluate(idx, q, now)
+        matched = evaluate(idx, q, now, max_nesting)
     else:
         matched, scores = dismax(idx, q)
     for fq in [params.fq, *params.fq_list]:
         if fq and fq.strip():
-            matched = matched & evaluate(idx, fq, now)
+            matched = matched & evaluate(idx, fq, now, max_nesting)
     if params.include_private:
         private = [
             n

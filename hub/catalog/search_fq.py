@@ -11,11 +11,16 @@ Grammar (the subset CKAN clients send)::
 
 Range ends may be ``*`` and dates may use ``NOW`` with Solr date math (``NOW-1DAY``, ``NOW/DAY``).
 The parser returns a small tree (``Node``) that ``hub.catalog.search`` evaluates over its index.
+
+Limits: parentheses and prefix operators (``NOT``, ``-``, ``+``, ``!``) nest at most ``max_nesting``
+deep (the API passes ``HUB_QUERY_MAX_NESTING``), so neither the parser nor the evaluation recurses
+without bound; a date outside the years 1 to 9999 is a syntax error. Both are ``QuerySyntaxError``.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Union
@@ -106,10 +111,22 @@ def _unescape(s: str) -> str:
     return re.sub(r"\\(.)", r"\1", s)
 
 
+MAX_NESTING = 64
+"""Nesting allowed when the caller names none (the default of ``HUB_QUERY_MAX_NESTING``)."""
+
+
 class _Parser:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_nesting: int = MAX_NESTING) -> None:
         self.toks = _tokens(text)
         self.i = 0
+        self.depth = 0
+        self.max_nesting = max_nesting
+
+    def _enter(self) -> None:
+        """One level deeper (a parenthesis or a prefix operator); refused past ``max_nesting``."""
+        self.depth += 1
+        if self.depth > self.max_nesting:
+            raise QuerySyntaxError(f"the query nests deeper than {self.max_nesting} levels")
 
     def peek(self) -> tuple[str, str] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -158,21 +175,27 @@ class _Parser:
         kind, text = tok
         if kind == "word" and text in ("NOT", "!"):
             self.i += 1
-            return Not(self.unary(field))
+            return Not(self._nested(self.unary, field))
         if kind == "word" and text[0] in "-!+" and len(text) > 1:
             self.toks[self.i] = ("word", text[1:])
-            inner = self.unary(field)
+            inner = self._nested(self.unary, field)
             return Not(inner) if text[0] in "-!" else inner
         if kind == "word" and text in ("-", "+"):
             self.i += 1
-            inner = self.unary(field)
+            inner = self._nested(self.unary, field)
             return Not(inner) if text == "-" else inner
         return self.primary(field)
+
+    def _nested(self, rule: Callable[[str | None], Node], field: str | None) -> Node:
+        self._enter()
+        node = rule(field)
+        self.depth -= 1
+        return node
 
     def primary(self, field: str | None) -> Node:
         kind, text = self.take()
         if kind == "lpar":
-            node = self.query(field)
+            node = self._nested(self.query, field)
             self._expect("rpar")
             return node
         if kind == "phrase":
@@ -193,7 +216,7 @@ class _Parser:
                 raise QuerySyntaxError(f"missing value after {name}:")
             if nxt[0] == "lpar":
                 self.i += 1
-                node = self.query(name)
+                node = self._nested(self.query, name)
                 self._expect("rpar")
                 return node
             if nxt[0] == "phrase":
@@ -233,9 +256,9 @@ class _Parser:
             raise QuerySyntaxError(f"expected ')' but found {tok[1]!r}")
 
 
-def parse(text: str) -> Node:
+def parse(text: str, max_nesting: int = MAX_NESTING) -> Node:
     """Parse one Solr query string (``fq``, a fielded ``q``) into a ``Node`` tree."""
-    return _Parser(text).parse()
+    return _Parser(text, max_nesting).parse()
 
 
 _UNITS = {
@@ -303,29 +326,39 @@ def _add(dt: datetime, n: int, unit: str) -> datetime:
     return dt + timedelta(**{unit: n})
 
 
+MAX_DATE_CHARS = 200
+
+
 def parse_date(text: str, now: datetime | None = None) -> datetime:
     """A Solr date (ISO 8601, optional fraction and ``Z``) or ``NOW`` with date math, as naive UTC."""
     text = text.strip()
+    if len(text) > MAX_DATE_CHARS:  # the pattern below backtracks over long texts
+        raise QuerySyntaxError(f"invalid date {text[:40]!r}...: longer than {MAX_DATE_CHARS} characters")
     base_now = now or datetime.now(UTC).replace(tzinfo=None)
     m = re.match(r"^(NOW|[0-9][0-9:\-T.]*Z?)((?:[+\-/][0-9]*[A-Z]+)*)$", text)
     if not m:
-        raise QuerySyntaxError(f"invalid date {text!r}")
+        raise QuerySyntaxError(f"invalid date {text[:40]!r}")
     head, math = m.group(1), m.group(2)
     if head == "NOW":
         dt = base_now
     else:
         try:
             parsed = datetime.fromisoformat(head.replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise QuerySyntaxError(f"invalid date {text!r}") from exc
-        dt = parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+            dt = parsed.astimezone(UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
+        except (OverflowError, ValueError) as exc:  # not a date, or past year 9999 in UTC
+            raise QuerySyntaxError(f"invalid date {text[:40]!r}") from exc
     for op, num, unit_name in re.findall(r"([+\-/])([0-9]*)([A-Z]+)", math):
         unit = _UNITS.get(unit_name)
         if unit is None:
             raise QuerySyntaxError(f"invalid date math unit {unit_name!r}")
         if op == "/":
             dt = _round(dt, unit)
-        else:
-            n = int(num or "1")
+            continue
+        if len(num) > 18:  # more than any date can move (int() refuses 4,300 digits)
+            raise QuerySyntaxError(f"date math out of range in {text[:40]!r}")
+        n = int(num or "1")
+        try:
             dt = _add(dt, n if op == "+" else -n, unit)
+        except (OverflowError, ValueError) as exc:  # past the years 1 to 9999
+            raise QuerySyntaxError(f"date math out of range in {text[:40]!r}") from exc
     return dt
