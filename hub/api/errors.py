@@ -250,7 +250,7 @@ def loads_json(text: bytes | str, settings: Settings) -> Any:
 def _is_json(scope: Scope) -> bool:
     for key, value in scope.get("headers", ()):
         if key == b"content-type":
-            media = value.split(b";")[0].strip().lower()
+            media: bytes = value.split(b";")[0].strip().lower()
             return media == b"application/json" or media.endswith(b"+json")
     return False
 
