@@ -23,6 +23,7 @@ from starlette.responses import FileResponse, Response
 
 from hub.api.dcat import cached
 from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
+from hub.api.errors import InvalidBody, loads_json
 from hub.auth import access, audit
 from hub.auth.principal import Principal
 from hub.catalog.loader import dataset_spec, get_dataset
@@ -37,6 +38,7 @@ from hub.settings import Settings
 
 router = APIRouter(tags=["releases"])
 CACHE = "public, max-age=60"
+MAX_VERSION = 2**31 - 1
 
 
 def release_dict(settings: Settings, ds: Dataset, rel: Release) -> dict[str, Any]:
@@ -110,11 +112,53 @@ def _require_writer(session: Any, principal: Principal, ds: Dataset, action: str
         raise AccessDenied(f"{action} on {ds.key} needs catalog:write and editor rights on its organization")
 
 
-@router.post("/api/v1/releases", status_code=201, summary="Define or replace a release (catalog:write)")
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by the definitions (for ``openapi_extra``)."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    out: dict[str, Any] = walk(schema)
+    return out
+
+
+def _release_body_schema() -> dict[str, Any]:
+    schema = _inline_refs(ReleaseSpec.model_json_schema())
+    schema["properties"] = {
+        "dataset": {"type": "string", "description": "Dataset key (civil_status.births), id or name."},
+        **schema["properties"],
+    }
+    schema["required"] = ["dataset", *schema.get("required", [])]
+    schema["title"] = "ReleaseIn"
+    return schema
+
+
+_RELEASE_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": _release_body_schema()}}}
+}
+
+
+@router.post(
+    "/api/v1/releases",
+    status_code=201,
+    summary="Define or replace a release (catalog:write)",
+    openapi_extra=_RELEASE_BODY,
+)
 async def create_release(
     request: Request, settings: SettingsDep, session: SessionDep, principal: V1PrincipalDep
 ) -> dict[str, Any]:
-    body = await request.json()
+    raw_body = await request.body()
+    if not raw_body.strip():
+        raise InvalidBody("the body is empty: send a JSON object with 'dataset' and the release fields")
+    body = loads_json(raw_body, settings)
     if not isinstance(body, dict) or "dataset" not in body:
         raise ValidationFailed("body must be a JSON object with 'dataset' and the release fields")
 
@@ -159,6 +203,8 @@ async def release_file(
 ) -> Response:  # fmt: skip
     def work() -> ReleaseFile:
         ds, rel = get_release(session, dataset, release)
+        if not 1 <= version <= MAX_VERSION:  # no such version; the database's integers end at 2**63
+            raise NotFoundError(f"release {ds.key}/{release} has no version {version}")
         f = session.scalar(
             select(ReleaseFile).join(ReleaseVersion, ReleaseFile.version_id == ReleaseVersion.id)
             .where(ReleaseVersion.release_id == rel.id, ReleaseVersion.version == version)
