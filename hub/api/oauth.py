@@ -280,7 +280,7 @@ def _register_ckan_token_actions() -> None:
 
     if importlib.util.find_spec("hub.api.ckan_registry") is None:
         return
-    from hub.api.ckan_registry import ACTIONS, ActionContext, action
+    from hub.api.ckan_registry import ACTIONS, ActionContext, action, as_int
 
     if "api_token_create" in ACTIONS:
         return
@@ -288,24 +288,30 @@ def _register_ckan_token_actions() -> None:
 
     @action("api_token_create", write=True)
     def api_token_create(ctx: ActionContext, data: dict[str, Any]) -> dict[str, str]:
-        expires_in = data.get("expires_in")
         token = api_tokens.create(
             ctx.session,
             ctx.settings,
             ctx.principal,
-            user=data.get("user") or data.get("user_id"),
+            user=_text(data, "user", "user_id"),
             name=str(data.get("name") or ""),
-            expires_in=int(expires_in) if expires_in not in (None, "") else None,
+            expires_in=as_int(data, "expires_in", None, minimum=1),
             unit=str(data.get("unit") or "day"),
         )
         return {"token": token}
 
     @action("api_token_list")
     def api_token_list(ctx: ActionContext, data: dict[str, Any]) -> list[dict[str, Any]]:
-        return api_tokens.list_tokens(
-            ctx.session, ctx.principal, user=data.get("user_id") or data.get("user")
-        )
+        return api_tokens.list_tokens(ctx.session, ctx.principal, user=_text(data, "user_id", "user"))
 
     @action("api_token_revoke", write=True)
     def api_token_revoke(ctx: ActionContext, data: dict[str, Any]) -> None:
-        api_tokens.revoke(ctx.session, ctx.principal, token=data.get("token"), jti=data.get("jti"))
+        api_tokens.revoke(ctx.session, ctx.principal, token=_text(data, "token"), jti=_text(data, "jti"))
+
+
+def _text(data: dict[str, Any], *keys: str) -> str | None:
+    """The first of ``keys`` given in ``data``, as text (a JSON number or list is not an id)."""
+    for key in keys:
+        value = data.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return None

@@ -19,6 +19,8 @@ from hub.errors import AccessDenied, NotFoundError, ValidationFailed
 from hub.settings import Settings
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+MAX_SECONDS = 100 * 365 * 86400
+"""The longest lifetime a token may be given (a century: past it, dates leave what the database holds)."""
 
 
 def _owner(session: Session, principal: Principal, user_ref: str | None) -> Any:
@@ -49,6 +51,9 @@ def create(
     if unit not in UNITS:
         raise ValidationFailed("invalid unit", {"unit": [f"one of {', '.join(UNITS)}"]})
     seconds = expires_in * UNITS[unit] if expires_in else None
+    if seconds is not None and not 0 < seconds <= MAX_SECONDS:
+        message = f"a token lives more than 0 and at most {MAX_SECONDS // 86400} days"
+        raise ValidationFailed("invalid expires_in", {"expires_in": [message]})
     roles = users.org_roles(session, owner.id)
     scope = " ".join(sorted(users.user_scopes(owner, roles)))
     token, row = tokens.issue_api_token(session, settings, owner, name, scope=scope, seconds=seconds)

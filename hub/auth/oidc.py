@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from hub.auth.tokens import InvalidToken, check_claims, verify_signature
@@ -45,20 +46,28 @@ def _fetch(conf: dict[str, str]) -> dict[str, ECKey | RSAKey]:
             meta = client.get(f"{iss}/.well-known/openid-configuration")
             meta.raise_for_status()
             doc = meta.json()
-            if str(doc.get("issuer", "")).rstrip("/") != iss:
+            if not isinstance(doc, dict) or str(doc.get("issuer", "")).rstrip("/") != iss:
                 raise InvalidToken("discovery document names another issuer")
-            jwks_uri = doc["jwks_uri"]
+            jwks_uri = doc.get("jwks_uri")
+            if not isinstance(jwks_uri, str):
+                raise ValueError("the discovery document names no jwks_uri")
         resp = client.get(jwks_uri)
         resp.raise_for_status()
         data = resp.json()
+    found = data.get("keys") if isinstance(data, dict) else None
+    if not isinstance(found, list):
+        raise ValueError("the JWKS has no list of keys")
     out: dict[str, ECKey | RSAKey] = {}
-    for k in data.get("keys", []):
-        if k.get("use", "sig") != "sig" or "kid" not in k:
+    for k in found:
+        if not isinstance(k, dict) or k.get("use", "sig") != "sig" or not isinstance(k.get("kid"), str):
             continue
-        if k.get("kty") == "RSA":
-            out[k["kid"]] = RSAKey.import_key(k)
-        elif k.get("kty") == "EC":
-            out[k["kid"]] = ECKey.import_key(k)
+        try:
+            if k.get("kty") == "RSA":
+                out[k["kid"]] = RSAKey.import_key(k)
+            elif k.get("kty") == "EC":
+                out[k["kid"]] = ECKey.import_key(k)
+        except (JoseError, TypeError, ValueError):  # a key the hub cannot use: its tokens fail as unknown kid
+            continue
     return out
 
 

@@ -66,7 +66,8 @@ def client_of(headers: dict[str, str], settings: Settings) -> str | None:
         iss = claims.get("iss")
         header = tokens.unverified_header(token)
         if iss == tokens.issuer(settings):
-            key = keyring(settings).published.get(header.get("kid", ""))
+            kid = header.get("kid")
+            key = keyring(settings).published.get(kid) if isinstance(kid, str) else None
             if key is None:
                 return None
             claims = tokens.verify_signature(token, key)
@@ -77,8 +78,11 @@ def client_of(headers: dict[str, str], settings: Settings) -> str | None:
             return None
     except tokens.InvalidToken:
         return None
-    cid = claims.get("client_id") or claims.get("azp") or claims.get("sub")
-    return str(cid) if cid else None
+    for name in ("client_id", "azp", "sub"):
+        cid = claims.get(name)
+        if isinstance(cid, str) and cid:
+            return cid
+    return None
 
 
 class RateLimitMiddleware:

@@ -96,8 +96,17 @@ def principal_from_token(
 
 def _scopes(claims: dict[str, Any]) -> set[str]:
     raw = claims.get("scope") or claims.get("scp") or ""
-    items = raw.split() if isinstance(raw, str) else [str(s) for s in raw]
-    return {s for s in items if s in SCOPES}
+    items = raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else []
+    return {s for s in items if isinstance(s, str) and s in SCOPES}
+
+
+def _text(claims: dict[str, Any], *names: str) -> str | None:
+    """The first of the claims ``names`` that is a non-empty string (other JSON values count as absent)."""
+    for name in names:
+        value = claims.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
 
 
 def _user_principal(
@@ -115,12 +124,12 @@ def _user_principal(
         kind="user",
         subject=subject,
         name=user.name,
-        client_id=claims.get("client_id") or claims.get("azp"),
+        client_id=_text(claims, "client_id", "azp"),
         org_id=org_id,
         org_roles=roles,
         scopes=scopes,
         sysadmin=user.sysadmin and "admin" in scopes,
-        token_id=claims.get("jti"),
+        token_id=_text(claims, "jti"),
         ip=client_ip,
     )
 
@@ -133,6 +142,8 @@ def _hub_principal(session: Session, claims: dict[str, Any], client_ip: str | No
         return _user_principal(session, user, claims, client_ip, user.id)
     if claims.get("token_use") == "api_token":
         raise InvalidToken("user not found")
+    if not isinstance(client_id, str):
+        raise InvalidToken("no client_id")
     client = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
     if client is None or client.state != "active" or sub != client.client_id:
         raise InvalidToken("client not found or disabled")
@@ -146,7 +157,7 @@ def _hub_principal(session: Session, claims: dict[str, Any], client_ip: str | No
         org_roles={},
         scopes=scopes,
         sysadmin=False,
-        token_id=claims.get("jti"),
+        token_id=_text(claims, "jti"),
         ip=client_ip,
     )
 
@@ -167,8 +178,8 @@ def _external_principal(
         kind="user",
         subject=subject,
         name=str(name),
-        client_id=claims.get("azp") or claims.get("client_id"),
+        client_id=_text(claims, "azp", "client_id"),
         scopes=frozenset(_scopes(claims) & {"catalog:read", "datastore:read"}),
-        token_id=claims.get("jti"),
+        token_id=_text(claims, "jti"),
         ip=client_ip,
     )

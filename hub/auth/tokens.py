@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from joserfc import jws, jwt
 from joserfc.errors import JoseError
@@ -187,16 +188,24 @@ def check_claims(claims: dict[str, Any], *, iss: str, aud: str, now: float | Non
     if aud not in auds:
         raise InvalidToken("wrong audience")
     exp = claims.get("exp")
-    if not isinstance(exp, int | float):
+    if not _is_time(exp):
         raise InvalidToken("no expiry")
     if now > exp + LEEWAY_SECONDS:
         raise InvalidToken("expired")
+    for name in ("nbf", "iat"):
+        if name in claims and not _is_time(claims[name]):
+            raise InvalidToken(f"{name} is not a time")
     nbf = claims.get("nbf")
-    if isinstance(nbf, int | float) and now + LEEWAY_SECONDS < nbf:
+    if nbf is not None and now + LEEWAY_SECONDS < nbf:
         raise InvalidToken("not yet valid")
     iat = claims.get("iat")
-    if isinstance(iat, int | float) and now + LEEWAY_SECONDS < iat:
+    if iat is not None and now + LEEWAY_SECONDS < iat:
         raise InvalidToken("issued in the future")
+
+
+def _is_time(value: Any) -> TypeGuard[int | float]:
+    """A NumericDate: a finite number (JSON also gives NaN and infinities, which compare as never)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def verify_hub_token(session: Session, settings: Settings, token: str) -> dict[str, Any]:
