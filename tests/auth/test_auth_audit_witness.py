@@ -526,3 +526,57 @@ def test_the_witness_file_is_only_appended_to(logged: Settings) -> None:
         f"{path}:9: not a witness record (not a JSON object): the witness was edited (or a write to it was "
         "cut short by a crash)"
     ]
+
+
+def _verify_while_appending(s: Settings) -> list[VerifyReport]:
+    """Four threads append 40 entries each while the log is verified again and again."""
+    audit.register_settings(s)
+    _append(s, 3)  # the signing key exists before the threads start
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            for i in range(40):
+                with session_scope(s) as session:
+                    audit.record(session, "query.sql", ANALYST, rows=i)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    reports = []
+    try:
+        while any(t.is_alive() for t in threads):
+            reports.append(_report(s))
+    finally:
+        for t in threads:
+            t.join()
+    assert errors == []
+    return reports
+
+
+def test_verifying_while_the_hub_appends_gives_no_false_alarm(settings: Settings) -> None:
+    """Checkpoints and entries arrive between verify's reads (a checkpoint every 3 entries): every
+    check passes."""
+    s = Settings(data_dir=settings.data_dir, site_url=settings.site_url, audit_checkpoint_every=3)
+    reports = _verify_while_appending(s)
+    assert len(reports) >= 3
+    assert [r.problems for r in reports if not r.ok] == []
+    assert len({r.entries for r in reports}) >= 3  # it did see the log grow
+    final = _report(s)
+    assert final.ok, final.problems
+    assert (final.entries, final.checkpoints) == (163, 54)
+
+
+@pytest.mark.integration
+def test_verifying_while_the_hub_appends_gives_no_false_alarm_on_postgresql(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    s = Settings(data_dir=tmp_path, database_url=postgres_url, audit_checkpoint_every=3)
+    reports = _verify_while_appending(s)
+    assert [r.problems for r in reports if not r.ok] == []
+    assert len({r.entries for r in reports}) >= 3
+    final = _report(s)
+    assert final.ok, final.problems
+    assert (final.entries, final.checkpoints) == (163, 54)
