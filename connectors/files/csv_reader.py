@@ -5,6 +5,18 @@ A malformed record (wrong number of columns, a quote that is never closed, a val
 line break when ``newlines_in_values`` is off, bytes not valid in the encoding) either raises
 ``SourceDataError`` naming file, line and column (``on_error: fail``) or comes out as a row whose data
 columns are null and whose ``_hub_error`` says what is wrong (``on_error: quarantine``).
+
+Every source line is loaded or quarantined. With ``on_error: quarantine`` and ``newlines_in_values``
+off (every line is a record), a line where a quote is never closed is set apart before pyarrow sees it
+(``_QuoteGuard``: a numpy count of quote bytes per line over each chunk; only lines with an odd count
+are looked at one by one), so it cannot swallow the lines after it: it is quarantined alone, and they
+load. A broken record that still runs over several lines (``newlines_in_values`` on and a quote never
+closed) is quarantined as one row per line, each with its line number, so a swallowed span counts in
+the invalid share instead of vanishing. When pyarrow cannot parse the rest of a file at all (a quote
+left open across its blocks), the error names the line where the quote was opened.
+
+Before reading, the file's first bytes are checked (``sniff.require_text``): a compressed or binary
+file fails naming the file. Lines that end in a lone CR are read as lines (``sniff.CrLines``).
 """
 
 from __future__ import annotations
@@ -15,14 +27,21 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from connectors.files.transcode import NormalizingReader, canonical_encoding, first_bad_byte, read_head
+from connectors.files.sniff import CrLines, lone_cr, require_text
+from connectors.files.transcode import (
+    CHUNK_BYTES,
+    NormalizingReader,
+    canonical_encoding,
+    first_bad_byte,
+    read_head,
+)
 from hub.errors import SourceDataError
 from hub.ingest.connector import ERROR_COLUMN, ROW_COLUMN, SOURCE_COLUMN
 
@@ -43,18 +62,41 @@ class _Problem:
     line_count: int = field(compare=False)
     column: int | None = field(compare=False)
     reason: str = field(compare=False)
+    text: str = field(compare=False, default="")
+    unclosed: bool = field(compare=False, default=False)  # a quote never closed: it swallowed lines
 
 
-def header_columns(path: Path, display: str, opts: CsvOptions) -> list[str]:
+@dataclass
+class _Found:
+    """A bad record of a batch: where it starts, why, and how many lines it runs over."""
+
+    line: int
+    column: int | None
+    reason: str
+    row: int | None  # its index in the batch; None for a record the parser skipped
+    span: int = 1  # lines that count as source rows of their own (they are quarantined one by one)
+    text: str = ""  # the record as read, when known (the swallowed lines are shown from it)
+
+
+def open_bytes(path: Path, cr: bool) -> BinaryIO:
+    """The file's bytes; with ``cr``, its lone-CR line ends read as LF."""
+    raw = path.open("rb")
+    return CrLines(raw) if cr else raw  # type: ignore[return-value]
+
+
+def header_columns(path: Path, display: str, opts: CsvOptions, cr: bool = False) -> list[str]:
     """The column names on line ``header_row``: NFC, stripped; empty or repeated names are errors."""
-    with path.open("rb") as raw:
+    with open_bytes(path, cr) as raw:
         head = read_head(raw, opts.encoding, display)
-    rows = csv.reader(io.StringIO(head), delimiter=opts.delimiter, quotechar=opts.quote_char)
+    rows = csv.reader(io.StringIO(head, newline=""), delimiter=opts.delimiter, quotechar=opts.quote_char)
     names: list[str] | None = None
-    for i, row in enumerate(rows, start=1):
-        if i == opts.header_row:
-            names = row
-            break
+    try:
+        for i, row in enumerate(rows, start=1):
+            if i == opts.header_row:
+                names = row
+                break
+    except csv.Error as exc:
+        raise SourceDataError(f"not CSV text: {exc}", file=display, line=rows.line_num) from exc
     if not names:
         raise SourceDataError("no header line", file=display, line=opts.header_row)
     cleaned = [n.strip() for n in names]
@@ -65,6 +107,120 @@ def header_columns(path: Path, display: str, opts: CsvOptions) -> list[str]:
         if cleaned.index(n) != i - 1:
             raise SourceDataError(f"column name {n!r} appears twice", file=display, line=line, column=i)
     return cleaned
+
+
+BROKEN = "\x01"  # starts the line that stands in for a broken line (see _QuoteGuard)
+
+
+def open_quote(line: bytes, delimiter: int, quote: int, inside: bool = False) -> int | None:
+    """The 1-based column of a quote left open at the end of ``line``, read as pyarrow reads it: a
+    quote opens a value only at its start, ``""`` inside quotes is a quote, text after a closing quote
+    belongs to the value, and a quote inside an unquoted value is text. ``inside``: the line starts
+    within a quoted value opened on an earlier line."""
+    column, i, n = 1, 0, len(line)
+    while i < n or inside:
+        if inside or line[i] == quote:  # a quoted value
+            i += 0 if inside else 1
+            inside = False
+            while True:
+                if i >= n:
+                    return column
+                if line[i] == quote:
+                    if i + 1 < n and line[i + 1] == quote:
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                i += 1
+        while i < n and line[i] != delimiter:
+            i += 1
+        if i < n:  # a delimiter: the next value starts
+            column += 1
+            i += 1
+    return None
+
+
+class _QuoteGuard:
+    """Lines where a quote is never closed, set apart before pyarrow reads them (every line a record).
+
+    pyarrow would read such a quote on over the next lines (swallowing them, or failing when the value
+    reaches the end of its block). Each chunk of whole lines is scanned with numpy for lines holding an
+    odd number of quote bytes; only those are read one by one (``open_quote``), and a broken one is
+    replaced by a line that pyarrow rejects as a record of the wrong width and that names it, so that
+    the invalid-row handler quarantines it with its line number and reason."""
+
+    def __init__(self, opts: CsvOptions, columns: int) -> None:
+        self.delimiter = opts.delimiter.encode()
+        self.quote = opts.quote_char.encode()
+        self.header_row = opts.header_row
+        self.pad = self.delimiter if columns == 1 else b""  # a marker must have the wrong width
+        self.broken: dict[int, tuple[int, str]] = {}  # line -> (column, reason)
+
+    def __call__(self, piece: bytes, first_line: int) -> bytes:
+        if self.quote not in piece:
+            return piece
+        data = np.frombuffer(piece, dtype=np.uint8)
+        ends = np.flatnonzero(data == 10)
+        quotes = np.flatnonzero(data == self.quote[0])
+        # quote bytes on each line: those before its end minus those before the previous line's end
+        before = np.searchsorted(quotes, np.append(ends, len(piece)))
+        odd = np.flatnonzero(np.diff(before, prepend=0) & 1)
+        if not len(odd):
+            return piece
+        starts = np.concatenate([[0], ends + 1])
+        out: list[bytes] = []
+        done = 0
+        for k in odd.tolist():
+            line = first_line + k
+            if line <= self.header_row:
+                continue
+            start = int(starts[k])
+            end = int(ends[k]) if k < len(ends) else len(piece)
+            text = piece[start:end].rstrip(b"\r")
+            column = open_quote(text, self.delimiter[0], self.quote[0])
+            if column is None:
+                continue
+            shown = text.decode("utf-8", errors="replace")
+            self.broken[line] = (
+                column,
+                f"a quote opened in column {column} is never closed: {_snippet(shown)!r}",
+            )
+            out += [piece[done:start], f"{BROKEN}{line}".encode(), self.pad]
+            done = end
+        if not out:
+            return piece
+        out.append(piece[done:])
+        return b"".join(out)
+
+    def problem(self, record: int, text: str) -> _Problem | None:
+        """The problem of a stand-in line that pyarrow rejected (None for any other rejected record)."""
+        number = text[1:].split(self.delimiter.decode(), 1)[0] if text.startswith(BROKEN) else ""
+        found = self.broken.pop(int(number), None) if number.isdigit() else None
+        return None if found is None else _Problem(record, 1, found[0], found[1])
+
+
+class _OpenValue:
+    """Where the quoted value that is still open at the end of the text seen so far began (a guard
+    that only looks, for ``newlines_in_values``: values may span lines, so the state carries over)."""
+
+    def __init__(self, opts: CsvOptions) -> None:
+        self.delimiter, self.quote = opts.delimiter.encode()[0], opts.quote_char.encode()[0]
+        self.header_row = opts.header_row
+        self.open: tuple[int, int] | None = None  # (line, column)
+
+    def __call__(self, piece: bytes, first_line: int) -> bytes:
+        if self.open is None and bytes([self.quote]) not in piece:
+            return piece
+        for k, text in enumerate(piece.split(b"\n")):
+            line = first_line + k
+            if line <= self.header_row or (self.quote not in text and self.open is None):
+                continue
+            column = open_quote(text.rstrip(b"\r"), self.delimiter, self.quote, self.open is not None)
+            if column is None:
+                self.open = None
+            elif self.open is None:
+                self.open = (line, column)
+        return piece
 
 
 def _quote_problem(text: str, opts: CsvOptions) -> int | None:
@@ -92,8 +248,15 @@ def _describe_invalid(row: Any, opts: CsvOptions) -> _Problem:
     else:
         reason = f"expected {row.expected_columns} columns, found {row.actual_columns}"
         column = row.actual_columns
-    snippet = text if len(text) <= 200 else text[:200] + "…"
-    return _Problem(int(row.number), 1 + text.count("\n"), column, f"{reason}: {snippet!r}")
+    lines = 1 + text.count("\n")
+    kept = text if lines > 1 else ""  # the lines it swallowed are shown from it
+    return _Problem(
+        int(row.number), lines, column, f"{reason}: {_snippet(text)!r}", kept, quote_col is not None
+    )
+
+
+def _snippet(text: str) -> str:
+    return text if len(text) <= 200 else text[:200] + "…"
 
 
 def _block_size(head: str, batch_rows: int) -> int:
@@ -144,8 +307,11 @@ class CsvStream:
 
     def __init__(self, path: Path, display: str, opts: CsvOptions, batch_rows: int) -> None:
         self.path, self.display, self.opts, self.batch_rows = path, display, opts, batch_rows
-        self.columns = header_columns(path, display, opts)
+        self.cr = lone_cr(require_text(path, display, "CSV"))  # lines end in a lone CR: read them as LF
+        self.columns = header_columns(path, display, opts, self.cr)
         self._problems: list[_Problem] = []
+        lined = opts.on_error == "quarantine" and not opts.newlines_in_values
+        self._guard = _QuoteGuard(opts, len(self.columns)) if lined else None
         self._bad_lines: dict[int, str] = {}
         self._next_record = opts.header_row + 1
         self._extra_lines = 0  # line breaks inside earlier records
@@ -162,7 +328,8 @@ class CsvStream:
         return pa.schema(fields)
 
     def _on_invalid(self, row: Any) -> str:
-        self._problems.append(_describe_invalid(row, self.opts))
+        stand_in = self._guard.problem(int(row.number), row.text or "") if self._guard else None
+        self._problems.append(stand_in or _describe_invalid(row, self.opts))
         return "skip"
 
     def _on_bad_bytes(self, line: int, reason: str) -> None:
@@ -174,22 +341,53 @@ class CsvStream:
         return canonical_encoding(self.opts.encoding) in ("utf-8", "utf-8-sig") and not self.quarantine
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
-        with self.path.open("rb") as raw:
+        with open_bytes(self.path, self.cr) as raw:
             head = read_head(raw, self.opts.encoding, self.display)
-        with self.path.open("rb") as raw:
+        with open_bytes(self.path, self.cr) as raw:
             source: Any = raw
             if not self.direct:
                 on_bad = self._on_bad_bytes if self.quarantine else None
                 enc = self.opts.encoding
-                source = NormalizingReader(raw, enc, self.display, on_bad=on_bad, normalize=False)
+                source = NormalizingReader(
+                    raw, enc, self.display, on_bad=on_bad, normalize=False, guard=self._guard
+                )
             try:
                 yield from self._batches(source, head)
             except pa.ArrowInvalid as exc:
                 if self.direct and "UTF8" in str(exc):
-                    first_bad_byte(str(self.path), self.opts.encoding, self.display)
+                    with open_bytes(self.path, self.cr) as again:
+                        first_bad_byte(again, self.opts.encoding, self.display)
+                if "straddl" in str(exc) or "out of sync" in str(exc):
+                    self._locate_open_quote(exc)
                 raise SourceDataError(f"cannot parse the CSV: {exc}", file=self.display) from exc
             if self._problems:
                 yield self._finish(pa.RecordBatch.from_pylist([], schema=self._raw_schema()), final=True)
+
+    def _locate_open_quote(self, exc: Exception) -> None:
+        """pyarrow lost its way in a quoted value that crossed its blocks: name the line and column
+        where that quote was opened (one more pass over the file, on this error path only)."""
+        lined = not self.opts.newlines_in_values
+        scan = _QuoteGuard(self.opts, len(self.columns)) if lined else _OpenValue(self.opts)
+        with open_bytes(self.path, self.cr) as raw:
+            reader = NormalizingReader(
+                raw, self.opts.encoding, self.display, on_bad=lambda _l, _r: None, normalize=False, guard=scan
+            )
+            while reader.read(CHUNK_BYTES) and not (isinstance(scan, _QuoteGuard) and scan.broken):
+                pass
+        if isinstance(scan, _QuoteGuard):
+            found = min(scan.broken.items()) if scan.broken else None
+            where = (found[0], found[1][0]) if found else None
+        else:
+            where = scan.open
+        if where is not None:
+            raise SourceDataError(
+                f"a quote opened in column {where[1]} is never closed, so the rest of the file cannot be "
+                "read as CSV"
+                + ("" if lined else " (newlines_in_values: the value runs to the end of the file)"),
+                file=self.display,
+                line=where[0],
+                column=where[1],
+            ) from exc
 
     def _batches(self, source: Any, head: str) -> Iterator[pa.RecordBatch]:
         reader = pacsv.open_csv(
@@ -246,18 +444,21 @@ class CsvStream:
                     reason = f"the value of column {name!r} runs over a line break (a quote never closed?)"
                     multiline += [(int(idx), i + 1, reason) for idx in np.flatnonzero(extra)]
         lines, taken_lines = self._lines(records, spans, taken)
-        # (line, column, reason, row index or None for a skipped record)
-        found: list[tuple[int, int | None, str, int | None]] = [
-            (int(lines[idx]), col, reason, idx) for idx, col, reason in multiline
+        # a bad record over several lines: without newlines_in_values each line was a record of its
+        # own; with it, only a quote never closed swallowed lines that were not part of a value
+        lined = not self.opts.newlines_in_values
+        found = [_Found(int(lines[idx]), col, reason, idx, int(spans[idx])) for idx, col, reason in multiline]
+        found += [
+            _Found(line, p.column, p.reason, None, p.line_count if lined or p.unclosed else 1, p.text)
+            for p, line in zip(taken, taken_lines, strict=True)
         ]
-        found += [(line, p.column, p.reason, None) for p, line in zip(taken, taken_lines, strict=True)]
         if self._bad_lines:
             for idx in np.flatnonzero(np.isin(lines, np.fromiter(self._bad_lines, dtype=np.int64))):
                 line = int(lines[idx])
-                found.append((line, None, self._bad_lines.pop(line), int(idx)))
+                found.append(_Found(line, None, self._bad_lines.pop(line), int(idx)))
         if found and not self.quarantine:
-            line, column, reason, _ = min(found, key=lambda f: f[0])
-            raise SourceDataError(reason, file=self.display, line=line, column=column)
+            first = min(found, key=lambda f: f.line)
+            raise SourceDataError(first.reason, file=self.display, line=first.line, column=first.column)
         arrays = list(batch.columns)
         arrays += [pa.array(lines, pa.int64()), pa.array([self.display] * n, pa.string())]
         if not self.quarantine:
@@ -279,16 +480,24 @@ class CsvStream:
         start[order] = recs[order] + extra_sorted
         return start[: len(records)], [int(x) for x in start[len(records) :]]
 
-    def _with_problems(
-        self, arrays: list[pa.Array], n: int, found: list[tuple[int, int | None, str, int | None]]
-    ) -> pa.RecordBatch:
+    def _with_problems(self, arrays: list[pa.Array], n: int, found: list[_Found]) -> pa.RecordBatch:
         errors: list[str | None] = [None] * n
         extra_rows: list[tuple[int, str]] = []
-        for line, _col, reason, idx in found:
-            if idx is None:
-                extra_rows.append((line, reason))
+        for f in found:
+            reason = f.reason
+            if f.span > 1:
+                last = f.line + f.span - 1
+                reason += f" (the record runs over lines {f.line} to {last}; each is quarantined)"
+                texts = f.text.split("\n") if f.text else []
+                for k in range(1, f.span):
+                    seen = f": {_snippet(texts[k])!r}" if k < len(texts) else ""
+                    extra_rows.append(
+                        (f.line + k, f"inside the broken record that starts on line {f.line}{seen}")
+                    )
+            if f.row is None:
+                extra_rows.append((f.line, reason))
             else:
-                errors[idx] = reason
+                errors[f.row] = reason
         err = pa.array(errors, pa.string())
         k = len(self.columns)
         if any(e is not None for e in errors):

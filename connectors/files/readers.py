@@ -1,11 +1,15 @@
 """Readers of the non-CSV formats: Excel .xlsx (read-only, in chunks), JSON lines and Parquet.
 
 Each yields record batches with ``_hub_row`` (sheet row, line or record number) and ``_hub_source``.
+A file that is not of its format (a truncated or renamed workbook, random bytes) raises
+``SourceDataError`` naming the file, and the row where the workbook broke off when it is known.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import zipfile
+import zlib
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +21,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from connectors.files.sniff import head_of, kind_of, require_text
 from hub.errors import SourceDataError
 from hub.ingest.connector import ROW_COLUMN, SOURCE_COLUMN
 
@@ -69,6 +74,7 @@ def _locate_json_error(path: Path, display: str) -> SourceDataError:
 
 def read_jsonl(path: Path, display: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """JSON lines; ``_hub_row`` is the record number (the line number when there are no blank lines)."""
+    require_text(path, display, "JSON lines")
     size = path.stat().st_size
     block = int(min(64 << 20, max(1 << 20, size // 8 if size > (8 << 20) else size + 1)))
     first = 1
@@ -121,7 +127,15 @@ def read_xlsx(
 
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+    except zipfile.BadZipFile as exc:
+        kind = kind_of(head_of(path, 64))
+        what = "truncated, or another format renamed .xlsx?"
+        if kind is not None and not kind.startswith("a zip"):
+            what = f"the file is {kind}"
+        raise SourceDataError(
+            f"not a readable .xlsx workbook (not a zip archive: {what})", file=display
+        ) from exc
+    except (InvalidFileException, OSError, KeyError, ValueError, EOFError, zlib.error, SyntaxError) as exc:
         raise SourceDataError(f"not a readable .xlsx workbook: {exc}", file=display) from exc
     try:
         if sheet is None:
@@ -135,14 +149,21 @@ def read_xlsx(
         sheets = ", ".join(wb.sheetnames)
         raise SourceDataError(f"no sheet {sheet!r}; the workbook has {sheets}", file=display) from exc
     where = f"{display}!{ws.title}"
+    position = [header_row]  # the last sheet row read, for an error of the zip or XML below it
     try:
-        yield from _sheet_batches(ws, where, batch_rows, header_row, quarantine)
+        yield from _sheet_batches(ws, where, batch_rows, header_row, quarantine, position)
+    except (zipfile.BadZipFile, EOFError, zlib.error, SyntaxError, OSError, KeyError) as exc:
+        raise SourceDataError(
+            f"the workbook is damaged (truncated?) after row {position[0]}: {type(exc).__name__}: {exc}",
+            file=where,
+            line=position[0] + 1,
+        ) from exc
     finally:
         wb.close()
 
 
 def _sheet_batches(
-    ws: Any, where: str, batch_rows: int, header_row: int, quarantine: bool
+    ws: Any, where: str, batch_rows: int, header_row: int, quarantine: bool, position: list[int]
 ) -> Iterator[pa.RecordBatch]:
     from hub.ingest.connector import ERROR_COLUMN
 
@@ -179,6 +200,7 @@ def _sheet_batches(
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     for rownum, values in enumerate(rows, start=header_row + 1):
+        position[0] = rownum
         texts = [_cell_text(v) for v in values]
         if all(t is None for t in texts):
             continue
