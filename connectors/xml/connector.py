@@ -8,6 +8,10 @@ record by record otherwise. A record that is not well-formed, or that fails the 
 a row with ``_hub_error`` (the reason and its line) and null fields, so it is quarantined while the
 rest of the file loads. Values are text; the contract's validator parses them.
 
+A file that is not XML fails naming it: compressed or binary data is refused before reading
+(``connectors.files.sniff``), and a non-empty file without a single record element (random bytes, a
+record tag renamed at the source) is an error naming the file and the expected tag, not 0 rows.
+
 Blocks are decoded in parallel threads and handed on in file order (``ordered.py``); the fast lane
 runs in parallel, the lxml way one block at a time.
 """
@@ -27,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
+from connectors.files.sniff import head_of, require_text
 from connectors.rest.prefetch import prefetch
 from connectors.xml.config import XmlConfig
 from connectors.xml.fastlane import FastLane
@@ -88,7 +93,7 @@ class XmlConnector(Connector[XmlConfig]):
             first = next(iter(self._batches(limit_blocks=1)), None)
         except (ConfigError, SourceDataError, OSError) as exc:
             return CheckResult(False, str(exc))
-        if first is None or first.num_rows == 0:
+        if first is None or first.num_rows == 0:  # an empty file
             return CheckResult(False, f"{self.file}: no <{self.config.tag}> element found")
         fields = [n for n in first.schema.names if not n.startswith("_hub_")]
         return CheckResult(
@@ -123,12 +128,15 @@ class XmlConnector(Connector[XmlConfig]):
         except OSError as exc:
             raise SourceUnavailable(f"{self.file}: cannot open: {exc}") from exc
         with fh:
+            require_text(self.file, self.file.name, "XML")
             blocks: Iterator[Block] = splitter.blocks(fh)
             if limit_blocks is not None:
                 blocks = islice(blocks, limit_blocks)
             for batch in map_in_order(reader.read, blocks, first=reader.prepare):
                 if batch.num_rows:
                     yield batch
+        if not splitter.found and self.file.stat().st_size:
+            raise _no_records(self.file, self.config.tag)
 
 
 class _BlockReader:
@@ -362,6 +370,33 @@ class _BlockReader:
             pa.array(errors, type=pa.string()) if errors is not None else pa.nulls(n, type=pa.string()),
         ]
         return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+_ELEMENT = re.compile(rb"<([A-Za-z_][\w.:-]*)")
+
+
+def _no_records(path: Path, tag: str) -> SourceDataError:
+    """The error of a non-empty file without a ``<tag>`` element: what the file holds instead."""
+    head = head_of(path).removeprefix(b"\xef\xbb\xbf")
+    body = head.lstrip()
+    if not body:
+        return SourceDataError(f"no <{tag}> element: the file holds only white space", file=path.name)
+    if not body.startswith(b"<"):
+        shown = body[:16].hex(" ")
+        line = head.count(b"\n", 0, len(head) - len(body)) + 1
+        return SourceDataError(
+            f"not XML: no <{tag}> element, and the file starts with bytes {shown} instead of a tag",
+            file=path.name,
+            line=line,
+        )
+    names = list(dict.fromkeys(m.group(1).decode("utf-8", "replace") for m in _ELEMENT.finditer(head)))
+    found = ", ".join(f"<{n}>" for n in names[:8]) + (", ..." if len(names) > 8 else "")
+    return SourceDataError(
+        f"no <{tag}> element found (the record tag of the config); the file begins with "
+        f"{found or 'no element'}. Was the record tag renamed at the source? Set record: to the tag as "
+        "written in the file (with its prefix)",
+        file=path.name,
+    )
 
 
 def _lines(block: Block, starts: list[int]) -> list[int]:

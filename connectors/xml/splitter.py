@@ -60,6 +60,7 @@ class RecordSplitter:
         self.self_closing = re.compile(rb"<" + name + rb"(?:\s[^<>]*)?/>")
         self.block_bytes = block_bytes
         self.prolog: Prolog | None = None
+        self.found = False  # a record start tag was seen (a file without one yields no block)
 
     def _read_prolog(self, head: bytes) -> None:
         namespaces: dict[str, str] = {}
@@ -93,6 +94,7 @@ class RecordSplitter:
                     rest = head
                     continue
                 self._read_prolog(head[: m.start()])
+                self.found = True
                 line += head.count(b"\n", 0, m.start())
                 offset += m.start()
                 rest, chunk = b"", head[m.start() :]

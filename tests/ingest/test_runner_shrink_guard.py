@@ -1,8 +1,11 @@
 """The shrink guard: a replace run that would empty a loaded table, or remove more than
-``ingest_max_drop_share`` of its rows, fails and commits nothing unless started with ``allow_shrink``."""
+``ingest_max_drop_share`` of its rows, fails and commits nothing unless started with ``allow_shrink``;
+and a source turned to garbage (a CSV cut to its header, random bytes or a renamed tag as XML) leaves
+the loaded table as it was."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,3 +229,49 @@ def test_a_csv_cut_to_its_header_fails_the_command_and_allow_shrink_passes(cli_e
     code, out = hub("ingest", KEY, "--allow-shrink")
     assert code == 0, out
     assert ids(cli_env) == []
+
+
+def use_xml(env: Env, data: bytes) -> None:
+    """Point ``test.people`` at an XML export read by the xml connector, in replace mode."""
+    (env.settings.data_dir / "people.xml").write_bytes(data)
+    doc = yaml.safe_load(env.catalog_file.read_text(encoding="utf-8"))
+    fields = {"id": "@id", "name": "name", "age": "@age", "updated_at": "@updated_at"}
+    doc["source"] = {
+        "connector": "xml",
+        "config": {"path": "people.xml", "record": "person", "fields": fields},
+    }
+    env.catalog_file.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+
+
+PEOPLE_XML = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<people>\n'
+    + "".join(
+        f'<person id="{i}" age="30" updated_at="2026-01-01T00:00:00Z"><name>Đỗ Văn {i}</name></person>\n'
+        for i in range(1, 11)
+    )
+    + "</people>\n"
+).encode()
+
+
+@pytest.mark.parametrize(
+    ("garbage", "words"),
+    [
+        (random.Random(6).randbytes(4000), "people.xml"),
+        (PEOPLE_XML.replace(b"person", b"nguoi"), "people.xml: no <person> element found"),
+    ],
+    ids=["random-bytes", "renamed-tag"],
+)
+def test_an_xml_source_turned_to_garbage_fails_the_run_naming_the_file(
+    env: Env, garbage: bytes, words: str
+) -> None:
+    use_xml(env, PEOPLE_XML)
+    loaded = run_ingest(env.settings, KEY)
+    assert loaded.ok, loaded.error
+    before = snapshot_ids(env)
+    use_xml(env, garbage)
+    result = run_ingest(env.settings, KEY, allow_shrink=True)  # not a shrink: the source is unreadable
+    assert result.status == "failed"
+    assert result.error_code == "source_data_error"
+    assert words in result.error
+    assert snapshot_ids(env) == before
+    assert ids(env) == list(range(1, 11))
