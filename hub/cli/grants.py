@@ -32,6 +32,12 @@ def grants_add(
     ),
     expires: str = typer.Option(None, help="Expiry, ISO date or datetime in UTC (default: until revoked)."),
     client: str = typer.Option(None, help="Limit the grant to one client of the consumer organization."),
+    allow_publication: bool = typer.Option(
+        False,
+        "--allow-publication",
+        help="The purpose allows publication: open-data releases of the consumer may be built from "
+        "the data (through the de-identification gate).",
+    ),
 ) -> None:
     """Grant a consumer organization (or one of its clients) read access to a shared dataset."""
     from hub.auth import grants
@@ -48,6 +54,7 @@ def grants_add(
             legal_basis=legal_basis,
             expires_at=_parse_expiry(expires),
             consumer_client_id=client,
+            allow_publication=allow_publication,
         )
     console.print(f"grant {g.id} created")
 

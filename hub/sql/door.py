@@ -212,7 +212,7 @@ def prepare(
             if door.explain_refusals:
                 raise PublishError(f"no data yet for {ds.key} (run `hub ingest {ds.key}` first)")
             raise policy.unknown(schema, name)
-        engine_name = f"t{len(prepared.tables) + 1}"
+        engine_name = f"_t{len(prepared.tables) + 1}"
         prepared.tables[engine_name] = source
         shown = f"{schema}.{name}" if schema else name
         prepared.reads.append(Read(shown, source, auth))

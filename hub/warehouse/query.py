@@ -80,7 +80,7 @@ def run_sql(
         if key not in keys:
             raise policy.unknown(schema, name)
         view = dataset_view(warehouse, key, wanted.pop(key, None))
-        engine_name = f"t{len(tables) + 1}"
+        engine_name = f"_t{len(tables) + 1}"
         tables[engine_name] = TableSource(key, view.snapshot_id, view.files, view.schema)
         return engine_name
 

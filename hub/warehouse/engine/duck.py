@@ -125,7 +125,7 @@ def clean_message(message: str, names: Mapping[str, str] | None = None) -> str:
     text = message.splitlines()[0] if message else message
     text = text.split(" Did you mean", 1)[0]
     for internal, shown in (names or {}).items():
-        text = text.replace(internal, shown)
+        text = re.sub(rf"(?<![\w.]){re.escape(internal)}(?!\w)", shown, text)
     return _PATH.sub("<path>", text)
 
 

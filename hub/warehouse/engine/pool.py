@@ -227,6 +227,7 @@ class WorkerPool:
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
         self._count = 0  # workers alive or starting
+        self._starting = 0  # of which starting: a query may wait for these even when the queue is full
         self._waiting = 0
         self._closed = False
 
@@ -247,10 +248,15 @@ class WorkerPool:
             t.join()
 
     def _start_one(self) -> None:
+        with self._cond:
+            self._starting += 1
         try:
             self._spawn_into_idle()
         except Exception:  # the next query starts one itself
             log.exception("a query worker could not be started")
+        finally:
+            with self._cond:
+                self._starting -= 1
 
     def _spawn_into_idle(self) -> None:
         try:
@@ -275,7 +281,8 @@ class WorkerPool:
         with self._cond:
             if self._closed:
                 raise QueryError("the query engine is shut down")
-            if not self._idle and self._count >= self.config.size and self._waiting >= self.config.queue:
+            full = self._waiting >= self.config.queue + self._starting
+            if not self._idle and self._count >= self.config.size and full:
                 raise BusyError(
                     f"All {self.config.size} query workers are busy and {self._waiting} queries are "
                     "waiting; retry in a moment.",

@@ -115,4 +115,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (BrokenPipeError, p.ProtocolError):  # the server went away: nothing to answer
+        sys.exit(0)
