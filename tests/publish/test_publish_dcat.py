@@ -39,7 +39,9 @@ def _violations(data: Graph) -> tuple[bool, str]:
     return bool(conforms), str(text)
 
 
-def test_catalog_with_releases_has_zero_shacl_violations(publish_hub: Hub, publish_settings: Settings) -> None:
+def test_catalog_with_releases_has_zero_shacl_violations(
+    publish_hub: Hub, publish_settings: Settings
+) -> None:
     build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     build_release(publish_hub, "land.parcels", "parcels-without-owner")
     with session_scope(publish_settings) as session:

@@ -38,7 +38,7 @@ def _commit(wh: Warehouse, key: str, marker: str, *, quarantine: bool = False) -
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Warehouse, TableSource]]:
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> tuple[Warehouse, TableSource]:
     from hub.settings import Settings
 
     root = tmp_path_factory.mktemp("escapes")
@@ -49,7 +49,7 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Wareho
     _commit(wh, SECRET, "SECRET-ROW")
     _commit(wh, SECRET, "QUARANTINED-ROW", quarantine=True)
     granted = TableSource(GRANTED, wh.current_snapshot_id(GRANTED), tuple(wh.data_files(GRANTED)), SCHEMA)
-    yield wh, granted
+    return wh, granted
 
 
 @pytest.fixture(scope="module")
@@ -202,7 +202,8 @@ _SHAPES = [
     "SELECT (SELECT max(marker) FROM {a}) AS marker, 1 AS n FROM {b}",
     "SELECT * FROM {a} UNION ALL SELECT * FROM {b}",
     "WITH RECURSIVE {c} AS (SELECT * FROM {a} UNION ALL SELECT * FROM {c} WHERE false) SELECT * FROM {b}",
-    "WITH {c} AS (SELECT * FROM {a}), {d} AS (SELECT * FROM {c}) SELECT * FROM {d} UNION ALL SELECT * FROM {b}",
+    "WITH {c} AS (SELECT * FROM {a}), {d} AS (SELECT * FROM {c}) "
+    "SELECT * FROM {d} UNION ALL SELECT * FROM {b}",
     "SELECT * FROM {a}, LATERAL (SELECT * FROM {b}) s",
 ]
 

@@ -131,4 +131,6 @@ def test_no_arrow_copy_beyond_the_memory_budget(tmp_path: Path) -> None:
         assert result.total == len(result.rows) == 750
         assert {r[result.columns.index("ward_code")] for r in result.rows} == {"26734"}
         ids = [r[result.columns.index("_id")] for r in result.rows]
-        assert ids == sorted(ids) and ids[0] == 1 and ids[-1] > 1000  # _id runs across both files
+        assert ids == sorted(ids)
+        assert ids[0] == 1
+        assert ids[-1] > 1000  # _id runs across both files

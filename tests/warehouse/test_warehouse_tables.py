@@ -64,7 +64,7 @@ def test_queries_of_datasets_and_errors(settings: object) -> None:
     ]
     assert wh.snapshots("land.parcels")[0].snapshot_id == first
     assert wh.snapshots("land.parcels")[0].run_id == "manual"
-    with pytest.raises(QueryError, match='relation "land.nothing" does not exist'):
+    with pytest.raises(QueryError, match=r'relation "land\.nothing" does not exist'):
         run_sql(wh, "SELECT * FROM land.nothing")
     files = wh.data_files("land.parcels")
     with pytest.raises(QueryError, match="does not exist"):  # a path is not a table, even for operators
