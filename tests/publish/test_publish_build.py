@@ -23,7 +23,8 @@ from hub.settings import Settings
 
 
 def test_release_files_have_checksums_and_a_valid_datapackage_from_the_contract(
-    publish_hub: Hub, publish_settings: Settings,
+    publish_hub: Hub,
+    publish_settings: Settings,
 ) -> None:
     v = build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     folder = publish_settings.data_dir / v.path
@@ -71,7 +72,9 @@ def test_parcels_release_has_geojson_of_centroids(publish_hub: Hub, publish_sett
     assert "owner_name" not in geo["features"][0]["properties"]
 
 
-def test_versions_accumulate_and_a_refused_release_keeps_its_error(publish_hub: Hub, publish_settings: Settings) -> None:
+def test_versions_accumulate_and_a_refused_release_keeps_its_error(
+    publish_hub: Hub, publish_settings: Settings
+) -> None:
     build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     v2 = build_release(publish_hub, "civil_status.births", "births-by-ward-month")
     assert v2.version == 2
@@ -87,7 +90,9 @@ def test_versions_accumulate_and_a_refused_release_keeps_its_error(publish_hub: 
         assert len(rel.versions) == 2
 
 
-def test_row_level_release_with_unique_quasi_identifiers_is_refused(publish_hub: Hub, publish_settings: Settings) -> None:
+def test_row_level_release_with_unique_quasi_identifiers_is_refused(
+    publish_hub: Hub, publish_settings: Settings
+) -> None:
     with session_scope(publish_settings) as session:
         _, rel = get_release(session, "civil_status.births", "births-by-ward-month")
         rel.spec = {**rel.spec, "sql": "SELECT ward_code, child_sex, date_trunc('month', child_birth_date) AS m FROM civil_status.births",
