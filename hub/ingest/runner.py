@@ -347,6 +347,8 @@ class _Ingest:
 
     def check_shrink(self, allow_shrink: bool) -> None:
         """``check_shrink`` with this run's numbers (the valid rows are what a replace would keep)."""
+        if allow_shrink or self.spec.write_mode not in SHRINKING_MODES:
+            return  # let through whatever the count: spare an append run the manifest read
         r = self.result
         check_shrink(
             dataset=self.key,
