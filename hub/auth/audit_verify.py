@@ -150,7 +150,7 @@ def verify(
         chain_problem = _head_vs_chain(head, _read_head(session), prev_seq, hashes_at)
     found: list[Problem | None] = [chain_problem, _check_checkpoints(signatures, cps, hashes_at)]
     found.append(cadence.problem)
-    found.append(_head_vs_checkpoints(head, [c for c in cps if c.seq <= head_seq], first_ts))
+    found.append(_head_vs_checkpoints(head, first_ts))
     if contents is not None:
         known = contents.checkpoint_keys()
         if any((c.seq, c.hash, c.signature) not in known for c in cps):
@@ -164,16 +164,31 @@ def verify(
 
 @dataclass(frozen=True)
 class _Head:
+    """The head, and the last checkpoint as the same statement saw it."""
+
     seq: int
     hash: str
     checkpoint_seq: int
     checkpoint_at: datetime | None
+    last_checkpoint_seq: int | None
+    last_checkpoint_ts: datetime | None
 
 
 def _read_head(session: Session) -> _Head | None:
-    """The head as it is now (a plain value: reading the ORM object again would not refresh it)."""
-    cols = (AuditHead.seq, AuditHead.hash, AuditHead.checkpoint_seq, AuditHead.checkpoint_at)
-    row = session.execute(select(*cols).where(AuditHead.id == 1)).one_or_none()
+    """The head as it is now (a plain value: reading the ORM object again would not refresh it),
+    with the last checkpoint read in the same statement, so that a checkpoint signed meanwhile
+    (``hub audit checkpoint``) cannot come between them."""
+    last = select(AuditCheckpoint).order_by(AuditCheckpoint.seq.desc(), AuditCheckpoint.id.desc()).limit(1)
+    row = session.execute(
+        select(
+            AuditHead.seq,
+            AuditHead.hash,
+            AuditHead.checkpoint_seq,
+            AuditHead.checkpoint_at,
+            last.with_only_columns(AuditCheckpoint.seq).scalar_subquery(),
+            last.with_only_columns(AuditCheckpoint.ts).scalar_subquery(),
+        ).where(AuditHead.id == 1)
+    ).one_or_none()
     return None if row is None else _Head(*row)
 
 
@@ -278,30 +293,32 @@ def _head_vs_chain(
     return None
 
 
-def _head_vs_checkpoints(
-    head: _Head | None, cps: list[AuditCheckpoint], first_ts: datetime | None
-) -> Problem | None:
+def _head_vs_checkpoints(head: _Head | None, first_ts: datetime | None) -> Problem | None:
     """The head names the last checkpoint (its seq, and its ts as ``checkpoint_at``), or, before the
     first one, the first entry's ts."""
     if head is None:
         return Problem(0, "head", "the audit head row is missing")
-    last_seq = cps[-1].seq if cps else 0
+    last_seq = head.last_checkpoint_seq or 0
     if head.checkpoint_seq != last_seq:
-        held = f"the last checkpoint is at entry {last_seq}" if cps else "the database holds no checkpoint"
+        held = (
+            f"the last checkpoint is at entry {last_seq}"
+            if head.last_checkpoint_seq is not None
+            else "the database holds no checkpoint"
+        )
         return Problem(
             min(head.checkpoint_seq, last_seq) + 1,
             "head",
             f"the head names a checkpoint at entry {head.checkpoint_seq}, but {held}: "
             "checkpoints were deleted or added",
         )
-    ref = cps[-1].ts if cps else first_ts
+    ref = head.last_checkpoint_ts if head.last_checkpoint_seq is not None else first_ts
     at = head.checkpoint_at
     if ref is None and at is not None:
         return Problem(
             0, "head", f"the log is empty, but the head names a checkpoint time ({at.isoformat()})"
         )
     if ref is not None and (at is None or not ref <= at <= ref + SLACK):
-        what = f"the checkpoint at entry {last_seq}" if cps else "entry 1"
+        what = f"the checkpoint at entry {last_seq}" if head.last_checkpoint_seq is not None else "entry 1"
         return Problem(
             last_seq + 1,
             "head",

@@ -123,7 +123,9 @@ class DirWitness:
         except OSError as exc:
             raise WitnessUnavailable(f"the audit witness {self.path} cannot be read: {exc}") from exc
         items = []
-        for n, line in enumerate(raw.split(b"\n"), 1):
+        # What follows the last newline is a record being written right now (or one a crash cut
+        # short, which the next append ends with a newline): not a record yet.
+        for n, line in enumerate(raw.split(b"\n")[:-1], 1):
             if not line.strip():
                 continue
             try:

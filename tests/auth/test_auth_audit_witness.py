@@ -529,7 +529,8 @@ def test_the_witness_file_is_only_appended_to(logged: Settings) -> None:
 
 
 def _verify_while_appending(s: Settings) -> list[VerifyReport]:
-    """Four threads append 40 entries each while the log is verified again and again."""
+    """Four threads append 40 entries each, a fifth signs checkpoints now and then, while the log is
+    verified again and again."""
     audit.register_settings(s)
     _append(s, 3)  # the signing key exists before the threads start
     errors: list[BaseException] = []
@@ -542,7 +543,15 @@ def _verify_while_appending(s: Settings) -> list[VerifyReport]:
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=work) for _ in range(4)]
+    def sign() -> None:  # `hub audit checkpoint` from cron, meanwhile
+        try:
+            for _ in range(20):
+                with session_scope(s) as session:
+                    audit.checkpoint(session, s)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)] + [threading.Thread(target=sign)]
     for t in threads:
         t.start()
     reports = []
@@ -557,8 +566,8 @@ def _verify_while_appending(s: Settings) -> list[VerifyReport]:
 
 
 def test_verifying_while_the_hub_appends_gives_no_false_alarm(settings: Settings) -> None:
-    """Checkpoints and entries arrive between verify's reads (a checkpoint every 3 entries): every
-    check passes."""
+    """Checkpoints and entries arrive between verify's reads (a checkpoint every 3 entries, and
+    others signed by hand): every check passes."""
     s = Settings(data_dir=settings.data_dir, site_url=settings.site_url, audit_checkpoint_every=3)
     reports = _verify_while_appending(s)
     assert len(reports) >= 3
@@ -566,7 +575,8 @@ def test_verifying_while_the_hub_appends_gives_no_false_alarm(settings: Settings
     assert len({r.entries for r in reports}) >= 3  # it did see the log grow
     final = _report(s)
     assert final.ok, final.problems
-    assert (final.entries, final.checkpoints) == (163, 54)
+    assert final.entries == 163
+    assert final.checkpoints >= 54 + 1
 
 
 @pytest.mark.integration
@@ -579,4 +589,5 @@ def test_verifying_while_the_hub_appends_gives_no_false_alarm_on_postgresql(
     assert len({r.entries for r in reports}) >= 3
     final = _report(s)
     assert final.ok, final.problems
-    assert (final.entries, final.checkpoints) == (163, 54)
+    assert final.entries == 163
+    assert final.checkpoints >= 54 + 1
