@@ -20,6 +20,8 @@ Records::
 
 A ``checkpoint`` record is written inside the audit entry's transaction, before it commits; a
 ``committed`` record follows once that transaction has committed (see ``hub.auth.audit``).
+``compare`` says where the witness and the database disagree (a pure function over what both hold;
+``hub.auth.audit_verify`` reads them and reports).
 
 Errors::
 
