@@ -63,7 +63,7 @@ class Hub:
         s = self.settings
         s.ensure_dirs()
         return Engine(
-            TableCache(s.query_cache_mb << 20),
+            TableCache(s.query_cache_mb << 20, dictionary=False),
             memory_limit=s.datastore_memory_limit,
             threads=2,
             temp_dir=s.data_dir / "tmp" / "duckdb",

@@ -160,9 +160,9 @@ class Settings(BaseSettings):
         default=0.5,
         ge=0,
         le=1,
-        description="A replace or upsert run whose source yields fewer rows than (1 - this share) of the "
-        "current table fails, unless started with --allow-shrink (a source turned to garbage must not "
-        "empty a loaded table).",
+        description="A replace run (a run that removes rows) whose source yields no rows, or fewer than "
+        "(1 - this share) of the current table's rows, fails unless started with --allow-shrink (a source "
+        "turned to garbage must not empty a loaded table). Upsert runs never remove rows.",
     )
 
     @model_validator(mode="after")

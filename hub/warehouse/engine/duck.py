@@ -22,6 +22,7 @@ import re
 import tempfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,8 @@ def query_error(exc: duckdb.Error, limit: float, names: Mapping[str, str] | None
 class Engine:
     """The locked DuckDB instance of one process, and the cache of the snapshots it reads."""
 
+    MAX_IDLE_CURSORS = 32
+
     def __init__(
         self,
         cache: TableCache,
@@ -163,33 +166,81 @@ class Engine:
         # scheduler and the GIL hand-offs cost more than the waiting
         self._slots = threading.BoundedSemaphore(max(2, 2 * threads))
         self._closed = False
+        self._idle_lock = threading.Lock()
+        self._idle: OrderedDict[tuple[Any, ...], list[tuple[duckdb.DuckDBPyConnection, dict[str, Any]]]] = (
+            OrderedDict()
+        )
+        self._idle_count = 0
 
     @contextlib.contextmanager
     def cursor(
         self, tables: Mapping[str, TableSource], *, timeout: float | None = None
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A fresh cursor with exactly ``tables`` registered (engine name -> source), interrupted after
-        ``timeout`` seconds; DuckDB's errors as ``QueryError``."""
+        """A cursor with exactly ``tables`` registered (engine name -> source), interrupted after
+        ``timeout`` seconds; DuckDB's errors as ``QueryError``.
+
+        Registering costs about as much as a small query, so a cursor whose tables are all cached
+        copies is kept after use and handed out again, to a query over *exactly* the same tables (same
+        names, same snapshots, same objects); anything else gets a fresh cursor."""
         limit = self.timeout if timeout is None else timeout
         started = time.monotonic()
         if not self._slots.acquire(timeout=limit):
             raise QueryError("Search took too long", timeout_seconds=limit)
         try:
-            cur = self._con.cursor()
+            objects = {name: self.cache.scannable(source) for name, source in tables.items()}
+            key = tuple(sorted((name, id(obj)) for name, obj in objects.items()))
+            reusable = all(isinstance(obj, pa.Table) for obj in objects.values())
+            cur = self._take_idle(key) if reusable else None
+            if cur is None:
+                cur = self._con.cursor()
+                for name, obj in objects.items():
+                    cur.register(name, obj)
+            ok = False
+            ticket = self._watchdog.watch(cur, max(0.0, limit - (time.monotonic() - started)))
             try:
-                for name, source in tables.items():
-                    cur.register(name, self.cache.scannable(source))
-                ticket = self._watchdog.watch(cur, max(0.0, limit - (time.monotonic() - started)))
-                try:
-                    yield cur
-                except duckdb.Error as exc:
-                    raise query_error(exc, limit, {n: s.key for n, s in tables.items()}) from exc
-                finally:
-                    self._watchdog.release(ticket)
+                yield cur
+                ok = True
+            except duckdb.Error as exc:
+                raise query_error(exc, limit, {n: s.key for n, s in tables.items()}) from exc
             finally:
-                cur.close()
+                self._watchdog.release(ticket)
+                if ok and reusable:
+                    self._keep_idle(key, cur, objects)
+                else:
+                    cur.close()
         finally:
             self._slots.release()
+
+    def _take_idle(self, key: tuple[Any, ...]) -> duckdb.DuckDBPyConnection | None:
+        with self._idle_lock:
+            entries = self._idle.get(key)
+            if not entries:
+                return None
+            cur, _objects = entries.pop()
+            if not entries:
+                del self._idle[key]
+            self._idle_count -= 1
+            return cur
+
+    def _keep_idle(
+        self, key: tuple[Any, ...], cur: duckdb.DuckDBPyConnection, objects: dict[str, Any]
+    ) -> None:
+        """Keep ``cur`` for the next query over the same tables (``objects`` keep the registered
+        copies alive, so an object id in ``key`` is never reused while the cursor waits)."""
+        drop: list[duckdb.DuckDBPyConnection] = []
+        with self._idle_lock:
+            if self._closed:
+                drop.append(cur)
+            else:
+                self._idle.setdefault(key, []).append((cur, objects))
+                self._idle.move_to_end(key)
+                self._idle_count += 1
+                while self._idle_count > self.MAX_IDLE_CURSORS:
+                    _, entries = self._idle.popitem(last=False)
+                    self._idle_count -= len(entries)
+                    drop.extend(c for c, _ in entries)
+        for c in drop:
+            c.close()
 
     def rows(
         self,
@@ -221,5 +272,10 @@ class Engine:
     def close(self) -> None:
         if not self._closed:
             self._closed = True
+            with self._idle_lock:
+                idle = [c for entries in self._idle.values() for c, _ in entries]
+                self._idle.clear()
+            for c in idle:
+                c.close()
             self._watchdog.close()
             self._con.close()

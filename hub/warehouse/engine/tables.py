@@ -111,11 +111,14 @@ def _dictionary_encoded(table: pa.Table) -> pa.Table:
     return table
 
 
-def read_snapshot(source: TableSource) -> pa.Table:
-    """Every row of the snapshot, in file order, with ``_id`` first, dictionary-encoded text."""
+def read_snapshot(source: TableSource, *, dictionary: bool = True) -> pa.Table:
+    """Every row of the snapshot, in file order, with ``_id`` first (and repetitive text
+    dictionary-encoded, with ``dictionary``)."""
     parts = [_conform(pq.read_table(path), source.schema) for path in source.files]
     table = pa.concat_tables(parts) if parts else source.schema.empty_table()
-    table = _dictionary_encoded(table.combine_chunks())
+    table = table.combine_chunks()
+    if dictionary:
+        table = _dictionary_encoded(table)
     ids = pa.array(np.arange(1, table.num_rows + 1, dtype=np.int64))
     return table.add_column(0, pa.field(ROW_ID, pa.int64(), False), ids)
 
@@ -142,13 +145,20 @@ class Cached:
     table: pa.Table
     nbytes: int
     extras: dict[str, Any] = field(default_factory=dict)
+    """What was built on the copy, by column (the DataStore's equality lookups)."""
+    without_row_id: pa.Table | None = None
 
 
 class TableCache:
-    """Arrow copies of snapshots within a memory budget (least recently used dropped first)."""
+    """Arrow copies of snapshots within a memory budget (least recently used dropped first).
 
-    def __init__(self, budget_bytes: int) -> None:
+    ``dictionary``: encode repetitive text (query workers, where GROUP BY over such columns is the
+    common case); the server's own searches keep plain text, which filters and converts to Python
+    values faster."""
+
+    def __init__(self, budget_bytes: int, *, dictionary: bool = True) -> None:
         self.budget = budget_bytes
+        self.dictionary = dictionary
         self._lock = threading.Lock()
         self._loading: dict[tuple[Any, ...], threading.Event] = {}
         self._entries: OrderedDict[tuple[Any, ...], Cached] = OrderedDict()
@@ -171,6 +181,8 @@ class TableCache:
                 if waiting is None:
                     size = self._sizes.get(key)
                     if size is None:
+                        if len(self._sizes) > 10_000:
+                            self._sizes.clear()
                         size = self._sizes[key] = estimated_bytes(source.files)
                     if size > self.budget:
                         return None
@@ -178,7 +190,7 @@ class TableCache:
                     break
             waiting.wait()
         try:
-            table = read_snapshot(source.with_row_id())
+            table = read_snapshot(source.with_row_id(), dictionary=self.dictionary)
             entry = Cached(table, table.nbytes)
             with self._lock:
                 self._entries[key] = entry
@@ -199,7 +211,11 @@ class TableCache:
         """What DuckDB scans for ``source``: an Arrow table (cached), else a dataset or a stream."""
         cached = self.get(source) if self.budget > 0 else None
         if cached is not None:
-            return cached.table if source.row_id else cached.table.drop_columns([ROW_ID])
+            if source.row_id:
+                return cached.table
+            if cached.without_row_id is None:
+                cached.without_row_id = cached.table.drop_columns([ROW_ID])
+            return cached.without_row_id
         if source.row_id:
             return _stream_with_ids(source)
         if not source.files:
