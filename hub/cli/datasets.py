@@ -17,7 +17,7 @@ datasets_app = typer.Typer(
 
 
 def _rows(key: str) -> str:
-    from hub.warehouse import Warehouse
+    from hub.warehouse.tables import Warehouse
 
     wh = Warehouse(settings())
     if not wh.has_table(key):
@@ -76,7 +76,7 @@ def show(dataset: str = typer.Argument(..., help="Dataset key or CKAN name.")) -
     from hub.catalog.loader import dataset_spec, get_dataset
     from hub.catalog.models import Run
     from hub.contracts import load_contract
-    from hub.warehouse import Warehouse
+    from hub.warehouse.tables import Warehouse
 
     with session() as s:
         ds = get_dataset(s, dataset)

@@ -142,9 +142,13 @@ def query(
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
     limit: int = typer.Option(10_000, "--limit", help="Most rows to print."),
 ) -> None:
-    """Run SQL (DuckDB) over the current snapshots, or over earlier ones with --as-of."""
-    from hub.warehouse import Warehouse
+    """For operators on the server's shell: run one SELECT over every dataset's current snapshot (or an
+    earlier one with --as-of), with the hub's rights over all data.
+
+    It runs on the same locked engine and SQL policy as the API's SQL doors (no file access, one
+    read-only statement); no network door reaches it. Analysts use /api/v1/query or the DataStore."""
     from hub.warehouse.query import run_sql
+    from hub.warehouse.tables import Warehouse
 
     if fmt not in ("table", "csv", "json"):
         raise typer.BadParameter("--format must be table, csv or json")
@@ -155,7 +159,7 @@ def history(dataset: str = typer.Argument(..., help="Dataset key.")) -> None:
     """List a dataset's snapshots (time travel targets) and its runs."""
     from hub.catalog.loader import get_dataset
     from hub.catalog.models import Run
-    from hub.warehouse import Warehouse
+    from hub.warehouse.tables import Warehouse
 
     _recover()
     with session() as s:
@@ -220,8 +224,8 @@ def quarantine(
 ) -> None:
     """Show the rows a dataset's runs rejected, where they were and why."""
     from hub.catalog.loader import get_dataset
-    from hub.warehouse import Warehouse
     from hub.warehouse.quarantine import read_quarantine
+    from hub.warehouse.tables import Warehouse
 
     with session() as s:
         key = get_dataset(s, dataset).key

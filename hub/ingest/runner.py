@@ -49,10 +49,9 @@ from hub.ingest.state import (
     recover_interrupted_runs,
 )
 from hub.settings import Settings
-from hub.warehouse import Warehouse
 from hub.warehouse.changes import replace_changes, upsert
 from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, drop_run, with_run
-from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, local_path
+from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, Warehouse, local_path
 from hub.warehouse.writer import BackgroundSink, FileSink, prefetch
 
 __all__ = ["Progress", "RunResult", "check_shrink", "recover_interrupted_runs", "run_ingest"]

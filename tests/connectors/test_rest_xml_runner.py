@@ -13,8 +13,8 @@ import yaml
 
 from connectors.rest.fakeapi import FakeApi
 from hub.ingest.runner import run_ingest
-from hub.warehouse import Warehouse
 from hub.warehouse.query import run_sql
+from hub.warehouse.tables import Warehouse
 from tests.warehouse.support import KEY, Env, make_env, person
 
 

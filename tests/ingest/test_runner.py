@@ -10,9 +10,9 @@ from sqlalchemy import select
 from hub.catalog.models import Run
 from hub.db import session_scope
 from hub.ingest.runner import run_ingest
-from hub.warehouse import Warehouse
 from hub.warehouse.quarantine import read_quarantine
 from hub.warehouse.query import run_sql
+from hub.warehouse.tables import Warehouse
 from tests.warehouse.support import KEY, Env, make_env, person
 
 

@@ -65,7 +65,7 @@ def test_ingest_query_history_quarantine(env: Env) -> None:
     assert code == 0
     assert out.count("succeeded") == 2
     assert "append" in out
-    from hub.warehouse import Warehouse
+    from hub.warehouse.tables import Warehouse
 
     first = Warehouse(env.settings).snapshots(KEY)[0].snapshot_id
     assert str(first) in out

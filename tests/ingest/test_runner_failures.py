@@ -23,8 +23,8 @@ from hub.db import session_scope
 from hub.errors import CatalogError, ConflictError
 from hub.ingest.runner import recover_interrupted_runs, run_ingest
 from hub.settings import PROJECT_ROOT
-from hub.warehouse import Warehouse
 from hub.warehouse.query import run_sql
+from hub.warehouse.tables import Warehouse
 from tests.warehouse.support import KEY, Env, make_env, person
 
 

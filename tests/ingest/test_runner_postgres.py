@@ -8,10 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from hub.ingest.runner import recover_interrupted_runs, run_ingest
-from hub.warehouse import Warehouse
 from hub.warehouse.quarantine import read_quarantine
 from hub.warehouse.query import run_sql
-from hub.warehouse.tables import dispose_catalogs
+from hub.warehouse.tables import Warehouse, dispose_catalogs
 from tests.warehouse.support import KEY, make_env, person
 
 pytestmark = pytest.mark.integration
