@@ -465,9 +465,11 @@ class _Cadence:
     def tail_note(self, last_seq: int) -> list[str]:
         if last_seq <= self.open_seq:
             return []
+        first = self.open_seq + 1
+        which = f"entry {first} is" if first == last_seq else f"entries {first}..{last_seq} are"
         return [
-            f"entries {self.open_seq + 1}..{last_seq} are not yet covered by a signed checkpoint "
-            "(the entry that makes one due brings it; `hub audit checkpoint` signs one now)"
+            f"{which} not yet covered by a signed checkpoint (the entry that makes one due brings it; "
+            "`hub audit checkpoint` signs one now)"
         ]
 
 

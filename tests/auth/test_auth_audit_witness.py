@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select, update
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from hub.auth import audit
 from hub.auth.audit_verify import VerifyReport, verify
@@ -460,6 +460,20 @@ def test_a_remote_witness_that_cannot_be_read_leaves_the_log_unverified(
 # --- seeding a new witness, and the command -----------------------------------------------------
 
 
+def _hub(s: Settings, *args: str) -> Result:
+    from hub.cli.main import app
+    from hub.settings import get_settings
+
+    env = {"HUB_DATA_DIR": str(s.data_dir), "HUB_AUDIT_CHECKPOINT_EVERY": "5", "COLUMNS": "300"}
+    if s.audit_witness_dir is not None:
+        env["HUB_AUDIT_WITNESS_DIR"] = str(s.audit_witness_dir)
+    get_settings.cache_clear()
+    try:
+        return CliRunner().invoke(app, list(args), env=env)
+    finally:
+        get_settings.cache_clear()
+
+
 def test_witness_seed_fills_only_an_empty_witness_from_an_intact_log(logged: Settings) -> None:
     from hub.auth.audit_verify import seed_witness
     from hub.errors import ConflictError
@@ -477,38 +491,33 @@ def test_witness_seed_fills_only_an_empty_witness_from_an_intact_log(logged: Set
     with pytest.raises(ConflictError, match="already holds records"), session_scope(moved) as session:
         seed_witness(session, moved)
     _witness_file(moved).unlink()
+    result = _hub(moved, "audit", "witness-seed")  # the same through the command
+    assert result.exit_code == 0, result.output
+    assert f"4 checkpoints written to the witness {_witness_file(moved)}" in result.output
+    assert _report(moved).ok
+    _witness_file(moved).unlink()
     _rewrite_entry(moved, 8)
     with pytest.raises(ConflictError, match="does not verify"), session_scope(moved) as session:
         seed_witness(session, moved)
     assert not _witness_file(moved).exists()
 
 
-def test_hub_audit_verify_prints_what_it_checked(logged: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hub.cli.main import app
-    from hub.settings import get_settings
-
-    monkeypatch.setenv("HUB_DATA_DIR", str(logged.data_dir))
-    monkeypatch.setenv("HUB_AUDIT_CHECKPOINT_EVERY", "5")
-    monkeypatch.setenv("COLUMNS", "300")
-    get_settings.cache_clear()
-    try:
-        result = CliRunner().invoke(app, ["audit", "verify"])
-        assert result.exit_code == 0, result.output
-        assert "20 entries, 4 signed checkpoints, 8 witness records (4 checkpoints)" in result.output
-        assert str(_witness_file(logged)) in result.output
-        with session_scope(logged) as session:
-            session.execute(delete(AuditEntry))
-            session.execute(delete(AuditCheckpoint))
-            session.execute(
-                update(AuditHead).values(seq=0, hash=audit.GENESIS, checkpoint_seq=0, checkpoint_at=None)
-            )
-        result = CliRunner().invoke(app, ["audit", "verify"])
-        assert result.exit_code == 1
-        assert "0 entries, 0 signed checkpoints, 8 witness records" in result.output
-        assert "TAMPERED: first bad entry 1 (witness)" in result.output
-        assert "the log was deleted" in result.output
-    finally:
-        get_settings.cache_clear()
+def test_hub_audit_verify_prints_what_it_checked(logged: Settings) -> None:
+    result = _hub(logged, "audit", "verify")
+    assert result.exit_code == 0, result.output
+    assert "20 entries, 4 signed checkpoints, 8 witness records (4 checkpoints)" in result.output
+    assert str(_witness_file(logged)) in result.output
+    with session_scope(logged) as session:
+        session.execute(delete(AuditEntry))
+        session.execute(delete(AuditCheckpoint))
+        session.execute(
+            update(AuditHead).values(seq=0, hash=audit.GENESIS, checkpoint_seq=0, checkpoint_at=None)
+        )
+    result = _hub(logged, "audit", "verify")
+    assert result.exit_code == 1
+    assert "0 entries, 0 signed checkpoints, 8 witness records" in result.output
+    assert "TAMPERED: first bad entry 1 (witness)" in result.output
+    assert "the log was deleted" in result.output
 
 
 def test_the_witness_file_is_only_appended_to(logged: Settings) -> None:
