@@ -1,38 +1,44 @@
 """The FastAPI app factory.
 
-Routers live in one module per resource under ``hub.api``; each exposes ``router``. ``ROUTER_MODULES``
-is the one list that names them, so a module's routes are served as soon as it exists.
+Routers live in one module per resource under ``hub.api``; each exposes ``router``. ``ROUTERS`` is the
+one list that names them, imported plainly: a missing module is an error at import.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
-import importlib.util
 import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
 from hub import __version__
+from hub.api import (
+    ckan,
+    datastore,  # noqa: F401  (registers the datastore_* CKAN actions)
+    dcat,
+    downloads,
+    health,
+    oauth,
+    portal,
+    v1_connectors,
+    v1_grants,
+    v1_releases,
+)
 from hub.api.errors import install_error_handlers
 from hub.api.middleware import CollapseSlashesMiddleware
 from hub.runtime import Hub
 from hub.settings import Settings, get_settings
 
-ROUTER_MODULES = (
-    "hub.api.health",  # /healthz
-    "hub.api.ckan",  # /api/3/action/*, /api/action/*, /api, /api/3 (issue 4)
-    "hub.api.datastore",  # datastore_* actions (issue 4)
-    "hub.api.downloads",  # /dataset/{id}/resource/{rid}/download/{file} (issue 4)
-    "hub.api.v1_runs",  # /api/v1/datasets/{id}/runs, quarantine, query (issues 2/4)
-    "hub.api.v1_connectors",  # /api/v1/connectors, /api/v1/datasets (issue 3)
-    "hub.api.oauth",  # /oauth/*, /.well-known/* (issue 5)
-    "hub.api.v1_grants",  # /api/v1/grants, /api/v1/audit (issue 5)
-    "hub.api.v1_releases",  # /api/v1/releases (issue 6)
-    "hub.api.dcat",  # /catalog.ttl|jsonld|rdf, /dataset/{id}.ttl ... (issue 6)
-    "hub.api.portal",  # portal pages at / (issue 4/6)
+ROUTERS = (
+    health.router,  # /healthz
+    ckan.router,  # /api/3/action/*, /api/action/*, /api, /api/3 (datastore_* actions register there)
+    downloads.router,  # /dataset/{id}/resource/{rid}/download/{file}, /datastore/dump/{rid}
+    v1_connectors.router,  # /api/v1/connectors, /api/v1/datasets
+    v1_grants.router,  # /api/v1/grants, /api/v1/audit
+    v1_releases.router,  # /api/v1/releases, release files
+    portal.router,  # portal pages at /
 )
 
 
@@ -67,13 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.hub = Hub(settings)
     install_error_handlers(app)
     app.add_middleware(CollapseSlashesMiddleware)
-    for name in ROUTER_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        setup = getattr(module, "setup", None)
-        if setup is not None:
-            setup(app, settings)
-        else:
-            app.include_router(module.router)
+    for router in ROUTERS:
+        app.include_router(router)
+    oauth.setup(app, settings)  # /oauth/*, /.well-known/*, the rate limits
+    dcat.setup(app, settings)  # /catalog.ttl|jsonld|rdf, /dataset/{id}.ttl ..., CORS on them
     return app

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.progress import (
@@ -19,6 +22,7 @@ from rich.progress import (
 from sqlalchemy.orm import Session
 
 from hub.db import session_scope
+from hub.errors import ConfigError
 from hub.settings import Settings, get_settings
 
 
@@ -57,3 +61,15 @@ def progress(transient: bool = False) -> Progress:
         console=err_console,
         transient=transient,
     )
+
+
+def json_config(value: str) -> dict[str, Any]:
+    """A ``--config`` option: a JSON object, or ``@file`` holding one."""
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError("--config must be a JSON object")
+    return data

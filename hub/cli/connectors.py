@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table as RichTable
 
-from hub.cli.common import console, err_console, settings
-from hub.errors import ConfigError, HubError, NotFoundError
+from hub.cli import connectors_admin
+from hub.cli.common import console, err_console, json_config, settings
+from hub.errors import HubError, NotFoundError
 
 connectors_group = typer.Typer(
     name="connectors",
@@ -48,17 +46,6 @@ def list_connectors(
     console.print(table)
 
 
-def _config_arg(value: str) -> dict[str, Any]:
-    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"--config is not JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError("--config must be a JSON object")
-    return data
-
-
 def _dataset_source(key: str) -> tuple[Any, Any]:
     """The ``source`` of a dataset, from the catalogue folder (or the metadata database)."""
     from hub.catalog.loader import load_catalog
@@ -90,7 +77,7 @@ def check(
 
     s = settings()
     if config is not None:
-        source, spec = SourceSpec(connector=target, stream=stream, config=_config_arg(config)), None
+        source, spec = SourceSpec(connector=target, stream=stream, config=json_config(config)), None
     else:
         source, spec = _dataset_source(target)
         if source is None:
@@ -123,5 +110,4 @@ def check(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(connectors_group, name="connectors")
-    if importlib.util.find_spec("hub.cli.connectors_admin") is not None:
-        importlib.import_module("hub.cli.connectors_admin").extend(connectors_group)
+    connectors_admin.extend(connectors_group)

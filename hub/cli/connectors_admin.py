@@ -16,7 +16,7 @@ from typing import Any
 import typer
 from rich.table import Table as RichTable
 
-from hub.cli.common import console, err_console, session, settings
+from hub.cli.common import console, err_console, json_config, session, settings
 from hub.errors import ConfigError
 
 
@@ -41,9 +41,7 @@ def _secret_option(values: list[str]) -> dict[str, str]:
 
 def _config_option(value: str) -> dict[str, Any]:
     """``--config``: a JSON object, or ``@file`` holding one."""
-    from hub.cli.connectors import _config_arg
-
-    return _config_arg(value)
+    return json_config(value)
 
 
 def add(

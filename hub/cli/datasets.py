@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-
 import typer
 from rich.table import Table as RichTable
 from sqlalchemy import select
 
+from hub.cli import datasets_admin
 from hub.cli.common import console, session, settings
 
 datasets_app = typer.Typer(
@@ -121,5 +119,4 @@ def show(dataset: str = typer.Argument(..., help="Dataset key or CKAN name.")) -
 
 def register(app: typer.Typer) -> None:
     app.add_typer(datasets_app, name="datasets")
-    if importlib.util.find_spec("hub.cli.datasets_admin") is not None:
-        importlib.import_module("hub.cli.datasets_admin").extend(datasets_app)
+    datasets_admin.extend(datasets_app)

@@ -1,17 +1,16 @@
 """Entry point of the ``hub`` command.
 
-Each command module under ``hub.cli`` exposes ``register(app)``; the list below is the one place that
-names them, so that a module's commands appear in ``hub --help`` as soon as the module exists.
+Each command module under ``hub.cli`` exposes ``register(app)``; ``COMMAND_MODULES`` is the one place
+that names them (imported plainly: a missing module is an error at import, not a missing command).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 
 import typer
 
+from hub.cli import audit, auth, connectors, datasets, demo, grants, ingest, releases, serve, worker
 from hub.errors import HubError
 
 app = typer.Typer(
@@ -24,17 +23,18 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = (
-    "hub.cli.ingest",  # ingest, query, history, quarantine
-    "hub.cli.connectors",  # connectors list / add / check
-    "hub.cli.datasets",  # datasets list / add / sync
-    "hub.cli.worker",  # worker (scheduled ingests)
-    "hub.cli.demo",  # demo generate / civil-status-service / run
-    "hub.cli.serve",  # serve
-    "hub.cli.auth",  # users, orgs, clients, keys
-    "hub.cli.grants",  # grants
-    "hub.cli.audit",  # audit verify / export
-    "hub.cli.releases",  # releases
+    ingest,  # ingest, query, history, quarantine
+    connectors,  # connectors list / add / check
+    datasets,  # datasets list / add / sync
+    worker,  # worker (scheduled ingests)
+    demo,  # demo generate / civil-status-service / run
+    serve,  # serve
+    auth,  # users, orgs, clients, keys
+    grants,  # grants
+    audit,  # audit verify / export
+    releases,  # releases
 )
+"""Each command module exposes ``register(app)``; this tuple is the one place that names them."""
 
 
 @app.callback()
@@ -50,15 +50,8 @@ def version() -> None:
     typer.echo(__version__)
 
 
-def _register_all() -> None:
-    for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is None:
-            continue
-        module = importlib.import_module(name)
-        module.register(app)
-
-
-_register_all()
+for _module in COMMAND_MODULES:
+    _module.register(app)
 
 
 def main() -> None:

@@ -13,7 +13,6 @@ a connector name and a stored config.
 
 from __future__ import annotations
 
-import importlib
 import threading
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint, entry_points
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hub.errors import ConfigError, NotFoundError
+from hub.ingest import instances, secrets
 from hub.ingest.connector import Connector, ConnectorContext
 
 if TYPE_CHECKING:
@@ -163,44 +163,20 @@ def get_connector_class(name: str) -> type[Connector[Any]]:
     return info.cls
 
 
-def _optional_module(name: str) -> Any:
-    """A module another part of the hub may provide; None while it does not exist."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name == name:
-            return None
-        raise
-
-
 def _lookup_instance(session: Session | None, name: str) -> tuple[str, dict[str, Any]] | None:
-    module = _optional_module("hub.ingest.instances")
-    if module is None:
-        return None
-    lookup = getattr(module, "lookup", None)
-    if lookup is None:
-        return None
+    """A connector instance registered at run time (``hub connectors add``) under ``name``."""
     if session is None:
         from hub.db import session_scope
         from hub.settings import get_settings
 
         with session_scope(get_settings()) as own:
-            return lookup(own, name)  # type: ignore[no-any-return]
-    return lookup(session, name)  # type: ignore[no-any-return]
+            return instances.lookup(own, name)
+    return instances.lookup(session, name)
 
 
 def _secret_resolver(settings: Settings, session: Session | None) -> Any:
-    """The stored-secret resolver of ``hub.ingest.secrets`` when that module offers one."""
-    module = _optional_module("hub.ingest.secrets")
-    if module is None:
-        return None
-    factory = getattr(module, "resolver", None) or getattr(module, "make_resolver", None)
-    if factory is None:
-        return None
-    try:
-        return factory(settings, session)
-    except TypeError:
-        return factory(settings)
+    """The resolver of stored (encrypted) connector secrets."""
+    return secrets.resolver(settings, session)
 
 
 def build_connector(
