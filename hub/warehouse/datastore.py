@@ -393,8 +393,8 @@ class DataStore:
             return None
         page = positions[query.offset : query.offset + query.limit]
         part = cached.table.select(wanted).take(pa.array(page, pa.int64()))
-        columns_out = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in part.columns]
-        rows = list(zip(*(c.to_pylist() for c in columns_out), strict=True)) if len(page) else []
+        plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in part.columns]
+        rows = list(zip(*(c.to_pylist() for c in plain), strict=True)) if len(page) else []
         total = len(positions) if query.include_total else None
         return _result(columns, wanted, list(wanted), rows, total, [])
 
