@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PORT ?= 8000
+PORT ?= 0
 export HUB_DATA_DIR ?= $(CURDIR)/var
 
 .DEFAULT_GOAL := help
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## create .venv and install the hub with its dev tools
 
-demo: $(STAMP) ## generate the demo province, ingest it and serve the hub (PORT, default 8000)
+demo: $(STAMP) ## generate the demo province, ingest it and serve the hub (PORT: 8000 or a free one)
 	$(BIN)/hub demo run --port $(PORT)
 
 test: $(STAMP) ## run the whole test suite (integration tests need the local services)
@@ -40,8 +40,8 @@ bench: $(STAMP) ## run every benchmark in bench/ (installs the peers measured ag
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
-serve: $(STAMP) ## serve the hub on the embedded default
-	$(BIN)/hub serve --port $(PORT)
+serve: $(STAMP) ## serve the hub on the embedded default (PORT, default 8000)
+	$(BIN)/hub serve --port $$( [ "$(PORT)" = 0 ] && echo 8000 || echo $(PORT) )
 
 clean: ## remove the data directory, caches and .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis $(VENV) *.egg-info

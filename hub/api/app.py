@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from hub import __version__
 from hub.api import (
@@ -30,6 +31,7 @@ from hub.api.errors import install_error_handlers
 from hub.api.middleware import CollapseSlashesMiddleware
 from hub.runtime import Hub
 from hub.settings import Settings, get_settings
+from hub.startup import prepare
 
 ROUTERS = (
     health.router,  # /healthz
@@ -38,13 +40,14 @@ ROUTERS = (
     v1_connectors.router,  # /api/v1/connectors, /api/v1/datasets
     v1_grants.router,  # /api/v1/grants, /api/v1/audit
     v1_releases.router,  # /api/v1/releases, release files
-    portal.router,  # portal pages at /
 )
 
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     hub: Hub = app.state.hub
+    # the one startup path of every server (hub serve, hub demo run, tests' live servers)
+    await run_in_threadpool(prepare, hub.settings)
     # the query workers start now, beside the first requests, so that the first query waits for none
     starter = threading.Thread(target=hub.pool.start, name="query-workers-start", daemon=True)
     starter.start()
@@ -77,4 +80,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     oauth.setup(app, settings)  # /oauth/*, /.well-known/*, the rate limits
     dcat.setup(app, settings)  # /catalog.ttl|jsonld|rdf, /dataset/{id}.ttl ..., CORS on them
+    app.include_router(portal.router)  # portal pages at / (last: /dataset/{name} would match {name}.ttl)
     return app

@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hub.api.deps import SessionDep, SettingsDep
 from hub.catalog.loader import get_dataset
 from hub.errors import NotFoundError
-from hub.publish.dcat import RDF_FORMATS, catalog_graph, dataset_graph, public_datasets, serialize
+from hub.publish.companion import public_datasets
+from hub.publish.dcat import RDF_FORMATS, catalog_graph, dataset_graph, serialize
 from hub.settings import Settings
 
 router = APIRouter(tags=["dcat"])

@@ -5,8 +5,9 @@
   and the data dictionary of the latest version
 - ``/organization/{name}``: an agency and its published datasets
 
-Only the public catalogue is shown (``hub.publish.dcat.public_datasets``): open datasets and
-datasets with a built release. Pages carry ETag and Cache-Control (``hub.api.dcat.cached``).
+Only the public catalogue is shown (``hub.publish.companion.public_datasets``): the open datasets,
+open companion packages of shared and internal data included. Pages carry ETag and Cache-Control
+(``hub.api.dcat.cached``).
 """
 
 from __future__ import annotations
@@ -18,12 +19,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from hub.api.dcat import cached
+from hub.catalog.ckan import download_url
+from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset, Organization
 from hub.errors import NotFoundError
-from hub.publish.dcat import public_datasets
+from hub.publish.companion import companion_of, public_datasets, source_of
 from hub.publish.freshness import is_stale
 from hub.publish.models import Release
 from hub.publish.resources import release_file_url
@@ -138,6 +141,13 @@ def _dictionary(settings: Settings, path: str) -> str:
 async def dataset_page(name: str, request: Request) -> Response:
     settings = _settings(request)
 
+    def companion_url() -> str | None:
+        """A shared or internal dataset is not public; its open companion package is."""
+        with _session(request) as session:
+            source = session.scalar(select(Dataset).where((Dataset.name == name) | (Dataset.key == name)))
+            c = companion_of(session, source) if source is not None else None
+            return f"/dataset/{c.name}" if c is not None and c.state == "active" else None
+
     def work() -> bytes:
         with _session(request) as session:
             ds = next((d for d in public_datasets(session) if name in (d.name, d.key, d.id)), None)
@@ -157,26 +167,25 @@ async def dataset_page(name: str, request: Request) -> Response:
                          f'<a href="/dataset/{escape(ds.name)}.rdf">RDF/XML</a></p>')  # fmt: skip
             if ds.sharing == "open":
                 parts.append(_resources(settings, session, ds))
+            source = source_of(session, ds)  # an open companion package shows its source's releases
             releases = session.scalars(
-                select(Release).where(Release.dataset_id == ds.id, Release.state == "active")
+                select(Release).where(Release.dataset_id == source.id, Release.state == "active")
             ).all()
             if releases:
                 parts.append(
                     "<h2>Dữ liệu mở đã khử định danh <span class='en'>/ De-identified releases</span></h2>"
                 )
             for rel in releases:
-                parts.append(_release(settings, ds, rel))
+                parts.append(_release(settings, source, rel))
             return _page(settings, ds.title, "".join(parts))
 
+    moved = await run_in_threadpool(companion_url)
+    if moved is not None:
+        return RedirectResponse(moved, status_code=302)
     return cached(request, await run_in_threadpool(work), HTML, CACHE)
 
 
 def _resources(settings: Settings, session: Any, ds: Dataset) -> str:
-    try:
-        from hub.catalog.ckan import download_url
-        from hub.catalog.ckan_models import Resource
-    except ImportError:
-        return ""
     rows = session.scalars(
         select(Resource)
         .where(Resource.dataset_id == ds.id, Resource.state == "active", Resource.kind != "release")

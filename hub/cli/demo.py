@@ -91,10 +91,14 @@ def civil_status_service_cmd(
 
 @demo_app.command("run")
 def run_cmd(
-    port: int = typer.Option(8000, envvar="PORT", help="Port of the hub."),
+    port: int = typer.Option(
+        0, envvar="PORT", help="Port of the hub (0: 8000, or a free port when 8000 is taken)."
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface of the hub."),
     service_port: int = typer.Option(
-        DEFAULT_SERVICE_PORT, help="Port of the simulated civil-status service."
+        0,
+        envvar="SERVICE_PORT",
+        help="Port of the simulated civil-status service (0: a free port, chosen at start).",
     ),
     scale: str = typer.Option("small", help="Scale of the demo province when it must be generated."),
     serve_hub: bool = typer.Option(True, "--serve/--no-serve", help="Serve the hub after ingesting."),

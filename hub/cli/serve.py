@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import typer
 
 from hub.cli.common import console, err_console
-from hub.settings import Settings, get_settings
+from hub.settings import get_settings
+from hub.startup import prepare
 
 
 def _default_port() -> int:
@@ -16,27 +16,6 @@ def _default_port() -> int:
         return int(os.environ.get("PORT", "8000"))
     except ValueError:
         return 8000
-
-
-def prepare(settings: Settings) -> None:
-    """What the server does once before it answers: migrate, sync the catalog, recover runs."""
-    from hub.catalog.loader import sync_catalog
-    from hub.db import get_engine, session_scope
-
-    get_engine(settings)
-    with session_scope(settings) as session:
-        datasets = sync_catalog(session, settings)
-        if importlib.util.find_spec("hub.catalog.ckan") is not None:
-            from hub.catalog.ckan import sync_ckan
-
-            sync_ckan(session, settings)
-    err_console.print(f"catalog: {len(datasets)} datasets from {settings.catalog_dir}")
-    if importlib.util.find_spec("hub.ingest.runner") is not None:
-        from hub.ingest import runner
-
-        recover = getattr(runner, "recover_interrupted_runs", None)
-        if recover is not None:
-            recover(settings)
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +35,10 @@ def register(app: typer.Typer) -> None:
             os.environ["HUB_SITE_URL"] = served.site_url
             get_settings.cache_clear()
             settings = get_settings()
-        prepare(settings)
+        # migrate, sync the catalog, recover runs: once here (so that a broken catalog file stops the
+        # command with its message), and again, idempotently, in each worker's startup
+        prepared = prepare(settings)
+        err_console.print(f"catalog: {prepared.datasets} datasets from {settings.catalog_dir}")
         console.print(f"serving on http://{host}:{port}  (docs: /docs, health: /healthz)")
         uvicorn.run(
             "hub.api.app:create_app",

@@ -157,7 +157,10 @@ def create_service(
 
     async def health(request: Request) -> Response:
         counts = {k: await run_in_threadpool(store.count, k) for k in KINDS}
-        return _json(200, {"status": "ok", "service": "civil-status (simulated)", "counts": counts})
+        return _json(
+            200,
+            {"status": "ok", "service": "civil-status (simulated)", "pid": os.getpid(), "counts": counts},
+        )
 
     async def records(request: Request) -> Response:
         kind = request.path_params["kind"]

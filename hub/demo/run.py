@@ -1,11 +1,12 @@
 """``hub demo run`` (``make demo``): the whole demo on the embedded default, safe to run twice.
 
 1. generate the small province under ``DATA_DIR/demo`` unless it is there already;
-2. start the simulated civil-status service as a child process (stopped on exit), with a fresh API key
-   in ``HUB_DEMO_CIVIL_STATUS_API_KEY`` (the catalog's secret reference);
+2. start the simulated civil-status service as a child process (stopped on exit) on a free port (or
+   ``--service-port``), with a fresh API key in ``HUB_DEMO_CIVIL_STATUS_API_KEY`` (the catalog's secret
+   reference); a service that does not start stops the demo with its own message;
 3. sync the catalog and ingest every dataset, showing progress; a failed dataset is reported and the
    others go on;
-4. serve the hub and print the URLs to open.
+4. serve the hub (its startup syncs the catalog's CKAN side, as ``hub serve`` does) and print the URLs.
 
 The catalog points the civil-status datasets at ``http://127.0.0.1:8765``; with another service port the
 demo writes a copy of the catalog with that port under ``DATA_DIR/demo/catalog-<port>`` and uses it.
@@ -86,11 +87,16 @@ def civil_status_service(
         while True:
             if proc.poll() is not None:
                 err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-                raise SourceUnavailable(f"the civil-status service exited ({proc.returncode}): {err.strip()}")
+                raise ConfigError(
+                    f"the simulated civil-status service did not start (exit {proc.returncode}): "
+                    f"{err.strip().splitlines()[-1] if err.strip() else 'no message'}"
+                )
             try:
-                if httpx.get(f"{base}/health", timeout=1.0).status_code == 200:
+                r = httpx.get(f"{base}/health", timeout=1.0)
+                # the answer must come from our own child, not from whatever else listens there
+                if r.status_code == 200 and r.json().get("pid") == proc.pid:
                     break
-            except httpx.HTTPError:
+            except (httpx.HTTPError, ValueError):
                 pass
             if time.monotonic() > deadline:
                 raise SourceUnavailable(
@@ -175,9 +181,9 @@ def ingest_all(settings: Settings) -> dict[str, Any]:
 def run_demo_outcome(
     settings: Settings,
     *,
-    port: int = 8000,
+    port: int = 0,
     host: str = "127.0.0.1",
-    service_port: int = DEFAULT_SERVICE_PORT,
+    service_port: int = 0,
     scale: str = "small",
     serve_hub: bool = True,
 ) -> DemoOutcome:
@@ -186,8 +192,10 @@ def run_demo_outcome(
     from hub.demo.generate import DemoPaths, ensure_generated
     from hub.errors import ConfigError
 
+    if not port:  # 8000, or a free port when another hub (another demo) has it
+        port = 8000 if port_free(8000) and service_port != 8000 else free_port()
     if serve_hub:  # say so now, not after generating and ingesting
-        if port == service_port:
+        if service_port and port == service_port:
             raise ConfigError(
                 f"--port {port} is also the civil-status service's port; choose another --port "
                 "(make demo PORT=...) or --service-port"
@@ -213,6 +221,10 @@ def run_demo_outcome(
     )
     api_key = os.environ.get(API_KEY_ENV) or secrets.token_urlsafe(24)
     os.environ[API_KEY_ENV] = api_key
+    if not service_port:  # a free port of its own: two demos on one machine do not collide
+        service_port = free_port()
+        while service_port == port:
+            service_port = free_port()
     with civil_status_service(paths.civil_status_db, api_key, service_port) as service_url:
         console.print(f"Simulated civil-status service (Sở Tư pháp) on {service_url}")
         hub_settings = settings_for_service(settings, service_url)

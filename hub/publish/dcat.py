@@ -1,12 +1,13 @@
 """DCAT-AP 3.0 metadata of the public catalogue (rdflib), with hydra paging.
 
-Published datasets are the active datasets that are open, or that have at least one built release
-(a release is open data whatever the dataset's sharing class). Each dataset carries titles and
-descriptions in Vietnamese and English (language tags), publisher, contact point, keywords, themes
-(EU data-theme), spatial coverage (the province and the wards found in its releases), temporal
-coverage, licence, issued/modified, accrual periodicity (EU frequency) and its distributions: the
-data files of each release's latest version (access and download URL, media type, EU file type,
-byte size, SHA-256 checksum) and, for open datasets, their CKAN resources.
+Published datasets are the public catalogue of ``hub.publish.companion``: the active open datasets,
+among them the open companion packages through which the releases of shared and internal datasets are
+published (each names its source with ``prov:wasDerivedFrom`` and ``dct:source``). Each dataset
+carries titles and descriptions in Vietnamese and English (language tags), publisher, contact point,
+keywords, themes (EU data-theme), spatial coverage (the province and the wards found in its
+releases), temporal coverage, licence, issued/modified, accrual periodicity (EU frequency) and its
+distributions: the data files of each release's latest version (access and download URL, media type,
+EU file type, byte size, SHA-256 checksum) and, for open datasets, their CKAN resources.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import Any
 
 import pyarrow.parquet as pq
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
-from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, SKOS, XSD
+from rdflib.namespace import DCAT, DCTERMS, FOAF, PROV, RDF, SKOS, XSD
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub.catalog.ckan import datastore_filename, download_url
+from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset, Organization
+from hub.publish.companion import public_datasets, source_of
 from hub.publish.freshness import is_stale
 from hub.publish.models import Release, ReleaseVersion
 from hub.publish.resources import release_file_url
@@ -68,7 +72,7 @@ class _Builder:
         self.g = g
         self.base = settings.site_url.rstrip("/")
         for prefix, ns in (("dcat", DCAT), ("dct", DCTERMS), ("foaf", FOAF), ("hydra", HYDRA), ("spdx", SPDX),
-                           ("vcard", VCARD), ("skos", SKOS), ("hub", HUB)):  # fmt: skip
+                           ("vcard", VCARD), ("skos", SKOS), ("hub", HUB), ("prov", PROV)):  # fmt: skip
             g.bind(prefix, ns)
 
     def add(self, s: Any, p: Any, o: Any) -> None:
@@ -126,27 +130,49 @@ class _Builder:
         if spec.get("spatial"):
             for code in str(spec["spatial"]).replace(",", " ").split():
                 g.add((node, DCTERMS.spatial, self.place(code)))
+        source = source_of(self.session, ds)
+        if source is not ds:  # an open companion package: it publishes the releases of its source
+            origin = self.source(source, org)
+            g.add((node, PROV.wasDerivedFrom, origin))
+            g.add((node, DCTERMS.source, origin))
         releases = self.session.scalars(
-            select(Release).where(Release.dataset_id == ds.id, Release.state == "active")
+            select(Release).where(Release.dataset_id == source.id, Release.state == "active")
         ).all()
         freq = spec.get("frequency") or next((r.spec.get("frequency") for r in releases), None)
         if freq in FREQUENCY_URI:
             g.add((node, DCTERMS.accrualPeriodicity,
                    self.typed(f"{EU}frequency/{FREQUENCY_URI[freq]}", DCTERMS.Frequency)))  # fmt: skip
         for rel in releases:
-            self.release(node, ds, rel)
+            self.release(node, source, rel)
         if ds.sharing == "open":
             self.add(node, DCTERMS.license, self.license(str(spec.get("license", ""))))
             self.resources(node, ds)
         return node
 
+    def source(self, ds: Dataset, org: Organization | None) -> URIRef:
+        """The private dataset an open companion package is derived from: named, described and marked
+        restricted (shared) or non-public (internal), but not in the catalogue and without distributions."""
+        node = URIRef(f"{self.base}/dataset/{ds.name}")
+        g = self.g
+        g.add((node, RDF.type, DCAT.Dataset))
+        g.add((node, DCTERMS.identifier, Literal(ds.key)))
+        g.add((node, DCTERMS.title, Literal(ds.title, lang="vi")))
+        self.add(node, DCTERMS.title, _lit(ds.title_en, "en"))
+        shared = ds.sharing == "shared"
+        who = "dùng chung giữa các cơ quan" if shared else "dùng riêng của cơ quan chủ quản"
+        g.add((node, DCTERMS.description, Literal(
+            f"Bộ dữ liệu {who}, không công khai; chỉ các bản phát hành đã khử định danh là dữ liệu mở.",
+            lang="vi")))  # fmt: skip
+        g.add((node, DCTERMS.description, Literal(
+            ("Shared between agencies" if shared else "Internal to its owner")
+            + ", not public; only its de-identified releases are open data.", lang="en")))  # fmt: skip
+        g.add((node, DCTERMS.publisher, self.agent(org)))
+        access = "RESTRICTED" if shared else "NON_PUBLIC"
+        g.add((node, DCTERMS.accessRights, self.typed(f"{EU}access-right/{access}", DCTERMS.RightsStatement)))
+        return node
+
     def resources(self, node: URIRef, ds: Dataset) -> None:
         """The CKAN resources of an open dataset (its table download, uploads, links) as distributions."""
-        try:
-            from hub.catalog.ckan import datastore_filename, download_url
-            from hub.catalog.ckan_models import Resource
-        except ImportError:
-            return
         rows = self.session.scalars(
             select(Resource).where(
                 Resource.dataset_id == ds.id, Resource.state == "active", Resource.kind != "release"
@@ -252,18 +278,6 @@ class _Builder:
 
 def _as_date(v: dt.date | dt.datetime) -> str:
     return (v.date() if isinstance(v, dt.datetime) else v).isoformat()
-
-
-def public_datasets(session: Session) -> list[Dataset]:
-    """Datasets in the public catalogue: open ones, and those with a built release."""
-    with_release = select(Release.dataset_id).join(ReleaseVersion, ReleaseVersion.release_id == Release.id)
-    return list(
-        session.scalars(
-            select(Dataset)
-            .where(Dataset.state == "active", (Dataset.sharing == "open") | Dataset.id.in_(with_release))
-            .order_by(Dataset.name)
-        )
-    )
 
 
 def catalog_graph(settings: Settings, session: Session, page: int = 1, fmt: str = "ttl") -> CatalogPage:

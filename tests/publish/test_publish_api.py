@@ -32,7 +32,7 @@ def _crawl(base: str, client: httpx.Client) -> dict[str, bytes]:
         url = todo.pop()
         if url in seen or not url.startswith(base):
             continue
-        r = client.get(url)
+        r = client.get(url, follow_redirects=True)  # a private dataset's page leads to its companion
         assert r.status_code == 200, (url, r.status_code, r.text[:300])
         seen[url] = r.content
         ctype = r.headers.get("content-type", "")
@@ -78,7 +78,12 @@ def test_release_files_pages_and_catalogue_are_public_and_free_of_personal_data(
         assert home.status_code == 200
         assert "Đăng ký khai sinh" in home.text
         assert client.get(f"{base}/", headers={"If-None-Match": home.headers["etag"]}).status_code == 304
-        page = client.get(f"{base}/dataset/civil_status-births")
+        # the shared dataset stays private; its open companion package carries the releases
+        assert client.get(f"{base}/api/3/action/package_show?id=civil_status-births").status_code == 403
+        moved = client.get(f"{base}/dataset/civil_status-births", follow_redirects=False)
+        assert moved.status_code == 302
+        assert moved.headers["location"] == "/dataset/civil_status-births-open"
+        page = client.get(f"{base}/dataset/civil_status-births-open")
         assert "births-by-ward-month/1/data.csv" in page.text
         assert "Từ điển dữ liệu" in page.text
         pre = client.options(f"{base}/catalog.ttl", headers={"Origin": "https://x.example",
@@ -88,7 +93,8 @@ def test_release_files_pages_and_catalogue_are_public_and_free_of_personal_data(
         ttl = client.get(f"{base}/catalog.ttl")
         assert ttl.headers["content-type"].startswith("text/turtle")
         assert "hydra:PartialCollectionView" in ttl.text
-        assert client.get(f"{base}/dataset/land-parcels.jsonld").status_code == 200
+        assert client.get(f"{base}/dataset/land-parcels-open.jsonld").status_code == 200
+        assert client.get(f"{base}/dataset/land-parcels.jsonld").status_code == 404
         assert client.get(f"{base}/catalog.rdf").status_code == 200
         published = _crawl(base, client)
     assert any("/release/" in u for u in published)
