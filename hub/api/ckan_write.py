@@ -120,6 +120,23 @@ def _check_name(value: Any, key: str = "name") -> str:
     return name
 
 
+def _text(value: Any) -> str | None:
+    """A text field as CKAN's ``unicode_safe`` takes it: any JSON value as its text; empty is none."""
+    if value is None or value == "":
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
+def _items(data: dict[str, Any], key: str) -> list[Any]:
+    """A list field (``extras``, ``groups``, ``resources``): missing or empty is none; else a list."""
+    value = data.get(key)
+    if not value:
+        return []
+    if not isinstance(value, list):
+        raise ValidationFailed(key, {key: ["Not a list"]})
+    return value
+
+
 def _org_for(ctx: ActionContext, value: Any) -> Organization:
     if not value:
         raise ValidationFailed("owner_org", {"owner_org": ["An organization must be provided"]})
@@ -148,7 +165,7 @@ def _tags(data: dict[str, Any]) -> list[str]:
 
 def _extras(data: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
-    for item in data.get("extras") or []:
+    for item in _items(data, "extras"):
         if not isinstance(item, dict) or "key" not in item:
             raise ValidationFailed("extras", {"extras": ["Extras must be a list of {key, value}"]})
         key = str(item["key"])
@@ -162,7 +179,7 @@ def _extras(data: dict[str, Any]) -> dict[str, str]:
 
 def _groups(ctx: ActionContext, data: dict[str, Any]) -> list[Group]:
     out = []
-    for item in data.get("groups") or []:
+    for item in _items(data, "groups"):
         ref = str(item.get("id") or item.get("name") if isinstance(item, dict) else item)
         g = ctx.session.scalar(select(Group).where((Group.id == ref) | (Group.name == ref)))
         if g is None:
@@ -202,8 +219,8 @@ def _apply(ctx: ActionContext, ds: Dataset, data: dict[str, Any], *, create: boo
         raise ValidationFailed("version", {"version": ["Version must be at most 100 characters long"]})
     ds.name, ds.owner_org_id, ds.sharing = name, org.id, sharing
     ds.title = str(data.get("title") or name)
-    ds.notes = data.get("notes") or None
-    ds.license_id = data.get("license_id") or None
+    ds.notes = _text(data.get("notes"))
+    ds.license_id = _text(data.get("license_id"))
     if data.get("state") in ("active", "draft", "deleted"):
         ds.state = str(data["state"])
     changed = ctx.session.is_modified(ds)
@@ -223,7 +240,7 @@ def _apply(ctx: ActionContext, ds: Dataset, data: dict[str, Any], *, create: boo
     changed = set_tags(ctx.session, ds, tags) or changed
     changed = set_groups(ctx.session, ds, groups) or changed
     if "resources" in data:
-        changed = _replace_resources(ctx, ds, data.get("resources") or []) or changed
+        changed = _replace_resources(ctx, ds, _items(data, "resources")) or changed
     return changed
 
 
@@ -283,8 +300,10 @@ def _update_resource(ctx: ActionContext, r: Resource, data: dict[str, Any], *, p
         if key == "size":
             try:
                 value = int(value) if value not in (None, "") else None
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: Infinity
                 raise ValidationFailed("size", {"size": ["Invalid integer"]}) from exc
+            if value is not None and not -(2**63) <= value < 2**63:
+                raise ValidationFailed("size", {"size": ["Invalid integer"]})
         elif key == "url":
             value = "" if value is None else str(value)
             if r.upload_id and f"/resource/{r.id}/download/" in value:
@@ -463,10 +482,10 @@ def resource_delete(ctx: ActionContext, data: dict[str, Any]) -> None:
 
 def _org_fields(ctx: ActionContext, org: Organization, data: dict[str, Any]) -> None:
     org.title = str(data.get("title") or org.name)
-    org.description = data.get("description") or None
-    org.image_url = data.get("image_url") or None
+    org.description = _text(data.get("description"))
+    org.image_url = _text(data.get("image_url"))
     extras: dict[str, str] = {}
-    for item in data.get("extras") or []:
+    for item in _items(data, "extras"):
         if isinstance(item, dict) and "key" in item and not item.get("deleted"):
             extras[str(item["key"])] = str(item.get("value") or "")
     org.extras = extras
@@ -526,5 +545,7 @@ def group_create(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     name = _check_name(data.get("name"))
     if not ctx.principal.sysadmin:
         deny(ctx, "admin.group.create", f"User {ctx.user_name} not authorized to create groups")
-    g = ensure_group(ctx.session, name, str(data.get("title") or name), description=data.get("description"))
+    g = ensure_group(
+        ctx.session, name, str(data.get("title") or name), description=_text(data.get("description"))
+    )
     return group_dict(g, package_count=0, full=True)
