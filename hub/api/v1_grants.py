@@ -15,10 +15,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,13 +34,26 @@ from hub.errors import AccessDenied, AuthenticationError, NotFoundError
 router = APIRouter(prefix="/api/v1", tags=["grants", "audit"])
 
 
+def _naive_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value
+    try:
+        return value.astimezone(UTC).replace(tzinfo=None)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is past year 9999 in UTC
+        raise ValueError("out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_naive_utc)]
+"""A date and time as naive UTC (the database's form); one that UTC cannot hold is invalid (422)."""
+
+
 class GrantIn(BaseModel):
     dataset: str = Field(description="Dataset id, key (civil_status.births) or name.")
     consumer_org: str = Field(description="Consumer organization id or name.")
     consumer_client_id: str | None = Field(default=None, description="Limit the grant to one client.")
     purpose: str = Field(description="Mục đích: why the consumer needs the data.")
     legal_basis: str = Field(description="Căn cứ pháp lý: the legal basis of the sharing.")
-    expires_at: datetime | None = Field(default=None, description="Expiry (UTC); none = until revoked.")
+    expires_at: UtcDatetime | None = Field(default=None, description="Expiry (UTC); none = until revoked.")
 
 
 class RevokeIn(BaseModel):
@@ -50,12 +63,6 @@ class RevokeIn(BaseModel):
 def _require_login(principal: Principal) -> None:
     if principal.is_anonymous:
         raise AuthenticationError("a token is required")
-
-
-def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is None or value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
 
 
 @router.get("/grants", summary="List data-sharing grants")
@@ -81,7 +88,7 @@ def create_grant(body: GrantIn, session: SessionDep, principal: V1PrincipalDep) 
         consumer_client_id=body.consumer_client_id,
         purpose=body.purpose,
         legal_basis=body.legal_basis,
-        expires_at=_naive_utc(body.expires_at),
+        expires_at=body.expires_at,
     )
     return grants.grant_dict(session, g)
 
@@ -115,10 +122,10 @@ def search_audit(
     subject: str | None = None,
     client_id: str | None = None,
     org_id: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcDatetime | None = None,
+    until: UtcDatetime | None = None,
     limit: int = Query(default=100, ge=1, le=10_000),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=2**31 - 1),
 ) -> dict[str, Any]:
     _require_login(principal)
     if not principal.has_scope("audit:read"):
@@ -139,8 +146,8 @@ def search_audit(
         subject=subject,
         client_id=client_id,
         org_id=org_id,
-        since=_naive_utc(since),
-        until=_naive_utc(until),
+        since=since,
+        until=until,
         limit=limit,
         offset=offset,
         orgs=None if principal.sysadmin else principal.orgs(),
