@@ -8,6 +8,7 @@ A thin adapter: a Starlette request becomes a ``hub.auth.server.FormRequest`` (a
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Any
 from urllib.parse import urlencode
@@ -64,7 +65,28 @@ def to_response(result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
     return Response(body or b"", status_code=status, headers=hdrs)
 
 
+def _unreadable_client_credentials(request: Request) -> Response | None:
+    """RFC 6749's ``invalid_client`` for HTTP Basic client credentials that are not UTF-8 text: authlib
+    fails decoding them (a UnicodeDecodeError, a 500) where it answers bad credentials with this."""
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        base64.b64decode(value.strip()).decode("utf-8")
+    except UnicodeDecodeError:
+        body = {"error": "invalid_client", "error_description": "The client credentials are not UTF-8 text."}
+        return JSONResponse(
+            body, status_code=401, headers={"WWW-Authenticate": 'Basic error="invalid_client"'}
+        )
+    except ValueError:  # not base64: authlib reads no credentials and answers itself
+        return None
+    return None
+
+
 async def _run(request: Request, fn_name: str, **kwargs: Any) -> Response:
+    refused = _unreadable_client_credentials(request)
+    if refused is not None:
+        return refused
     settings: Settings = request.app.state.settings
     server = _server(request)
     oreq = await to_oauth_request(request, settings)
@@ -85,6 +107,9 @@ async def token(request: Request) -> Response:
 
 async def _endpoint(request: Request, endpoint: str) -> Response:
     """Answer ``request`` with authlib's endpoint ``endpoint`` (introspection, revocation)."""
+    refused = _unreadable_client_credentials(request)
+    if refused is not None:
+        return refused
     settings: Settings = request.app.state.settings
     server = _server(request)
     oreq = await to_oauth_request(request, settings)
