@@ -89,8 +89,46 @@ class BodyTooLarge(HubError):
     http_status = 413
 
 
+def dumps(content: Any) -> bytes:
+    """JSON of a response body. An integer beyond 64 bits (which JSON clients cannot hold either, and
+    orjson refuses) is written as its decimal text, as ``hub.warehouse.values`` writes query results;
+    a float NaN or infinity is ``null`` (orjson's rule)."""
+    try:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:  # "Integer exceeds 64-bit range"; anything else fails again below
+        return orjson.dumps(_wide_ints_as_text(content), option=orjson.OPT_NON_STR_KEYS)
+
+
+def _wide_ints_as_text(content: Any) -> Any:
+    """A copy of ``content`` (dicts, lists and tuples, without recursion) with wide integers as text."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+            return str(value)
+        if isinstance(value, dict):
+            out_dict: dict[Any, Any] = {}
+            todo.append((value.items(), out_dict))
+            return out_dict
+        if isinstance(value, list | tuple):
+            out_list: list[Any] = []
+            todo.append((enumerate(value), out_list))
+            return out_list
+        return value
+
+    todo: list[tuple[Any, Any]] = []
+    root = convert(content)
+    while todo:
+        items, target = todo.pop()
+        for key, value in items:
+            if isinstance(target, dict):
+                target[key] = convert(value)
+            else:
+                target.append(convert(value))
+    return root
+
+
 def json_response(content: Any, status_code: int = 200, media_type: str = JSON_UTF8) -> Response:
-    return Response(orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS), status_code, media_type=media_type)
+    return Response(dumps(content), status_code, media_type=media_type)
 
 
 def is_ckan_path(path: str) -> bool:
@@ -138,7 +176,8 @@ def ckan_error_response(request: Request, exc: HubError) -> Response:
     status, error = ckan_error(exc)
     settings = request.app.state.settings
     body = {"help": help_url(settings.site_url, request.url.path), "success": False, "error": error}
-    return json_response(body, status)
+    resp = json_response(body, status)
+    return resp
 
 
 def problem_response(
@@ -165,7 +204,8 @@ def _hub_error_handler(request: Request, exc: Exception) -> Response:
     extra = {k: v for k, v in exc.details.items() if k != "code"}
     if exc.http_status >= 500:
         log.error("%s: %s", type(exc).__name__, exc.message)
-    return problem_response(exc.http_status, title, exc.message, exc.code, **extra)
+    resp = problem_response(exc.http_status, title, exc.message, exc.code, **extra)
+    return resp
 
 
 def _http_error_handler(request: Request, exc: Exception) -> Response:

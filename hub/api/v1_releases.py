@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from sqlalchemy import select
@@ -23,7 +22,7 @@ from starlette.responses import FileResponse, Response
 
 from hub.api.dcat import cached
 from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
-from hub.api.errors import InvalidBody, loads_json
+from hub.api.errors import InvalidBody, dumps, loads_json
 from hub.auth import access, audit
 from hub.auth.principal import Principal
 from hub.catalog.loader import dataset_spec, get_dataset
@@ -88,7 +87,7 @@ async def list_releases(request: Request, settings: SettingsDep, session: Sessio
         ).all()  # fmt: skip
         return {"releases": [release_dict(settings, ds, rel) for rel, ds in rows]}
 
-    return cached(request, orjson.dumps(await run_in_threadpool(work)), "application/json", CACHE)
+    return cached(request, dumps(await run_in_threadpool(work)), "application/json", CACHE)
 
 
 @router.get("/api/v1/releases/{dataset}/{release}", summary="One open-data release (public)")
@@ -99,7 +98,7 @@ async def show_release(
         ds, rel = get_release(session, dataset, release)
         return release_dict(settings, ds, rel)
 
-    return cached(request, orjson.dumps(await run_in_threadpool(work)), "application/json", CACHE)
+    return cached(request, dumps(await run_in_threadpool(work)), "application/json", CACHE)
 
 
 def _require_writer(session: Any, principal: Principal, ds: Dataset, action: str) -> None:
