@@ -9,9 +9,9 @@ JSON is parsed under the hub's size and nesting limits (``hub.api.errors.loads_j
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
@@ -177,14 +177,61 @@ async def _dispatch(name: str, request: Request) -> Response:
     return json_response(body)
 
 
-async def action_v3(name: str, request: Request) -> Response:
+# --- the OpenAPI description of the action routes ---------------------------------------------------
+
+
+def _action_names(schema: dict[str, Any]) -> None:
+    """The known actions, listed when the spec is built (after every router registered its actions)."""
+    schema["enum"] = sorted(ACTIONS)
+
+
+ActionName = Annotated[
+    str, Path(description="The action (an unknown one is CKAN's 400).", json_schema_extra=_action_names)
+]
+_NATURAL: dict[str, Any] = {"type": "integer", "minimum": 0}
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "id": {"type": "string", "description": "Id or name of the object (package_show, organization_show...)."},
+    "q": {"type": "string", "description": "Search text; Solr syntax with a field (package_search)."},
+    "fq": {"type": "string", "description": "Filter query (package_search)."},
+    "sort": {"type": "string", "description": "Sort order, e.g. 'metadata_modified desc'."},
+    "rows": {**_NATURAL, "description": "Results per page (package_search, at most 1000)."},
+    "start": {**_NATURAL, "description": "Offset of the first result (package_search)."},
+    "limit": {**_NATURAL, "description": "Most results (list actions, datastore_search)."},
+    "offset": {**_NATURAL, "description": "Results to skip (list actions, datastore_search)."},
+    "include_private": {"type": "boolean", "description": "Private datasets the caller may read too."},
+    "all_fields": {"type": "boolean", "description": "Dicts instead of names (list actions)."},
+    "resource_id": {"type": "string", "description": "DataStore resource (datastore_*)."},
+    "filters": {"type": "string", "description": "DataStore filters: a JSON object of column -> value(s)."},
+    "sql": {"type": "string", "description": "A SELECT over DataStore resources (datastore_search_sql)."},
+}
+"""The common parameters of the actions (each action reads its own; see docs/ckan-api.md)."""
+_GET_EXTRA: dict[str, Any] = {
+    "parameters": [{"name": k, "in": "query", "required": False, "schema": v} for k, v in PARAMETERS.items()]
+}
+_POST_EXTRA: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {**PARAMETERS, "filters": {"type": "object"}},
+                    "additionalProperties": True,
+                }
+            }
+        },
+    }
+}
+
+
+async def action_v3(name: ActionName, request: Request) -> Response:
     """CKAN Action API (version 3): GET for read actions, POST (JSON, form or multipart) for all.
 
     See docs/ckan-api.md for the supported actions and their parameters."""
     return await _dispatch(name, request)
 
 
-async def action_unversioned(name: str, request: Request) -> Response:
+async def action_unversioned(name: ActionName, request: Request) -> Response:
     """The same actions without the version segment (ckanapi's default)."""
     return await _dispatch(name, request)
 
@@ -200,6 +247,7 @@ for _method in ("GET", "POST"):
         methods=[_method],
         summary="Call a CKAN action",
         operation_id=f"ckan_action_{_method.lower()}",
+        openapi_extra=_GET_EXTRA if _method == "GET" else _POST_EXTRA,
     )
     router.add_api_route(
         "/api/action/{name}",
@@ -207,6 +255,7 @@ for _method in ("GET", "POST"):
         methods=[_method],
         summary="Call a CKAN action (no version)",
         operation_id=f"ckan_action_nov_{_method.lower()}",
+        openapi_extra=_GET_EXTRA if _method == "GET" else _POST_EXTRA,
     )
     router.add_api_route(
         "/api/{version}/action/{name}", action_other_version, methods=[_method], include_in_schema=False
