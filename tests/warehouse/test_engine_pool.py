@@ -148,3 +148,8 @@ def test_a_worker_that_dies_mid_query_is_an_error_and_is_replaced(
     with pytest.raises(QueryError, match="stopped"):
         pool.query(SLOW, {"t": table}, timeout=30)
     assert pool.query("SELECT 3 AS three", {})[0].to_pylist() == [{"three": 3}]
+
+
+def test_enum_and_nested_enum_results_travel_as_text(pool: WorkerPool) -> None:
+    table, _ = pool.query("SELECT 'x'::ENUM('x', 'y') AS e, ['y'::ENUM('x', 'y')] AS l", {})
+    assert table.to_pylist() == [{"e": "x", "l": ["y"]}]

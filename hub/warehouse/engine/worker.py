@@ -50,6 +50,26 @@ def _warm(engine: Engine) -> None:
         cur.sql("SELECT b, count(*), sum(a) FROM w GROUP BY b ORDER BY b").fetchall()
 
 
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """``schema`` without dictionary encoding (an ENUM result): a batch's IPC bytes do not carry its
+    dictionaries, so the values travel decoded."""
+    return pa.schema([f.with_type(_plain_type(f.type)) for f in schema], metadata=schema.metadata)
+
+
+def _plain_type(t: pa.DataType) -> pa.DataType:
+    if pa.types.is_dictionary(t):
+        return _plain_type(t.value_type)
+    if pa.types.is_list(t):
+        return pa.list_(t.value_field.with_type(_plain_type(t.value_type)))
+    if pa.types.is_large_list(t):
+        return pa.large_list(t.value_field.with_type(_plain_type(t.value_type)))
+    if pa.types.is_struct(t):
+        return pa.struct([t.field(i).with_type(_plain_type(t.field(i).type)) for i in range(t.num_fields)])
+    if pa.types.is_map(t):
+        return pa.map_(_plain_type(t.key_type), t.item_field.with_type(_plain_type(t.item_type)))
+    return t
+
+
 def _error(out: IO[bytes], message: str, kind: str) -> None:
     p.send_json(out, p.ERROR, {"message": message, "kind": kind})
 
@@ -65,7 +85,8 @@ def _job(engine: Engine, job: dict[str, Any], src: IO[bytes], out: IO[bytes]) ->
             if result is None:
                 raise QueryError("Only a SELECT statement is allowed.")
             reader = result.to_arrow_reader(int(job.get("batch_rows") or 65_536))
-            p.send(out, p.SCHEMA, reader.schema.serialize())
+            schema = _plain_schema(reader.schema)
+            p.send(out, p.SCHEMA, schema.serialize())
             while True:
                 kind, _ = p.receive(src)
                 if kind == p.CANCEL:
@@ -77,6 +98,8 @@ def _job(engine: Engine, job: dict[str, Any], src: IO[bytes], out: IO[bytes]) ->
                     p.send_json(out, p.END, {"rows": rows, "rss": _rss()})
                     return
                 rows += batch.num_rows
+                if batch.schema != schema:
+                    batch = batch.cast(schema)
                 p.send(out, p.BATCH, batch.serialize())
     except HubError as exc:
         _error(out, exc.message, str(exc.details.get("kind", "invalid")))
