@@ -10,9 +10,18 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from hub.db import Base, new_id, utcnow
 
+BUILT, UNCHANGED, EMPTY = "built", "unchanged", "empty"
+"""Outcomes of a release build (``Release.last_outcome``)."""
+
 
 class Release(Base):
-    """A release definition of a dataset (from its catalog file or ``POST /api/v1/releases``)."""
+    """A release definition of a dataset (from its catalog file or ``POST /api/v1/releases``).
+
+    ``last_built`` is when the latest version's files were written; ``last_checked`` is when a build
+    last ran to its end, whether it made a version or not, and ``last_outcome`` what it found
+    (``BUILT``, ``UNCHANGED``: the data was that of the latest version, ``EMPTY``: no rows, nothing
+    published). Freshness (``hub.publish.freshness.is_stale``) counts from ``last_checked``.
+    """
 
     __tablename__ = "releases"
     __table_args__ = (UniqueConstraint("dataset_id", "name", name="uq_releases_dataset_name"),)
@@ -28,6 +37,8 @@ class Release(Base):
     created: Mapped[datetime] = mapped_column(default=utcnow)
     modified: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     last_built: Mapped[datetime | None] = mapped_column()
+    last_checked: Mapped[datetime | None] = mapped_column()
+    last_outcome: Mapped[str | None] = mapped_column(String(20))  # built | unchanged | empty
     last_error: Mapped[str | None] = mapped_column(Text)
 
     versions: Mapped[list[ReleaseVersion]] = relationship(
@@ -51,6 +62,9 @@ class ReleaseVersion(Base):
     lineage: Mapped[list[Any]] = mapped_column(JSON, default=list)
     path: Mapped[str] = mapped_column(String(1000))  # relative to settings.data_dir
     triggered_by: Mapped[str | None] = mapped_column(String(200))
+    content_sha256: Mapped[str | None] = mapped_column(String(64))
+    """Fingerprint of the version's data and description (``hub.publish.files.ReleaseContent``): a
+    build whose fingerprint equals the latest version's makes no new version."""
 
     release: Mapped[Release] = relationship(back_populates="versions")
     files: Mapped[list[ReleaseFile]] = relationship(
