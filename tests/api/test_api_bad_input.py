@@ -542,9 +542,5 @@ def test_integers_beyond_64_bits_are_answered_as_their_text(client: httpx.Client
 
 def test_datastore_sql_returning_an_enum_is_not_a_500(client: httpx.Client) -> None:
     r = client.get("/api/3/action/datastore_search_sql", params={"sql": "SELECT 'x'::ENUM('x') AS e"})
-    if r.status_code == 500:  # the query engine (hub/warehouse/engine/pool.py): ArrowKeyError on a dictionary
-        pytest.xfail(
-            "issue 10: a DuckDB ENUM result column gives a 500 (ArrowKeyError: Dictionary field not found)"
-        )
-    assert r.status_code == 200, r.text[:300]
+    assert r.status_code == 200, r.text[:300]  # was a 500 (a dictionary column of the query workers)
     assert r.json()["result"]["records"] == [{"e": "x"}]
