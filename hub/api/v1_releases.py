@@ -7,28 +7,39 @@
   (422 naming the column and its source when refused).
 - ``POST /api/v1/releases/{dataset}/{release}/build``: build a new version now (same rights).
 - ``GET /dataset/{dataset}/release/{release}/{version}/{file}``: a release file, no login (any
-  version stays downloadable), with ETag (its SHA-256) and Cache-Control.
+  version stays downloadable), with ETag (its SHA-256) and Cache-Control. Data files are attachments
+  (``?bom=1`` on a CSV adds a UTF-8 BOM for Excel); ``README.md``, ``datapackage.json`` and
+  ``SHA256SUMS`` open in the browser (``inline``, UTF-8).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import FileResponse, Response
+from starlette.responses import FileResponse, Response, StreamingResponse
 
 from hub.api.dcat import cached
-from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
+from hub.api.deps import HubDep, SessionDep, SettingsDep, V1PrincipalDep
 from hub.api.errors import InvalidBody, dumps, loads_json
 from hub.auth import access, audit
 from hub.auth.principal import Principal
-from hub.catalog.loader import dataset_spec, get_dataset
+from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset
 from hub.errors import AccessDenied, NotFoundError, ValidationFailed
-from hub.publish.build import build_release, check_release, get_release, sync_releases, upsert_release
+from hub.publish.build import (
+    build_release,
+    check_message,
+    check_release,
+    get_release,
+    sync_releases,
+    upsert_release,
+)
 from hub.publish.freshness import is_stale
 from hub.publish.models import Release, ReleaseFile, ReleaseVersion
 from hub.publish.resources import release_file_url
@@ -49,6 +60,16 @@ def release_dict(settings: Settings, ds: Dataset, rel: Release) -> dict[str, Any
         "spec": rel.spec,
         "origin": rel.origin,
         "last_built": rel.last_built.isoformat() if rel.last_built else None,
+        # a rebuild of unchanged data makes no version: "unchanged, checked at ...; version 2 stays current"
+        "last_checked": rel.last_checked.isoformat() if rel.last_checked else None,
+        "last_outcome": rel.last_outcome,
+        "last_check": (
+            check_message(
+                rel.last_outcome, rel.last_checked, max((v.version for v in rel.versions), default=None)
+            )
+            if rel.last_checked
+            else None
+        ),
         # the message may quote the warehouse (a DuckDB error): only its owners see it (`hub releases list`)
         "last_build_failed": rel.last_error is not None,
         "stale": is_stale(rel),
@@ -59,6 +80,7 @@ def release_dict(settings: Settings, ds: Dataset, rel: Release) -> dict[str, Any
                 "rows": v.rows,
                 "suppressed": v.suppressed,
                 "sources": v.sources,
+                "content_sha256": v.content_sha256,
                 "files": [
                     {
                         "name": f.name,
@@ -172,7 +194,7 @@ async def create_release(
             for e in exc.errors():
                 errors.setdefault(".".join(str(p) for p in e["loc"]) or "body", []).append(e["msg"])
             raise ValidationFailed("invalid release definition", errors) from exc
-        check_release(settings, session, dataset_spec(ds), rel)  # PublishError (422) when refused
+        check_release(settings, session, ds, rel)  # PublishError (422) when refused
         row = upsert_release(session, ds, rel, origin="api")
         session.commit()
         return release_dict(settings, ds, row)
@@ -182,12 +204,17 @@ async def create_release(
 
 @router.post("/api/v1/releases/{dataset}/{release}/build", summary="Build a new version now (catalog:write)")
 async def build(
-    dataset: str, release: str, settings: SettingsDep, session: SessionDep, principal: V1PrincipalDep
+    dataset: str,
+    release: str,
+    settings: SettingsDep,
+    hub: HubDep,
+    session: SessionDep,
+    principal: V1PrincipalDep,
 ) -> dict[str, Any]:
     def work() -> dict[str, Any]:
         ds, _ = get_release(session, dataset, release)
         _require_writer(session, principal, ds, "release.build")
-        build_release(settings, ds.key, release, triggered_by=principal.subject or principal.kind)
+        build_release(hub, ds.key, release, triggered_by=principal.subject or principal.kind)
         session.expire_all()
         ds, rel = get_release(session, dataset, release)
         return release_dict(settings, ds, rel)
@@ -214,9 +241,31 @@ async def release_file(
         return f
 
     f = await run_in_threadpool(work)
-    etag = f'"{f.sha256}"'
-    headers = {"ETag": etag, "Cache-Control": "public, max-age=86400, immutable"}
-    if etag in request.headers.get("if-none-match", ""):
+    path = settings.data_dir / f.path
+    bom = f.format == "csv" and request.query_params.get("bom", "").lower() in ("1", "true", "yes")
+    etag = f'"{f.sha256}{"-bom" if bom else ""}"'
+    # the description of a version opens in the browser; its data files are downloads
+    disposition = "attachment" if f.is_data else "inline"
+    headers = {
+        "ETag": etag,
+        "Cache-Control": "public, max-age=86400, immutable",
+        "Content-Disposition": f'{disposition}; filename="{f.name}"',
+    }
+    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
         return Response(status_code=304, headers=headers)
-    media = f.media_type + ("; charset=utf-8" if f.media_type.startswith("text/") else "")
-    return FileResponse(settings.data_dir / f.path, media_type=media, headers=headers, filename=f.name)
+    textual = f.media_type.startswith("text/") or f.media_type.endswith("json")
+    media = f.media_type + ("; charset=utf-8" if textual else "")
+    if bom:  # a UTF-8 byte order mark first, so that Excel reads the CSV as UTF-8
+        headers["Content-Length"] = str(len(UTF8_BOM) + f.size)
+        return StreamingResponse(_with_bom(path), media_type=media, headers=headers)
+    return FileResponse(path, media_type=media, headers=headers)
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def _with_bom(path: Path) -> Iterator[bytes]:
+    yield UTF8_BOM
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 16):
+            yield chunk

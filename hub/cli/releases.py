@@ -20,7 +20,9 @@ def list_releases() -> None:
     from hub.publish.freshness import is_stale
     from hub.publish.models import Release
 
-    table = Table("dataset", "release", "frequency", "versions", "last built", "stale", "last error")
+    table = Table(
+        "dataset", "release", "frequency", "versions", "last built", "last checked", "stale", "last error"
+    )
     with common.session() as session:
         sync_releases(session)
         for rel, ds in session.execute(
@@ -29,6 +31,7 @@ def list_releases() -> None:
             table.add_row(
                 ds.key, rel.name, str(rel.spec.get("frequency", "")), str(len(rel.versions)),
                 f"{rel.last_built:%Y-%m-%d %H:%M}" if rel.last_built else "-",
+                f"{rel.last_checked:%Y-%m-%d %H:%M} ({rel.last_outcome})" if rel.last_checked else "-",
                 "yes" if is_stale(rel) else "no",
                 (rel.last_error or "")[:80],
             )  # fmt: skip
@@ -61,9 +64,13 @@ def build(
     dataset: str = typer.Argument(help="Dataset key, e.g. civil_status.births."),
     release: str = typer.Argument(None, help="Release id; default: every release of the dataset."),
 ) -> None:
-    """Build a new version of a release (or of every release of the dataset)."""
+    """Build a release (or every release of the dataset): a new version when its data changed.
+
+    Unchanged data makes no new version ("unchanged, checked at ..."); a release with no rows is not
+    published ("not published: the release has no rows")."""
     from hub.catalog.loader import dataset_spec, get_dataset
     from hub.publish.build import build_release
+    from hub.publish.models import BUILT
     from hub.publish.spec import parse_releases
     from hub.runtime import Hub
 
@@ -77,11 +84,12 @@ def build(
     with Hub(settings) as hub, common.progress() as bar:
         task = bar.add_task("building releases", total=len(names), rate="")
         for name in names:
-            v = build_release(hub, dataset, name, triggered_by="cli")
+            result = build_release(hub, dataset, name, triggered_by="cli")
             bar.advance(task)
-            common.console.print(
-                f"{dataset}/{name}: version {v.version}, {v.rows} rows, {v.suppressed} suppressed"
+            counts = (
+                f", {result.rows} rows, {result.suppressed} suppressed" if result.outcome == BUILT else ""
             )
+            common.console.print(f"{dataset}/{name}: {result.message}{counts}")
 
 
 @releases_app.command("rebuild-due")

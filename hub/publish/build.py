@@ -1,19 +1,25 @@
 """Building a release: gate -> query -> suppression -> re-identification check -> files -> catalogue.
 
-``build_release(settings, dataset_key, release_name)`` is what ``hub releases build``, the API, the
+``build_release(hub, dataset_key, release_name)`` is what ``hub releases build``, the API, the
 ingest hook (``hub.publish.freshness``) and the tests call. A refused release raises ``PublishError``;
-the refusal is kept on the release (``last_error``) and nothing is published.
+the refusal is kept on the release (``last_error``) and nothing is published. A build that is not
+refused returns a ``BuildResult``: a new version (``BUILT``), or none because the content equals the
+latest version's (``UNCHANGED``) or there are no rows (``EMPTY``); the release records when it was
+checked (``Release.last_checked``) and what the check found (``last_outcome``).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.auth.principal import Principal
@@ -21,9 +27,10 @@ from hub.catalog.loader import dataset_spec, get_dataset
 from hub.catalog.models import Dataset
 from hub.db import session_scope, utcnow
 from hub.errors import ContractError, NotFoundError, PublishError, QueryError
-from hub.publish.files import FieldDoc, write_release_files
+from hub.publish.columns import FieldDoc
+from hub.publish.files import ReleaseMeta, release_content, write_release_files
 from hub.publish.gate import Catalog, GateReport, SourceField, check_sql
-from hub.publish.models import Release, ReleaseFile, ReleaseVersion
+from hub.publish.models import BUILT, EMPTY, UNCHANGED, Release, ReleaseFile, ReleaseVersion
 from hub.publish.spec import ReleaseSpec, parse_releases, release_k
 from hub.publish.suppress import reidentification_groups, suppress_table
 from hub.runtime import Hub
@@ -33,6 +40,7 @@ from hub.sql import door
 _COARSE_NAME = re.compile(r"(^|_)(sex|gender|ward_code|province_code|commune_code|ma_xa|ma_tinh)$")
 _GEOMETRY_NAME = re.compile(r"(^|_)(geometry|geom|wkt|shape)$")
 COARSE_CHECKS = {"vn-ward-code", "vn-province-code"}
+log = logging.getLogger(__name__)
 
 
 def field_kind(name: str, fmt: str | None, check: str | None, arrow_type: pa.DataType) -> str:
@@ -134,6 +142,18 @@ def protect(table: pa.Table, report: GateReport, rel: ReleaseSpec, k: int) -> tu
     return table, suppressed
 
 
+def canonical_order(table: pa.Table, report: GateReport) -> pa.Table:
+    """Rows in the order of their values, column by column, unless the release SQL orders them: equal
+    data gives equal files (and equal small-cell suppression, whose ties go by row position) whatever
+    order the query engine's threads returned the groups in."""
+    if report.tree.args.get("order") is not None or not table.num_rows:
+        return table
+    try:
+        return table.sort_by([(name, "ascending") for name in table.column_names])
+    except (pa.ArrowNotImplementedError, pa.ArrowTypeError):  # a type without an order: as returned
+        return table
+
+
 def release_principal(ds: Dataset, rel: ReleaseSpec) -> Principal:
     """Whom a release reads data as: its owner, the organization that owns its dataset."""
     return Principal(
@@ -158,11 +178,55 @@ def authorize_release(settings: Settings, session: Session, ds: Dataset, rel: Re
     return report
 
 
-def build_release(hub: Hub, dataset: str, name: str, *, triggered_by: str | None = None) -> ReleaseVersion:
-    """Build the next version of a release; return it (files written, catalogue updated).
+@dataclass(frozen=True)
+class BuildResult:
+    """What one build found: ``BUILT`` (a new version), ``UNCHANGED`` (the rows and their description
+    equal the latest version's: no version, no file, only ``Release.last_checked``) or ``EMPTY`` (no
+    rows: nothing published)."""
+
+    dataset: str
+    release: str
+    outcome: str
+    checked_at: datetime
+    current: ReleaseVersion | None
+    """The new version (``BUILT``), else the latest published version (None if there is none)."""
+    rows: int = 0
+    suppressed: int = 0
+
+    @property
+    def message(self) -> str:
+        return check_message(self.outcome, self.checked_at, self.current.version if self.current else None)
+
+
+def check_message(outcome: str | None, checked_at: datetime | None, version: int | None) -> str:
+    """The outcome of a release's last build in words (``hub releases build``, the ingest hook's
+    outcomes, the API's ``last_check``)."""
+    at = f"{checked_at:%Y-%m-%dT%H:%M:%SZ}" if checked_at else "?"
+    if outcome == UNCHANGED:
+        return f"unchanged, checked at {at}; version {version} stays current"
+    if outcome == EMPTY:
+        latest = f"; version {version} is the latest published" if version else ""
+        return f"not published: the release has no rows, checked at {at}{latest}"
+    return f"version {version}, built at {at}"
+
+
+def latest_version(session: Session, release_id: str) -> ReleaseVersion | None:
+    return session.scalar(
+        select(ReleaseVersion)
+        .where(ReleaseVersion.release_id == release_id)
+        .order_by(ReleaseVersion.version.desc())
+        .limit(1)
+    )
+
+
+def build_release(hub: Hub, dataset: str, name: str, *, triggered_by: str | None = None) -> BuildResult:
+    """Build a release: a new version (files written, catalogue updated) when its content changed.
 
     The gate checks the SQL, the owner's rights are checked again (a revoked grant stops the next
-    version), and the tree the gate approved runs in a query worker that sees only those datasets."""
+    version), and the tree the gate approved runs in a query worker that sees only those datasets.
+    The rows and their description are fingerprinted in memory (``hub.publish.files.release_content``):
+    equal to the latest version's, nothing is written (``UNCHANGED``); no rows, nothing is published
+    (``EMPTY``). Either way the release records when it was checked."""
     settings = hub.settings
     with session_scope(settings) as session:
         ds, row = get_release(session, dataset, name)
@@ -172,6 +236,8 @@ def build_release(hub: Hub, dataset: str, name: str, *, triggered_by: str | None
         catalog, docs = gate_catalog(settings, session)
         try:
             report = check_sql(rel.sql or f"SELECT * FROM {spec.id}", catalog)
+            for key in report.datasets:  # the current snapshots, not those cached for a moment
+                hub.datastore.forget(key)
             try:
                 table, _, prepared = door.run(
                     hub, session, release_principal(ds, rel), report.tree, door.RELEASE, publication=True
@@ -179,29 +245,40 @@ def build_release(hub: Hub, dataset: str, name: str, *, triggered_by: str | None
             except QueryError as exc:
                 raise PublishError(f"release SQL failed: {exc.message}") from exc
             snapshots = prepared.snapshots
-            table, suppressed = protect(table, report, rel, k)
+            table, suppressed = protect(canonical_order(table, report), report, rel, k)
+            meta = ReleaseMeta(
+                name=f"{ds.name}-{rel.id}", title={"vi": rel.title.vi, "en": rel.title.en},
+                license_id=rel.license, k=k, geometry=rel.geometry,
+            )  # fmt: skip
+            content = release_content(table, meta, report=report, docs=docs, person_count=rel.person_count)
         except PublishError as exc:
             row.last_error = exc.message
             session.commit()
             raise
-        number = (
-            session.scalar(
-                select(func.max(ReleaseVersion.version)).where(ReleaseVersion.release_id == row.id)
-            )
-            or 0
-        ) + 1
+        checked = utcnow()
+        row.last_checked, row.last_error = checked, None
+        latest = latest_version(session, row.id)
+        if table.num_rows == 0 or (latest is not None and latest.content_sha256 == content.sha256):
+            row.last_outcome = EMPTY if table.num_rows == 0 else UNCHANGED
+            session.flush()
+            session.expunge_all()
+            log.info("release %s/%s: %s", ds.key, rel.id, check_message(row.last_outcome, checked,
+                     latest.version if latest else None))  # fmt: skip
+            return BuildResult(ds.key, rel.id, row.last_outcome, checked, latest, table.num_rows, suppressed)
+        number = (latest.version if latest else 0) + 1
         rel_path = Path("releases") / ds.key / rel.id / str(number)
         folder = settings.data_dir / rel_path
         if folder.exists():
             shutil.rmtree(folder)
         files = write_release_files(
-            table, folder, name=f"{ds.name}-{rel.id}", title={"vi": rel.title.vi, "en": rel.title.en},
-            report=report, docs=docs, geometry=rel.geometry, license_id=rel.license, k=k,
+            content,
+            folder,
             extra={"dataset": ds.key, "release": rel.id, "version": number, "sources": snapshots},
-        )  # fmt: skip
+        )
         version = ReleaseVersion(
             release_id=row.id, version=number, rows=table.num_rows, suppressed=suppressed, sources=snapshots,
             lineage=_lineage(report), path=str(rel_path), triggered_by=triggered_by,
+            content_sha256=content.sha256, built_at=checked,
         )  # fmt: skip
         session.add(version)
         session.flush()
@@ -211,13 +288,12 @@ def build_release(hub: Hub, dataset: str, name: str, *, triggered_by: str | None
                 path=str(rel_path / f.name), size=f.size, sha256=f.sha256, is_data=f.is_data,
             ))  # fmt: skip
         session.flush()
-        row.last_built = utcnow()
-        row.last_error = None
+        row.last_built, row.last_outcome = checked, BUILT
         from hub.publish.resources import publish_resources
 
         publish_resources(settings, session, ds, row, version)
         session.expunge_all()
-        return version
+        return BuildResult(ds.key, rel.id, BUILT, checked, version, table.num_rows, suppressed)
 
 
 def _lineage(report: GateReport) -> list[dict[str, Any]]:

@@ -7,12 +7,18 @@ Layout: ``{data_dir}/releases/<dataset key>/<release id>/<version>/``::
 
 The Frictionless Table Schema of ``data.csv`` comes from the contract: an output column that is a
 contract field passed through keeps the field's type, Vietnamese and English labels and description;
-a derived column (``count(*)``, ``date_trunc(...)``) is described by its lineage.
+a derived column (``count(*)``, ``date_trunc(...)``) gets a title and description from its lineage
+(``hub.publish.columns``). Whole numbers are integers in every file (``normalize_types``).
+
+Two steps: ``release_content`` prepares the rows and their description in memory and computes their
+fingerprint (``ReleaseContent.sha256``) without writing anything; ``write_release_files`` writes the
+files of a new version. A build whose fingerprint equals the latest version's stops between the two.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 import json
 import re
@@ -21,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from hub.errors import PublishError
+from hub.publish.columns import FieldDoc, describe_fields
 from hub.publish.gate import GateReport
 
 MEDIA_TYPES = {
@@ -36,16 +44,6 @@ MEDIA_TYPES = {
     "md": "text/markdown",
     "sha256": "text/plain",
 }
-
-
-@dataclass(frozen=True)
-class FieldDoc:
-    """What the data dictionary says about one contract field."""
-
-    label_vi: str | None = None
-    label_en: str | None = None
-    description: str | None = None
-    unit: str | None = None
 
 
 @dataclass(frozen=True)
@@ -65,20 +63,6 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _table_schema_type(t: pa.DataType) -> tuple[str, str | None]:
-    if pa.types.is_boolean(t):
-        return "boolean", None
-    if pa.types.is_integer(t):
-        return "integer", None
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "number", None
-    if pa.types.is_date(t):
-        return "date", None
-    if pa.types.is_timestamp(t):
-        return "datetime", None
-    return "string", None
 
 
 _POINT = re.compile(r"^\s*POINT\s*\(\s*(\S+)\s+(\S+)\s*\)\s*$", re.IGNORECASE)
@@ -106,80 +90,109 @@ def _json_value(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, bytes):
         return v.hex()
-    if hasattr(v, "as_tuple"):  # Decimal
-        return float(v)
+    if isinstance(v, decimal.Decimal):  # a whole number stays one (beyond 64 bits), the rest a float
+        exponent = v.as_tuple().exponent
+        return int(v) if isinstance(exponent, int) and exponent >= 0 else float(v)
     return v
 
 
-def _describe(name: str, report: GateReport | None, docs: dict[str, FieldDoc]) -> dict[str, str]:
-    col = next((c for c in report.columns if c.name == name), None) if report else None
-    if col is None:
-        if name == "suppressed":
-            return {
-                "title": "Ô bị ẩn / Suppressed cell",
-                "description": "Đúng nếu số liệu của dòng bị ẩn để bảo vệ dữ liệu cá nhân "
-                "(nhóm nhỏ hơn k). / "
-                "True where the row's figures are withheld to protect personal data (group smaller than k).",
-            }
-        return {}
-    if len(col.lineage) == 1 and col.lineage[0].treatment == "raw":
-        doc = docs.get(col.lineage[0].source, FieldDoc())
-        title = " / ".join(x for x in (doc.label_vi, doc.label_en) if x)
-        out = {"title": title} if title else {}
-        if doc.description:
-            out["description"] = doc.description
-        return out
-    how = {"counted": "đếm / count of", "generalized": "khái quát hoá / generalized from",
-           "aggregated": "tổng hợp / aggregate of", "null-test": "có giá trị hay không / presence of",
-           "raw": "từ / from"}  # fmt: skip
-    parts = [f"{how[lin.treatment]} {lin.source}" for lin in col.lineage]
-    return {"description": "; ".join(parts) if parts else "hằng số / constant"}
+def normalize_types(table: pa.Table) -> pa.Table:
+    """Whole numbers as integers: DuckDB's ``sum`` of integers is a 128-bit integer, which Arrow holds
+    as ``decimal128(38, 0)``; a decimal column of scale 0 becomes ``int64`` when its values fit, so
+    that every format (CSV, Parquet, JSON, GeoJSON, the Table Schema) says ``125``, not ``125.0``."""
+    out = table
+    for i, f in enumerate(table.schema):
+        if pa.types.is_decimal(f.type) and f.type.scale == 0:
+            try:
+                out = out.set_column(
+                    i, pa.field(f.name, pa.int64(), f.nullable), pc.cast(out.column(i), pa.int64())
+                )
+            except pa.ArrowInvalid:  # beyond 64 bits: stays a decimal, written as a whole number
+                continue
+    return out
+
+
+@dataclass(frozen=True)
+class ReleaseMeta:
+    """What a version's files say about it besides its rows (part of the content fingerprint)."""
+
+    name: str
+    title: dict[str, str | None]
+    license_id: str
+    k: int
+    geometry: str | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseContent:
+    """A release's rows and description, ready to write; ``sha256`` is its fingerprint.
+
+    The fingerprint is the SHA-256 of the column names and Arrow types, of ``data.csv`` as it will be
+    written, of the Table Schema fields (titles and descriptions) and of ``ReleaseMeta``: equal
+    fingerprints mean equal files, apart from the build time and version number they carry."""
+
+    table: pa.Table
+    csv: bytes
+    fields: list[dict[str, Any]]
+    meta: ReleaseMeta
+    sha256: str
+
+
+def release_content(
+    table: pa.Table,
+    meta: ReleaseMeta,
+    *,
+    report: GateReport | None,
+    docs: dict[str, FieldDoc],
+    person_count: str | None = None,
+) -> ReleaseContent:
+    """Normalize ``table``, serialize its CSV and describe its columns, without writing any file."""
+    if meta.geometry and meta.geometry not in table.column_names:
+        raise PublishError(f"geometry column {meta.geometry!r} is not an output column of the release")
+    table = normalize_types(table)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(table, sink)
+    csv = sink.getvalue().to_pybytes()
+    fields = describe_fields(table.schema, report, docs, person_count)
+    fingerprint = {
+        "schema": [[f.name, str(f.type)] for f in table.schema],
+        "csv": hashlib.sha256(csv).hexdigest(),
+        "fields": fields,
+        "meta": [meta.name, meta.title, meta.license_id, meta.k, meta.geometry],
+    }
+    digest = hashlib.sha256(json.dumps(fingerprint, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+    return ReleaseContent(table, csv, fields, meta, digest)
 
 
 def write_release_files(
-    table: pa.Table,
-    folder: Path,
-    *,
-    name: str,
-    title: dict[str, str | None],
-    report: GateReport | None,
-    docs: dict[str, FieldDoc],
-    geometry: str | None,
-    license_id: str,
-    k: int,
-    extra: dict[str, Any] | None = None,
+    content: ReleaseContent, folder: Path, *, extra: dict[str, Any] | None = None
 ) -> list[WrittenFile]:
     """Write every file of a release version into ``folder`` (created) and return them with checksums."""
+    table, meta, fields = content.table, content.meta, content.fields
     folder.mkdir(parents=True, exist_ok=True)
     written: list[tuple[str, str, bool]] = []
-    pacsv.write_csv(table, folder / "data.csv")
+    csv_path = folder / "data.csv"
+    csv_path.write_bytes(content.csv)
     written.append(("data.csv", "csv", True))
     pq.write_table(table, folder / "data.parquet", compression="zstd")
     written.append(("data.parquet", "parquet", True))
     rows = [{k2: _json_value(v) for k2, v in r.items()} for r in table.to_pylist()]
     (folder / "data.json").write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     written.append(("data.json", "json", True))
-    if geometry:
-        if geometry not in table.column_names:
-            raise PublishError(f"geometry column {geometry!r} is not an output column of the release")
+    if meta.geometry:
         features = [
-            {"type": "Feature", "geometry": wkt_geometry(r.pop(geometry)), "properties": r} for r in rows
+            {"type": "Feature", "geometry": wkt_geometry(r.pop(meta.geometry)), "properties": r} for r in rows
         ]
         (folder / "data.geojson").write_text(
             json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
             encoding="utf-8",
         )
         written.append(("data.geojson", "geojson", True))
-    fields = []
-    for f in table.schema:
-        ftype, _ = _table_schema_type(f.type)
-        fields.append({"name": f.name, "type": ftype, **_describe(f.name, report, docs)})
-    csv_path = folder / "data.csv"
     package = {
         "profile": "data-package",
-        "name": name,
-        "title": " / ".join(t for t in (title.get("vi"), title.get("en")) if t),
-        "licenses": [{"name": license_id}],
+        "name": meta.name,
+        "title": " / ".join(t for t in (meta.title.get("vi"), meta.title.get("en")) if t),
+        "licenses": [{"name": meta.license_id}],
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         "resources": [
             {
@@ -189,18 +202,18 @@ def write_release_files(
                 "format": "csv",
                 "mediatype": "text/csv",
                 "encoding": "utf-8",
-                "bytes": csv_path.stat().st_size,
-                "hash": "sha256:" + sha256_file(csv_path),
+                "bytes": len(content.csv),
+                "hash": "sha256:" + hashlib.sha256(content.csv).hexdigest(),
                 "schema": {"fields": fields, "missingValues": [""]},
             }
         ],
-        "hub": {"k_anonymity": k, **(extra or {})},
+        "hub": {"k_anonymity": meta.k, "content_sha256": content.sha256, **(extra or {})},
     }
     (folder / "datapackage.json").write_text(
         json.dumps(package, ensure_ascii=False, indent=2), encoding="utf-8"
     )
     written.append(("datapackage.json", "datapackage", False))
-    (folder / "README.md").write_text(_dictionary(package, fields, k), encoding="utf-8")
+    (folder / "README.md").write_text(_dictionary(package, fields, meta.k), encoding="utf-8")
     written.append(("README.md", "md", False))
     out = [
         WrittenFile(

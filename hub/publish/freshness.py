@@ -4,8 +4,13 @@
   it rebuilds every release that reads that dataset and has ``rebuild_on_ingest: true``.
 - ``rebuild_due(settings)``: rebuilds every release whose last build is older than its frequency
   (``hub releases rebuild-due``; the worker may call it on its schedule).
-- ``is_stale(release, now)``: true when the last build is older than the declared frequency allows
-  (or it was never built); shown in the API, CKAN resource extras, DCAT and the portal.
+- ``is_stale(release, now)``: true when the last check (a build, or a rebuild that found the data
+  unchanged or empty) is older than the declared frequency allows (or it was never built); shown in
+  the API, CKAN resource extras, DCAT and the portal.
+
+Each outcome is a line of words (``version 3, built at ...``, ``unchanged, checked at ...``, ``not
+published: the release has no rows, ...``, ``failed: ...``): a release never fails the ingest or the
+schedule that triggered it.
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ log = logging.getLogger(__name__)
 
 
 def is_stale(release: Release, now: dt.datetime | None = None) -> bool:
-    if release.last_built is None:
+    """Older than its frequency allows, counted from the last check (a rebuild that found the data
+    unchanged or empty checked it as much as one that made a version)."""
+    checked = release.last_checked or release.last_built
+    if checked is None:
         return True
     days = FREQUENCY_DAYS.get(str(release.spec.get("frequency", "monthly")))
     if days is None:
         return False
-    return (now or utcnow()) - release.last_built > dt.timedelta(days=days)
+    return (now or utcnow()) - checked > dt.timedelta(days=days)
 
 
 def _sources(release: Release, dataset_key: str) -> list[str]:
@@ -131,9 +139,11 @@ def _build_all(settings: Settings, todo: list[tuple[str, str]], why: str) -> lis
 
 
 def _build(hub: Hub, dataset: str, name: str, why: str) -> tuple[str, str, str]:
+    """One release's outcome: ``version N, built at ...``, ``unchanged, checked at ...``, ``not
+    published: the release has no rows, ...`` or ``failed: <why>``; never an exception."""
     try:
-        v = build_release(hub, dataset, name, triggered_by=why)
+        result = build_release(hub, dataset, name, triggered_by=why)
     except HubError as exc:
         log.warning("release %s/%s not rebuilt: %s", dataset, name, exc.message)
         return dataset, name, f"failed: {exc.message}"
-    return dataset, name, f"version {v.version}"
+    return dataset, name, result.message

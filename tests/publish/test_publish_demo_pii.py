@@ -8,6 +8,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from rdflib import Graph
+from sqlalchemy import select
 
 from hub.publish.freshness import rebuild_due
 from hub.settings import Settings
@@ -24,6 +25,28 @@ PERSONAL = {
     "civil_status.marriages": ["husband_full_name", "husband_personal_id", "wife_full_name", "wife_personal_id"],
     "land.parcels": ["owner_name", "owner_personal_id", "address"],
 }  # fmt: skip
+
+
+NO_ROWS = "not published: the release has no rows"
+
+
+def _versions(settings: Settings) -> dict[tuple[str, str], int]:
+    """How many versions each release has; none has two with the same data."""
+    from hub.catalog.models import Dataset
+    from hub.db import session_scope
+    from hub.publish.models import Release
+
+    out: dict[tuple[str, str], int] = {}
+    with session_scope(settings) as session:
+        for rel in session.scalars(select(Release)):
+            ds = session.get(Dataset, rel.dataset_id)
+            assert ds is not None
+            data = [f.sha256 for v in rel.versions for f in v.files if f.name == "data.csv"]
+            assert len(data) == len(set(data)), (ds.key, rel.name, data)
+            assert all(v.rows > 0 for v in rel.versions), (ds.key, rel.name)
+            if rel.versions:
+                out[(ds.key, rel.name)] = len(rel.versions)
+    return out
 
 
 def _personal_values(settings: Settings) -> set[str]:
@@ -45,11 +68,20 @@ def test_nothing_published_from_the_demo_contains_personal_data(settings: Settin
     settings = settings.model_copy(update={"site_url": f"http://127.0.0.1:{port}"})
     outcome = run_demo_outcome(settings, service_port=free_port(), serve_hub=False)
     assert outcome.ok, outcome.results
-    # every release is rebuilt after a successful ingest of its sources; none is left to do
+    # every release is rebuilt after a successful ingest of its sources; none is left to do. A release
+    # with no rows (the demo's parcels all have owners) is not published, and says so
     built = [r for result in outcome.results.values() for r in result.releases]
     assert built
     assert rebuild_due(settings) == []
-    assert all(o.startswith("version") for _, _, o in built), built
+    assert all(o.startswith(("version", NO_ROWS)) for _, _, o in built), built
+    assert ("land.parcels", "parcels-without-owner") in {(d, r) for d, r, o in built if o.startswith(NO_ROWS)}
+    # the demo again: the same data, checked, and no new version of any release
+    again = run_demo_outcome(settings, service_port=free_port(), serve_hub=False)
+    assert again.ok, again.results
+    rebuilt = [r for result in again.results.values() for r in result.releases]
+    assert rebuilt
+    assert all(o.startswith(("unchanged, checked at", NO_ROWS)) for _, _, o in rebuilt), rebuilt
+    assert _versions(settings) == {(d, r): 1 for d, r, o in built if o.startswith("version")}
     secrets = _personal_values(settings)
     assert len(secrets) > 1000
     with live_server(settings, port=port) as base, httpx.Client(timeout=60) as client:

@@ -101,7 +101,9 @@ def test_a_release_may_read_another_agencys_data_only_under_a_publication_grant(
 
 def test_a_release_reads_its_own_agencys_data_and_open_data(publish_hub: Hub) -> None:
     settings = publish_hub.settings
-    version = build_release(publish_hub, "civil_status.births", "births-by-ward-month", triggered_by="test")
+    result = build_release(publish_hub, "civil_status.births", "births-by-ward-month", triggered_by="test")
+    version = result.current
+    assert version is not None
     assert version.rows > 0
     assert set(version.sources) == {"civil_status.births"}
     # the audit says which snapshot the release read, and how many rows came out
