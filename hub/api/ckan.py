@@ -125,6 +125,7 @@ def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dic
         request.headers, request.client.host if request.client else None, settings, "ckan"
     )
     ctx = ActionContext(
+        hub=request.app.state.hub,
         settings=settings,
         session_factory=app_session_factory(request),
         principal=principal,

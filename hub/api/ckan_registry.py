@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from hub.api.errors import json_too_deep
 from hub.auth import access, audit
+from hub.auth.authorize import authorize_read
 from hub.auth.principal import Principal
 from hub.catalog.ckan import StateLookup, TableState, package_dicts
 from hub.catalog.models import Dataset, Organization
 from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.runtime import Hub
 from hub.settings import Settings
-from hub.warehouse.datastore import table_info
 
 ActionFn = Callable[["ActionContext", dict[str, Any]], Any]
 
@@ -53,6 +54,7 @@ def action(name: str, *, write: bool = False) -> Callable[[ActionFn], ActionFn]:
 
 @dataclass
 class ActionContext:
+    hub: Hub
     settings: Settings
     session_factory: Callable[[], Session]
     principal: Principal
@@ -77,12 +79,12 @@ class ActionContext:
 
     def states(self, *, fresh: bool = False) -> StateLookup:
         """The warehouse state of a dataset (its DataStore table), for package dicts."""
-        settings = self.settings
+        datastore = self.hub.datastore
 
         def lookup(ds: Dataset) -> TableState | None:
             if not ds.contract or ds.key.count(".") != 1:
                 return None
-            info = table_info(settings, ds.key, max_age=0.0 if fresh else 2.0)
+            info = datastore.table_info(ds.key, max_age=0.0 if fresh else 2.0)
             if info is None:
                 return None
             return TableState(info.snapshot_id, info.committed, info.rows)
@@ -215,31 +217,9 @@ def find_organization(ctx: ActionContext, id_or_name: str) -> Organization:
 def require_read(
     ctx: ActionContext, ds: Dataset, what: str = "dataset.read", scope: str | None = None
 ) -> None:
-    """Raise CKAN's 403 unless the caller may read ``ds``; non-open reads and refusals are audited."""
-    if ds.sharing == "open" and ds.state == "active":
-        return
-    decision = (
-        access.can_read(ctx.session, ctx.principal, ds, scope=scope)
-        if scope
-        else access.can_read(ctx.session, ctx.principal, ds)
-    )
-    if decision.allowed:
-        audit.record(
-            ctx.session,
-            what,
-            ctx.principal,
-            dataset_id=ds.id,
-            grant_id=decision.grant_id,
-            reason=decision.reason,
-        )
-        return
-    deny(
-        ctx,
-        what,
-        f"User {ctx.user_name} not authorized to read package {ds.id}",
-        dataset_id=ds.id,
-        reason=decision.reason,
-    )
+    """Raise CKAN's 403 unless the caller may read ``ds``; non-open reads and refusals are audited
+    (``hub.auth.authorize.authorize_read``, the one door for reading protected data)."""
+    authorize_read(ctx.session, ctx.principal, ds, what, scope=scope)
 
 
 def require_write(ctx: ActionContext, org_id: str | None, what: str, target: str) -> None:

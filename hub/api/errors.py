@@ -32,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.errors import (
     AccessDenied,
+    BusyError,
     ConflictError,
     HubError,
     NotFoundError,
@@ -161,6 +162,8 @@ def ckan_error(exc: HubError) -> tuple[int, dict[str, Any]]:
         return 409, {"__type": "Search Error", "message": exc.message}
     if isinstance(exc, IntegrityFailed):
         return 400, {"__type": "Integrity Error", "message": exc.message, **exc.details}
+    if isinstance(exc, BusyError):
+        return 503, {"__type": "Service Unavailable", "message": exc.message, "retry_after": exc.retry_after}
     if isinstance(exc, QueryError):
         return 409, {"__type": "Validation Error", "query": [exc.message], **exc.details}
     if isinstance(exc, ConflictError):
@@ -177,6 +180,8 @@ def ckan_error_response(request: Request, exc: HubError) -> Response:
     settings = request.app.state.settings
     body = {"help": help_url(settings.site_url, request.url.path), "success": False, "error": error}
     resp = json_response(body, status)
+    if isinstance(exc, BusyError):
+        resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
 
 
@@ -202,9 +207,11 @@ def _hub_error_handler(request: Request, exc: Exception) -> Response:
         return ckan_error_response(request, exc)
     title = exc.code.replace("_", " ").capitalize()
     extra = {k: v for k, v in exc.details.items() if k != "code"}
-    if exc.http_status >= 500:
+    if exc.http_status >= 500 and not isinstance(exc, BusyError):
         log.error("%s: %s", type(exc).__name__, exc.message)
     resp = problem_response(exc.http_status, title, exc.message, exc.code, **extra)
+    if isinstance(exc, BusyError):
+        resp.headers["Retry-After"] = str(exc.retry_after)
     return resp
 
 

@@ -54,6 +54,11 @@ class GrantIn(BaseModel):
     purpose: str = Field(description="Mục đích: why the consumer needs the data.")
     legal_basis: str = Field(description="Căn cứ pháp lý: the legal basis of the sharing.")
     expires_at: UtcDatetime | None = Field(default=None, description="Expiry (UTC); none = until revoked.")
+    allow_publication: bool = Field(
+        default=False,
+        description="The purpose allows publication: open-data releases of the consumer may read the data "
+        "(through the de-identification gate).",
+    )
 
 
 class RevokeIn(BaseModel):
@@ -89,6 +94,7 @@ def create_grant(body: GrantIn, session: SessionDep, principal: V1PrincipalDep) 
         purpose=body.purpose,
         legal_basis=body.legal_basis,
         expires_at=body.expires_at,
+        allow_publication=body.allow_publication,
     )
     return grants.grant_dict(session, g)
 
@@ -254,8 +260,8 @@ def dataset_quarantine(
     decision = access.can_read_quarantine(session, principal, ds)
     if not decision.allowed:
         _refuse(session, principal, "quarantine.read", ds, decision.reason)
-    from hub.warehouse import Warehouse
     from hub.warehouse.quarantine import read_quarantine
+    from hub.warehouse.tables import Warehouse
 
     wh = Warehouse(settings)
     table = read_quarantine(wh, ds.key, run_id=run, limit=limit) if wh.has_table(ds.key) else None
