@@ -132,6 +132,7 @@ class Settings(BaseSettings):
     query_max_nesting: int = Field(
         default=64,
         ge=4,
+        le=100,  # the parsers of SQL and fq use a few stack frames a level: beyond ~150 Python's recursion
         description="Deepest nesting of parentheses in SQL and of JSON in filters, q and request bodies.",
     )
 
