@@ -16,7 +16,6 @@ as they are.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import pyarrow as pa
 from pyiceberg.manifest import DataFile
 from pyiceberg.table import Table
 
+from hub.warehouse.engine.duck import connect
 from hub.warehouse.tables import file_schema, local_path
 from hub.warehouse.writer import FileSink, data_file
 
@@ -41,18 +41,9 @@ def sql_list(paths: Sequence[str]) -> str:
 
 
 def duck(memory_limit: str = "512MB", threads: int = 2) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with bounded memory, UTC times and no extension downloads."""
-    con = duckdb.connect(
-        ":memory:",
-        config={
-            "memory_limit": memory_limit,
-            "threads": threads,
-            "autoinstall_known_extensions": False,
-            "temp_directory": str(Path(tempfile.gettempdir()) / "hub-duckdb"),
-        },
-    )
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    """The data path's DuckDB instance (the hub's one factory, with file access: it reads the staged
+    files the hub wrote); only SQL the hub writes runs on it."""
+    return connect(file_access=True, memory_limit=memory_limit, threads=threads)
 
 
 def _count(con: duckdb.DuckDBPyConnection, sql: str) -> int:
