@@ -6,9 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 0
 export HUB_DATA_DIR ?= $(CURDIR)/var
+VENDOR := hub/api/static/vendor
+# no install scripts (swagger-ui-dist's dependency would report the install); redoc's peers are in its bundle
+NPM_FLAGS := --ignore-scripts --legacy-peer-deps --no-audit --no-fund
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint type bench serve clean install
+.PHONY: help demo test test-fast lint type bench serve clean install vendor
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +45,15 @@ bench: $(STAMP) ## run every benchmark in bench/ (installs the peers measured ag
 
 serve: $(STAMP) ## serve the hub on the embedded default (PORT, default 8000)
 	$(BIN)/hub serve --port $$( [ "$(PORT)" = 0 ] && echo 8000 || echo $(PORT) )
+
+vendor: ## copy the front-end libraries of package-lock.json (npm ci) into hub/api/static/vendor
+	npm ci $(NPM_FLAGS)
+	rm -rf $(VENDOR)/swagger-ui $(VENDOR)/redoc
+	mkdir -p $(VENDOR)/swagger-ui $(VENDOR)/redoc
+	cd node_modules/swagger-ui-dist && cp swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css \
+		favicon-32x32.png LICENSE NOTICE package.json $(CURDIR)/$(VENDOR)/swagger-ui/
+	cd node_modules/redoc && cp bundles/redoc.standalone.js bundles/redoc.standalone.js.LICENSE.txt LICENSE \
+		package.json $(CURDIR)/$(VENDOR)/redoc/
 
 clean: ## remove the data directory, caches and .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis $(VENV) *.egg-info
