@@ -85,7 +85,9 @@ def dispose_engines() -> None:
 
 
 def session_factory(settings: Settings) -> sessionmaker[Session]:
-    return sessionmaker(bind=get_engine(settings), expire_on_commit=False)
+    """Sessions of the metadata database of ``settings``; each carries the settings in ``Session.info``
+    (the audit log signs checkpoints with the hub's key and writes its witness from them)."""
+    return sessionmaker(bind=get_engine(settings), expire_on_commit=False, info={"settings": settings})
 
 
 @contextmanager

@@ -20,7 +20,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from hub.auth import keys, tokens, users
-from hub.auth.audit import register_settings
 from hub.auth.oauth_models import HubUser
 from hub.auth.principal import SCOPES
 from hub.auth.ratelimit import RateLimitMiddleware
@@ -291,7 +290,6 @@ async def authorize_submit(request: Request) -> Response:
 
 def setup(app: FastAPI, settings: Settings) -> None:
     """Mount the OAuth routes and the rate-limit middleware."""
-    register_settings(settings)
     keys.keyring(settings)  # the first signing key is made (and committed) on first start
     app.include_router(router)
     app.add_middleware(RateLimitMiddleware, settings=settings)

@@ -31,7 +31,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, event, insert, or_, select, update
+from sqlalchemy import event, insert, or_, select, update
 from sqlalchemy.orm import Session, SessionTransaction
 
 from hub.auth import keys, witness
@@ -64,26 +64,12 @@ HASHED_FIELDS = (
     "prev_hash",
 )
 
-_settings_by_url: dict[str, Settings] = {}
-
-
-def register_settings(settings: Settings) -> None:
-    """Tell the audit log which settings (signing key) belong to a database (called by app and CLI)."""
-    _settings_by_url[settings.database_url] = settings
-
 
 def _settings_for(session: Session) -> Settings | None:
-    bind = session.get_bind()
-    engine = bind if isinstance(bind, Engine) else bind.engine
-    url = engine.url.render_as_string(hide_password=False)
-    found = _settings_by_url.get(url)
-    if found is None:
-        from hub.settings import get_settings
-
-        s = get_settings()
-        if s.database_url == url:
-            return s
-    return found
+    """The settings (signing key, checkpoint cadence, witness) of the hub a session belongs to: every
+    session of the hub carries them (``hub.db.session_factory`` puts them in ``Session.info``)."""
+    found = session.info.get("settings")
+    return found if isinstance(found, Settings) else None
 
 
 def canonical(fields: dict[str, Any]) -> bytes:

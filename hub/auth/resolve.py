@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.auth import oidc, tokens
-from hub.auth.audit import register_settings
 from hub.auth.models import OAuthClient, User
 from hub.auth.principal import ANONYMOUS, SCOPES, Principal
 from hub.auth.tokens import InvalidToken
@@ -61,7 +60,6 @@ def resolve_principal(
     headers: Mapping[str, str], client_ip: str | None, settings: Settings, route_kind: RouteKind
 ) -> Principal:
     """The principal of a request with these (case-insensitive) ``headers``."""
-    register_settings(settings)
     anonymous = dataclasses.replace(ANONYMOUS, ip=client_ip)
     token = extract_token(headers)
     if token is None:

@@ -34,12 +34,6 @@ def operator() -> Principal:
     return Principal(kind="system", subject="cli", name=f"cli:{login}", sysadmin=True, scopes=SYSTEM.scopes)
 
 
-def _register_audit_settings() -> None:
-    from hub.auth.audit import register_settings
-
-    register_settings(settings())
-
-
 # --- users ------------------------------------------------------------------------------------
 
 
@@ -57,7 +51,6 @@ def users_add(
     """Add a person (the password is prompted for, or read from stdin)."""
     from hub.auth import users
 
-    _register_audit_settings()
     if password_stdin:
         password: str | None = sys.stdin.readline().rstrip("\n")
     elif external_id:
@@ -110,7 +103,6 @@ def users_set_role(
     """Give a person a role in an organization (or remove it with 'none')."""
     from hub.auth import users
 
-    _register_audit_settings()
     with session() as s:
         users.set_role(s, user, org, None if role == "none" else role, actor=operator())
     console.print(f"{user}: {role} in {org}")
@@ -124,7 +116,6 @@ def users_set_sysadmin(
     """Make a person a sysadmin, or not."""
     from hub.auth import users
 
-    _register_audit_settings()
     with session() as s:
         users.set_sysadmin(s, user, value, actor=operator())
     console.print(f"{user}: sysadmin {'on' if value else 'off'}")
@@ -142,7 +133,6 @@ def orgs_add(
     """Add an organization (agency)."""
     from hub.auth import users
 
-    _register_audit_settings()
     with session() as s:
         org = users.add_org(s, name, title, title_en=title_en, actor=operator())
     console.print(f"organization [bold]{name}[/] added ({org.id})")
@@ -178,7 +168,6 @@ def clients_add(
     """Add an OAuth client; its secret is printed once and stored only hashed."""
     from hub.auth import users
 
-    _register_audit_settings()
     with session() as s:
         client, secret = users.add_client(
             s,
@@ -218,7 +207,6 @@ def clients_disable(client_id: str = typer.Argument(..., help="Client id.")) -> 
     """Disable a client: its tokens stop working on the next request."""
     from hub.auth import users
 
-    _register_audit_settings()
     with session() as s:
         users.disable_client(s, client_id, actor=operator())
     console.print(f"client {client_id} disabled")
@@ -232,7 +220,6 @@ def keys_rotate() -> None:
     """Add a new signing key; the old one stays published until its tokens have expired."""
     from hub.auth import audit, keys
 
-    _register_audit_settings()
     with session() as s:
         row = keys.rotate(s, settings())
         audit.record(s, "admin.keys.rotate", operator(), details={"kid": row.kid})
@@ -282,7 +269,6 @@ def tokens_issue(
     if bool(client) == bool(user):
         raise ValidationFailed("give exactly one of --client or --user")
     cfg = settings()
-    _register_audit_settings()
     with session() as s:
         if client:
             c = users.get_client(s, client)

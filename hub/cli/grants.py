@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from hub.cli.auth import operator
-from hub.cli.common import console, session, settings
+from hub.cli.common import console, session
 
 grants_app = typer.Typer(help="Data-sharing grants: who may read which shared dataset, why and until when.")
 
@@ -41,9 +41,7 @@ def grants_add(
 ) -> None:
     """Grant a consumer organization (or one of its clients) read access to a shared dataset."""
     from hub.auth import grants
-    from hub.auth.audit import register_settings
 
-    register_settings(settings())
     with session() as s:
         g = grants.create(
             s,
@@ -91,9 +89,7 @@ def grants_revoke(
 ) -> None:
     """Revoke a grant; it takes effect on the consumer's next request."""
     from hub.auth import grants
-    from hub.auth.audit import register_settings
 
-    register_settings(settings())
     with session() as s:
         grants.revoke(s, operator(), grant_id, reason=reason)
     console.print(f"grant {grant_id} revoked")

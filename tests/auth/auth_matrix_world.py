@@ -13,7 +13,6 @@ import pyarrow as pa
 import yaml
 
 from hub.auth import grants, tokens, users
-from hub.auth.audit import register_settings
 from hub.auth.principal import SYSTEM
 from hub.catalog.ckan import sync_ckan
 from hub.catalog.loader import sync_catalog
@@ -100,7 +99,6 @@ def _quarantine_rows(n: int) -> pa.Table:
 
 
 def build_matrix_world(settings: Settings, idp: FakeIdP | None = None) -> MatrixWorld:
-    register_settings(settings)
     _write_catalog(settings)
     w = MatrixWorld(settings)
     with session_scope(settings) as s:

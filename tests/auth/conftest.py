@@ -11,7 +11,6 @@ import pytest
 from argon2 import PasswordHasher
 
 from hub.auth import grants, tokens, users
-from hub.auth.audit import register_settings
 from hub.auth.principal import SCOPES, SYSTEM
 from hub.catalog.models import Dataset
 from hub.db import dispose_engines, session_scope
@@ -56,7 +55,6 @@ class World:
 
 
 def build_world(settings: Settings) -> World:
-    register_settings(settings)
     w = World(settings)
     with session_scope(settings) as s:
         for name, title in (

@@ -31,7 +31,6 @@ ANALYST = Principal(
 def logged(settings: Settings) -> Settings:
     """A log of 20 entries, with signed checkpoints every 5."""
     s = Settings(data_dir=settings.data_dir, site_url=settings.site_url, audit_checkpoint_every=5)
-    audit.register_settings(s)
     with session_scope(s) as session:
         for i in range(20):
             audit.record(
@@ -228,7 +227,6 @@ def test_concurrent_appends_never_fork_the_chain_on_sqlite(logged: Settings) -> 
 @pytest.mark.integration
 def test_concurrent_appends_never_fork_the_chain_on_postgresql(tmp_path: object, postgres_url: str) -> None:
     s = Settings(data_dir=tmp_path, database_url=postgres_url, audit_checkpoint_every=7)  # type: ignore[arg-type]
-    audit.register_settings(s)
     _hammer(s, 4, 15)
     with session_scope(s) as session:
         report = verify(session, s)
@@ -253,7 +251,6 @@ def test_checkpoints_are_also_signed_at_intervals(settings: Settings) -> None:
         audit_checkpoint_every=1000,
         audit_checkpoint_seconds=0,
     )
-    audit.register_settings(s)
     for i in range(3):
         with session_scope(s) as session:
             audit.record(session, "admin.test", ANALYST, rows=i)
@@ -369,7 +366,6 @@ def test_checkpoints_missing_by_time_are_found(settings: Settings, monkeypatch: 
         audit_checkpoint_every=1000,
         audit_checkpoint_seconds=60,
     )
-    audit.register_settings(s)
     for step in (0, 10, 51, 9, 30):  # entries at 0, 10, 61, 70 and 100 s
         clock.now += timedelta(seconds=step)
         with session_scope(s) as session:

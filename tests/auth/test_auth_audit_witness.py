@@ -37,7 +37,6 @@ def _no_leaked_engines() -> Iterator[None]:
 
 def _settings(base: Settings, **extra: Any) -> Settings:
     s = Settings(data_dir=base.data_dir, site_url=base.site_url, audit_checkpoint_every=5, **extra)
-    audit.register_settings(s)
     return s
 
 
@@ -540,7 +539,6 @@ def test_the_witness_file_is_only_appended_to(logged: Settings) -> None:
 def _verify_while_appending(s: Settings) -> list[VerifyReport]:
     """Four threads append 40 entries each, a fifth signs checkpoints now and then, while the log is
     verified again and again."""
-    audit.register_settings(s)
     _append(s, 3)  # the signing key exists before the threads start
     errors: list[BaseException] = []
 

@@ -11,7 +11,6 @@ import pytest
 
 from connectors.rest.fakeapi import FakeApi
 from hub.auth import tokens, users
-from hub.auth.audit import register_settings
 from hub.db import get_engine, session_scope
 from hub.settings import Settings
 from hub.testing.live import live_server
@@ -41,7 +40,6 @@ class Hub:
 @pytest.fixture
 def hub(settings: Settings) -> Iterator[Hub]:
     settings = settings.model_copy(update={"secret_key": "key-of-the-test-hub"})
-    register_settings(settings)
     get_engine(settings)
     orgs = {}
     with session_scope(settings) as s:
