@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.cache import TtlCache
 from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset
+from hub.catalog.search import CatalogIndex
 from hub.db import session_factory
 from hub.settings import Settings
 from hub.warehouse.datastore import DataStore
@@ -48,14 +49,20 @@ class Hub:
         return factory
 
     def _on_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
-        if len(self.open_datasets) and any(
+        if any(
             isinstance(o, (Dataset, Resource)) for o in (*session.new, *session.dirty, *session.deleted)
         ):
             self.catalog_changed()
 
+    @cached_property
+    def catalog_index(self) -> CatalogIndex:
+        """The in-memory search index of the catalogue (``package_search``), rebuilt when it changes."""
+        return CatalogIndex()
+
     def catalog_changed(self) -> None:
         """A dataset or resource changed: drop what was cached about datasets."""
         self.open_datasets.invalidate()
+        self.catalog_index.invalidate()
 
     @cached_property
     def engine(self) -> Engine:

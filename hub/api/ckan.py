@@ -21,7 +21,6 @@ from hub.api.ckan_registry import ACTIONS, Action, ActionContext
 from hub.api.deps import app_session_factory
 from hub.api.errors import BodyTooLarge, CkanBadRequest, InvalidBody, help_url, json_response, loads_json
 from hub.auth.resolve import resolve_principal
-from hub.catalog.search import catalog_index
 from hub.errors import ValidationFailed
 from hub.settings import Settings
 
@@ -138,7 +137,7 @@ def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dic
         if ctx.opened is not None:
             ctx.opened.commit()
         if act.write:
-            catalog_index(settings).invalidate()
+            ctx.hub.catalog_changed()
         return result, ctx.envelope
     except BaseException:
         if ctx.opened is not None:

@@ -24,7 +24,7 @@ from hub.auth import access
 from hub.catalog.ckan import fold, group_dict, license_list, organization_dict, resource_dict
 from hub.catalog.ckan_models import DatasetGroup, DatasetTag, Group, Resource, Tag
 from hub.catalog.models import Dataset, Organization
-from hub.catalog.search import Doc, SearchParams, catalog_index, run_search
+from hub.catalog.search import Doc, SearchParams, run_search
 from hub.catalog.search_fq import QuerySyntaxError
 from hub.errors import NotFoundError, ValidationFailed
 
@@ -133,7 +133,7 @@ def _visible(ctx: ActionContext) -> Any:
 
 
 def search(ctx: ActionContext, params: SearchParams) -> dict[str, Any]:
-    idx = catalog_index(ctx.settings).get(ctx.session, ctx.settings, ctx.states(fresh=True))
+    idx = ctx.hub.catalog_index.get(ctx.session, ctx.settings, ctx.states(fresh=True))
     try:
         res = run_search(
             idx,
@@ -231,7 +231,7 @@ def package_autocomplete(ctx: ActionContext, data: dict[str, Any]) -> list[dict[
     """Datasets whose name or title contains ``q`` (accent-insensitive), at most ``limit``."""
     q = fold(str(get_or_bust(data, "q", "incomplete")))
     limit = as_int(data, "limit", 10) or 10
-    idx = catalog_index(ctx.settings).get(ctx.session, ctx.settings, ctx.states(fresh=True))
+    idx = ctx.hub.catalog_index.get(ctx.session, ctx.settings, ctx.states(fresh=True))
     out: list[dict[str, Any]] = []
     for doc in sorted(idx.docs, key=lambda d: d.package["name"]):
         pkg = doc.package

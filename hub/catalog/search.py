@@ -640,13 +640,6 @@ class CatalogIndex:
         self._checked = 0.0
 
 
-_INDEXES: dict[str, CatalogIndex] = {}
-
-
-def catalog_index(settings: Settings) -> CatalogIndex:
-    return _INDEXES.setdefault(settings.database_url, CatalogIndex())
-
-
 __all__ = [
     "CatalogIndex",
     "Doc",
@@ -655,7 +648,6 @@ __all__ = [
     "SearchParams",
     "SearchResult",
     "build_index",
-    "catalog_index",
     "dismax",
     "evaluate",
     "parse_sort",
