@@ -1,6 +1,8 @@
 """Loads ``catalog/<agency>/*.yaml`` into specs, and syncs them into the live catalogue.
 
 Errors name the file and the JSON pointer of the wrong key (``catalog/so-tu-phap/births.yaml#/sharing``).
+A dataset whose contract has direct or sensitive personal data cannot be ``open``
+(``hub.catalog.privacy.open_refusal``): the sync refuses it before it changes anything.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.catalog.models import Dataset, Organization
+from hub.catalog.privacy import open_refusal_for
 from hub.catalog.spec import DatasetSpec, LoadedDataset, OrganizationSpec
-from hub.errors import CatalogError, NotFoundError
+from hub.errors import CatalogError, ContractError, NotFoundError
 from hub.settings import Settings
 
 ORG_FILE = "organization.yaml"
@@ -106,8 +109,39 @@ def upsert_organization(session: Session, spec: OrganizationSpec) -> Organizatio
     return org
 
 
-def upsert_dataset(session: Session, loaded: LoadedDataset) -> Dataset:
+def check_open(loaded: LoadedDataset, schemas_dir: Path) -> None:
+    """Refuse an ``open`` dataset whose contract has direct or sensitive personal data (or cannot be read:
+    then nobody can tell), naming the file, the pointer ``/sharing`` and the fields."""
     spec = loaded.spec
+    if spec.sharing != "open":
+        return
+    file = str(loaded.file) if loaded.file != Path(".") else None  # "." : defined through the API
+    try:
+        refusal = open_refusal_for(spec.contract, schemas_dir, spec.id)
+    except ContractError as exc:
+        raise CatalogError(
+            f"{spec.id} is open, but its contract cannot be read to check for personal data: {exc.message}",
+            file=file,
+            pointer="/contract",
+        ) from exc
+    if refusal:
+        raise CatalogError(refusal, file=file, pointer="/sharing")
+
+
+def upsert_dataset(session: Session, loaded: LoadedDataset, *, schemas_dir: Path | None = None) -> Dataset:
+    """Write ``loaded`` into the live catalogue, after ``check_open`` (contracts from ``schemas_dir``,
+    default: those of the settings the session carries)."""
+    spec = loaded.spec
+    if spec.sharing == "open":
+        settings = session.info.get("settings")
+        if schemas_dir is None and isinstance(settings, Settings):
+            schemas_dir = settings.schemas_dir
+        if schemas_dir is None:
+            raise CatalogError(
+                f"{spec.id} is open, but no contracts folder is known to check it for personal data",
+                file=str(loaded.file),
+            )
+        check_open(loaded, schemas_dir)
     org = session.scalar(select(Organization).where(Organization.name == loaded.organization))
     if org is None:
         raise CatalogError(f"organization {loaded.organization!r} does not exist", file=str(loaded.file))
@@ -131,11 +165,14 @@ def upsert_dataset(session: Session, loaded: LoadedDataset) -> Dataset:
 
 
 def sync_catalog(session: Session, settings: Settings) -> list[Dataset]:
-    """Load ``settings.catalog_dir`` and upsert every organization and dataset it defines."""
+    """Load ``settings.catalog_dir`` and upsert every organization and dataset it defines (nothing when
+    an open dataset's contract has direct or sensitive personal data: ``check_open``)."""
     orgs, datasets = load_catalog(settings.catalog_dir)
+    for d in datasets:
+        check_open(d, settings.schemas_dir)
     for org in orgs:
         upsert_organization(session, org)
-    return [upsert_dataset(session, d) for d in datasets]
+    return [upsert_dataset(session, d, schemas_dir=settings.schemas_dir) for d in datasets]
 
 
 def get_dataset(session: Session, key_or_name_or_id: str) -> Dataset:
