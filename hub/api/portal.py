@@ -185,6 +185,36 @@ async def dataset_page(name: str, request: Request) -> Response:
     return cached(request, await run_in_threadpool(work), HTML, CACHE)
 
 
+@router.get("/dataset/{name}/resource/{rid}", include_in_schema=False)
+async def resource_page(name: str, rid: str, request: Request) -> Response:
+    """CKAN's resource page URL (harvesters and DCAT distributions name it): what the file is, and
+    its download link. Resources of datasets outside the public catalogue are not found."""
+    settings = _settings(request)
+
+    def work() -> bytes:
+        with _session(request) as session:
+            ds = next((d for d in public_datasets(session) if name in (d.name, d.key, d.id)), None)
+            r = session.get(Resource, rid) if ds is not None else None
+            if ds is None or r is None or r.dataset_id != ds.id or r.state != "active":
+                raise NotFoundError(f"resource {rid!r} of dataset {name!r} is not in the public catalogue")
+            if r.kind == "release" and r.url:
+                url = r.url
+            else:
+                filename = f"{ds.name}.csv" if r.kind == "datastore" else (r.url or "file").rsplit("/", 1)[-1]
+                url = r.url if r.kind == "link" and r.url else download_url(settings, ds.id, r.id, filename)
+            size = f" · {r.size:,} B" if r.size else ""
+            body = (
+                f"<h1>{escape(r.name or ds.title)}</h1>"
+                f'<p><a href="/dataset/{escape(ds.name)}">{_t(ds.title, ds.title_en)}</a></p>'
+                f"<p>{escape(r.description or '')}</p>"
+                f"<p>Định dạng / Format: {escape(r.format or '')}{size}</p>"
+                f'<p><a href="{escape(url)}">Tải xuống <span class="en" lang="en">/ Download</span></a></p>'
+            )
+            return _page(settings, r.name or ds.title, body)
+
+    return cached(request, await run_in_threadpool(work), HTML, CACHE)
+
+
 def _resources(settings: Settings, session: Any, ds: Dataset) -> str:
     rows = session.scalars(
         select(Resource)

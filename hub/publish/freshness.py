@@ -21,11 +21,14 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
+from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset
 from hub.db import session_scope, utcnow
 from hub.errors import HubError
 from hub.publish.build import build_release, sync_releases
+from hub.publish.companion import companion_of
 from hub.publish.models import Release
+from hub.publish.resources import set_package_stale
 from hub.publish.spec import FREQUENCY_DAYS
 from hub.runtime import Hub
 from hub.settings import Settings
@@ -106,21 +109,18 @@ def rebuild_due(settings: Settings, now: dt.datetime | None = None) -> list[tupl
 
 def mark_stale(settings: Settings, now: dt.datetime | None = None) -> int:
     """Write each release's ``stale`` flag into its CKAN resources' extras; returns how many are stale."""
-    try:
-        from hub.catalog.ckan_models import Resource
-    except ImportError:
-        return 0
-    from hub.publish.resources import set_package_stale
-
     stale_count = 0
     with session_scope(settings) as session:
         by_dataset: dict[str, bool] = {}
         for rel in session.scalars(select(Release).where(Release.state == "active")):
             stale = is_stale(rel, now)
             stale_count += stale
+            ds = session.get(Dataset, rel.dataset_id)
+            companion = companion_of(session, ds) if ds is not None else None
+            home = rel.dataset_id if companion is None or companion.state != "active" else companion.id
             if rel.versions:
-                by_dataset[rel.dataset_id] = by_dataset.get(rel.dataset_id, False) or stale
-            query = select(Resource).where(Resource.kind == "release", Resource.dataset_id == rel.dataset_id)
+                by_dataset[home] = by_dataset.get(home, False) or stale
+            query = select(Resource).where(Resource.kind == "release", Resource.dataset_id == home)
             for r in session.scalars(query):
                 if (r.extras or {}).get("hub_release") == rel.name and r.extras.get("hub_stale") != stale:
                     r.extras = {**r.extras, "hub_stale": stale}

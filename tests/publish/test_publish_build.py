@@ -121,11 +121,14 @@ def test_freshness_rebuilds_after_ingest_and_flags_stale(publish_settings: Setti
     assert outcomes[("civil_status.births", "births-by-ward-month")] == "unchanged"
     assert outcomes[("land.parcels", "parcels-without-owner")] == "version 1"  # never built: stale
     from hub.catalog.ckan_models import PackageInfo, Resource
+    from hub.publish.companion import companion_of
     from hub.publish.freshness import mark_stale
 
     assert mark_stale(publish_settings, later + dt.timedelta(days=40)) == 2
     with session_scope(publish_settings) as session:
         births = get_release(session, "civil_status.births", "births-by-ward-month")[0]
-        assert session.get(PackageInfo, births.id).extras["hub_releases_stale"] == "true"
+        companion = companion_of(session, births)  # the shared dataset's releases are published there
+        assert companion is not None
+        assert session.get(PackageInfo, companion.id).extras["hub_releases_stale"] == "true"
         flags = {r.extras["hub_stale"] for r in session.query(Resource).filter(Resource.kind == "release")}
         assert flags == {True}
