@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.cache import TtlCache
 from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset
+from hub.catalog.privacy import KnownNames
 from hub.catalog.search import CatalogIndex
 from hub.db import session_factory
 from hub.settings import Settings
@@ -63,6 +64,12 @@ class Hub:
         """A dataset or resource changed: drop what was cached about datasets."""
         self.open_datasets.invalidate()
         self.catalog_index.invalidate()
+
+    @cached_property
+    def known_names(self) -> KnownNames:
+        """Names of people in the warehouse's name columns, per snapshot (the scan of uploads to open
+        datasets looks for them)."""
+        return KnownNames(self.settings)
 
     @cached_property
     def engine(self) -> Engine:

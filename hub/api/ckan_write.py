@@ -3,13 +3,22 @@
 Catalog datasets (defined in ``catalog/*.yaml``) can be edited too, but their sharing class is the
 catalog file's: a change of ``private`` on them is refused, and the next catalog sync restores the
 fields the YAML file defines.
+
+The privacy guard (``hub.catalog.privacy``): a package whose contract (its own, or the ``contract`` field
+or extra it declares) has direct or sensitive personal data cannot become public (``private: false``, a
+``sharing`` field or extra of ``open``); a file uploaded to a public package (or held by a package that
+becomes public) is scanned for personal ids and known names first (``hub.catalog.privacy_scan``). Both
+refusals are 409 validation errors naming the fields, rows and columns, and are written to the audit log;
+so is every upload stored (``resource.upload``, with whether it was scanned).
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
 
 from sqlalchemy import func, select
 
@@ -23,7 +32,8 @@ from hub.api.ckan_registry import (
     get_or_bust,
     require_write,
 )
-from hub.api.uploads import store_upload
+from hub.api.uploads import store_upload, upload_path
+from hub.auth import audit
 from hub.catalog.ckan import (
     clean_format,
     ensure_group,
@@ -34,10 +44,12 @@ from hub.catalog.ckan import (
     set_tags,
     touch,
 )
-from hub.catalog.ckan_models import Group, PackageInfo, Resource
+from hub.catalog.ckan_models import Group, PackageInfo, Resource, Upload
 from hub.catalog.models import Dataset, Organization
+from hub.catalog.privacy import open_refusal_for
+from hub.catalog.privacy_scan import scan_file
 from hub.db import utcnow
-from hub.errors import NotFoundError, ValidationFailed
+from hub.errors import ContractError, NotFoundError, ValidationFailed
 
 NAME = re.compile(r"^[a-z0-9_-]{2,100}$")
 TAG = re.compile(r"^[\w \-.]{1,100}$", re.UNICODE)
@@ -199,6 +211,63 @@ def _sharing(data: dict[str, Any], current: str | None) -> str:
     return current if current in ("shared", "internal") else "internal"
 
 
+def _refuse(
+    ctx: ActionContext,
+    action_name: str,
+    message: str,
+    errors: dict[str, list[str]],
+    *,
+    dataset_id: str | None,
+    details: dict[str, Any],
+) -> NoReturn:
+    """Undo the request's changes, write the refusal to the audit log (committed: the request fails) and
+    raise CKAN's 409 validation error."""
+    ctx.session.rollback()
+    audit.record(
+        ctx.session,
+        action_name,
+        ctx.principal,
+        outcome="denied",
+        dataset_id=dataset_id,
+        reason=message,
+        details=details,
+    )
+    ctx.session.commit()
+    raise ValidationFailed(message, errors)
+
+
+def _check_public(
+    ctx: ActionContext,
+    ds: Dataset,
+    data: dict[str, Any],
+    sharing: str,
+    extras: dict[str, str],
+    *,
+    create: bool,
+) -> None:
+    """Refuse a package that would be public (``private: false``, the default of a new package, or a
+    ``sharing`` field or extra of ``open``) when its contract has direct or sensitive personal data."""
+    if sharing != "open" and extras.get("sharing") != "open":
+        return
+    ref = ds.contract or data.get("contract") or extras.get("contract")
+    if not isinstance(ref, str) or not ref:
+        return
+    try:
+        refusal = open_refusal_for(ref, ctx.settings.schemas_dir, ds.key if ds.contract else ds.name)
+    except ContractError:
+        return  # not a contract of this hub: it describes no data the hub holds
+    if refusal:
+        key = "sharing" if data.get("sharing") == "open" else "extras" if sharing != "open" else "private"
+        _refuse(
+            ctx,
+            "dataset.create" if create else "dataset.update",
+            refusal,
+            {key: [refusal]},
+            dataset_id=None if create else ds.id,
+            details={"package": ds.name, "contract": ref},
+        )
+
+
 def _apply(ctx: ActionContext, ds: Dataset, data: dict[str, Any], *, create: bool) -> bool:
     """Write the package fields of ``data`` into ``ds`` (replace semantics); True when anything changed."""
     org = _org_for(ctx, data.get("owner_org"))
@@ -210,11 +279,15 @@ def _apply(ctx: ActionContext, ds: Dataset, data: dict[str, Any], *, create: boo
         if taken:
             raise ValidationFailed("name", {"name": ["That URL is already in use."]})
     sharing = _sharing(data, None if create else ds.sharing)
+    tags, extras = _tags(data), _extras(data)
+    _check_public(ctx, ds, data, sharing, extras, create=create)
     if ds.source_file and not create and sharing != ds.sharing:
         raise ValidationFailed(
             "private", {"private": ["The sharing class of a catalog dataset is set in its catalog file"]}
         )
-    tags, extras, groups = _tags(data), _extras(data), _groups(ctx, data)
+    if sharing == "open" and not create and ds.sharing != "open":
+        _scan_held_uploads(ctx, ds)
+    groups = _groups(ctx, data)
     if len(str(data.get("version") or "")) > 100:
         raise ValidationFailed("version", {"version": ["Version must be at most 100 characters long"]})
     ds.name, ds.owner_org_id, ds.sharing = name, org.id, sharing
@@ -317,7 +390,23 @@ def _update_resource(ctx: ActionContext, r: Resource, data: dict[str, Any], *, p
     upload = data.get("upload")
     if upload is not None and hasattr(upload, "read") and not managed:
         filename = munge_filename(getattr(upload, "filename", None) or "upload")
-        stored = store_upload(ctx.settings, ctx.session, upload, filename, created_by=ctx.principal.subject)
+        ds = ctx.session.get(Dataset, r.dataset_id)
+        check = _upload_scan(ctx, ds, r.id, filename) if ds is not None and ds.sharing == "open" else None
+        stored = store_upload(
+            ctx.settings, ctx.session, upload, filename, created_by=ctx.principal.subject, check=check
+        )
+        audit.record(
+            ctx.session,
+            "resource.upload",
+            ctx.principal,
+            dataset_id=r.dataset_id,
+            details={
+                "file": filename,
+                "sha256": stored.sha256,
+                "size": stored.size,
+                "scanned": check is not None,
+            },
+        )
         r.kind, r.url_type, r.url, r.upload_id = "upload", "upload", filename, stored.id
         r.size, r.hash = stored.size, stored.sha256
         r.mimetype = r.mimetype or stored.mimetype or guess_mimetype(filename, r.format)
@@ -336,6 +425,58 @@ def _update_resource(ctx: ActionContext, r: Resource, data: dict[str, Any], *, p
         extras[key] = value
     r.extras = extras
     return _resource_state(r) != before
+
+
+def _upload_scan(ctx: ActionContext, ds: Dataset, rid: str, filename: str) -> Callable[[Path], None]:
+    """The check of a file uploaded to the open dataset ``ds``: refused when it holds personal data."""
+    dataset_id, name = ds.id, ds.name
+
+    def check(path: Path) -> None:
+        hits = scan_file(path, filename, ctx.hub.known_names.get(ctx.session))
+        if hits:
+            _refuse_hits(ctx, hits, dataset_id=dataset_id, package=name, resource_id=rid, filename=filename)
+
+    return check
+
+
+def _refuse_hits(
+    ctx: ActionContext, hits: list[Any], *, dataset_id: str, package: str, resource_id: str, filename: str
+) -> NoReturn:
+    more = f" (and {len(hits) - 5} more)" if len(hits) > 5 else ""
+    message = (
+        f"{filename} holds personal data, and {package} is open: "
+        + "; ".join(h.describe() for h in hits[:5])
+        + more
+        + ". Remove it, or publish the data through a release (de-identified)."
+    )
+    _refuse(
+        ctx,
+        "resource.upload",
+        message,
+        {"upload": [message]},
+        dataset_id=dataset_id,
+        details={
+            "package": package,
+            "resource_id": resource_id,
+            "file": filename,
+            "hits": [h.as_dict() for h in hits],
+        },
+    )
+
+
+def _scan_held_uploads(ctx: ActionContext, ds: Dataset) -> None:
+    """A package that becomes public: the files uploaded to it while it was private are scanned."""
+    held = ctx.session.execute(
+        select(Resource.id, Upload)
+        .join(Upload, Upload.id == Resource.upload_id)
+        .where(Resource.dataset_id == ds.id, Resource.state == "active")
+    ).all()
+    names = ctx.hub.known_names.get(ctx.session) if held else None
+    for rid, up in held:
+        assert names is not None
+        hits = scan_file(upload_path(ctx.settings, up), up.filename, names)
+        if hits:
+            _refuse_hits(ctx, hits, dataset_id=ds.id, package=ds.name, resource_id=rid, filename=up.filename)
 
 
 def _resource_state(r: Resource) -> tuple[Any, ...]:

@@ -1,10 +1,14 @@
-"""Uploaded resource files: stored under ``DATA_DIR/uploads``, with a size limit and a SHA-256."""
+"""Uploaded resource files: stored under ``DATA_DIR/uploads``, with a size limit and a SHA-256.
+
+A caller may pass ``check``: it sees the complete file (a temporary path) before it is stored, and refuses
+it by raising (the privacy scan of uploads to open datasets, ``hub.catalog.privacy_scan``)."""
 
 from __future__ import annotations
 
 import hashlib
 import mimetypes
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +27,18 @@ def upload_path(settings: Settings, upload: Upload) -> Path:
 
 
 def store_upload(
-    settings: Settings, session: Session, fileobj: Any, filename: str, *, created_by: str | None = None
+    settings: Settings,
+    session: Session,
+    fileobj: Any,
+    filename: str,
+    *,
+    created_by: str | None = None,
+    check: Callable[[Path], None] | None = None,
 ) -> Upload:
     """Copy ``fileobj`` (an ``UploadFile`` or any object with ``read``) into the upload store.
 
-    Gives CKAN's 409 ``{"upload": ["File upload too large"]}`` past ``settings.upload_max_bytes``."""
+    Gives CKAN's 409 ``{"upload": ["File upload too large"]}`` past ``settings.upload_max_bytes``.
+    ``check(path)`` runs on the whole file before it takes its place; what it raises leaves nothing."""
     uid = new_id()
     rel = Path("uploads") / uid[:2] / uid
     target = settings.data_dir / rel
@@ -47,6 +58,8 @@ def store_upload(
                     raise ValidationFailed("File upload too large", {"upload": ["File upload too large"]})
                 digest.update(chunk)
                 out.write(chunk)
+        if check is not None:
+            check(tmp)
         os.replace(tmp, target)
     finally:
         if tmp.exists():

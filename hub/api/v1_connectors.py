@@ -4,7 +4,9 @@
 - ``POST /api/v1/connectors``: register an instance (``name``, ``connector``, ``config``, ``secrets``);
   the config is checked against the connector's model; secrets are stored encrypted and never returned.
 - ``GET|DELETE /api/v1/connectors/{name}``, ``POST /api/v1/connectors/{name}/check``.
-- ``POST /api/v1/datasets``: register a dataset definition (the JSON form of a catalog YAML file).
+- ``POST /api/v1/datasets``: register a dataset definition (the JSON form of a catalog YAML file). An
+  ``open`` one whose contract has direct or sensitive personal data is refused (409, naming the fields;
+  ``hub.catalog.privacy``): such data reaches the public through a release.
 
 Every call needs the ``connectors:manage`` scope and membership (admin or editor) of the owning
 organization, or sysadmin rights. Changes are written to the audit log, with secret names only.
@@ -21,7 +23,8 @@ from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
 from hub.auth import audit
 from hub.auth.principal import Principal
 from hub.catalog.models import Organization
-from hub.errors import AccessDenied, AuthenticationError, NotFoundError, ValidationFailed
+from hub.catalog.privacy import open_refusal_for
+from hub.errors import AccessDenied, AuthenticationError, ContractError, NotFoundError, ValidationFailed
 from hub.ingest import instances
 
 router = APIRouter(prefix="/api/v1", tags=["connectors"])
@@ -165,6 +168,26 @@ def add_dataset(
     if org is None:
         raise ValidationFailed("name the owning organization", {"organization": ["required"]})
     _allowed(principal, org.id)
+    _check_open(body, session, settings, principal)
     ds = instances.add_dataset(session, settings, body, organization=org.name, origin="api")
     audit.record(session, "dataset.add", principal, dataset_id=ds.id, details={"key": ds.key})
     return {"id": ds.id, "key": ds.key, "name": ds.name, "organization": org.name, "spec": ds.spec}
+
+
+def _check_open(
+    body: dict[str, Any], session: SessionDep, settings: SettingsDep, principal: Principal
+) -> None:
+    """Refuse an open dataset whose contract has direct or sensitive personal data (audited)."""
+    key, ref = body.get("id"), body.get("contract")
+    if body.get("sharing") != "open" or not isinstance(ref, str):
+        return
+    try:
+        refusal = open_refusal_for(ref, settings.schemas_dir, key if isinstance(key, str) else None)
+    except ContractError:
+        return  # add_dataset names the contract that cannot be loaded
+    if refusal:
+        audit.record(
+            session, "dataset.add", principal, outcome="denied", reason=refusal, details={"key": key}
+        )
+        session.commit()
+        raise ValidationFailed(refusal, {"sharing": [refusal]})
