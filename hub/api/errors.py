@@ -4,6 +4,9 @@
   ``{"help": ..., "success": false, "error": {"__type": ..., ...}}`` with CKAN's status codes, or a bare
   JSON string with status 400 (``CkanBadRequest``) where CKAN answers that way.
 - Everything else (``/api/v1``, downloads, pages): RFC 9457 ``application/problem+json``.
+- A browser (``Accept`` names ``text/html`` before any JSON) outside the API paths (``/api``, ``/oauth``,
+  ``/.well-known``) gets the same status and headers with a small bilingual HTML page instead
+  (``templates/error.html``): a link home and a search box. API clients get the JSON above, unchanged.
 
 The web layer's own errors (below) extend ``hub.errors``; domain code never raises HTTP exceptions.
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -45,7 +49,13 @@ log = logging.getLogger("hub.api")
 
 JSON_UTF8 = "application/json;charset=utf-8"
 PROBLEM = "application/problem+json"
+HTML = "text/html; charset=utf-8"
 _ACTION = re.compile(r"^/api/(?:3/)?action/([^/?]*)")
+API_PREFIXES = ("/api", "/oauth", "/.well-known")
+# A page of our own: no script, nothing from another host.
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'self'"
+)
 
 
 class CkanBadRequest(HubError):
@@ -138,6 +148,129 @@ def is_ckan_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+def is_api_path(path: str) -> bool:
+    """Paths of the APIs (CKAN, ``/api/v1``, OAuth): their errors are JSON whatever the client accepts."""
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES)
+
+
+def preferred(accept: str | None, offers: Sequence[str]) -> str:
+    """The media type of ``offers`` that an ``Accept`` header ranks first (RFC 9110 12.5.1).
+
+    An offer takes the q value of the most specific range that matches it (``text/html`` before
+    ``text/*`` before ``*/*``). The highest q wins; on a tie, an offer named in the header beats one
+    matched by a wildcard, then the range written first, then the order of ``offers``. Without an
+    ``Accept`` header, or when nothing is acceptable, the first offer.
+    """
+    if not accept:
+        return offers[0]
+    ranges: list[tuple[str, str, float, int]] = []
+    for position, item in enumerate(accept.split(",")):
+        media, *params = (part.strip() for part in item.split(";"))
+        if "/" not in media:
+            continue
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        kind, _, sub = media.lower().partition("/")
+        ranges.append((kind, sub, q, position))
+    best: tuple[float, int, int, int] | None = None
+    choice = offers[0]
+    for index, offer in enumerate(offers):
+        kind, _, sub = offer.lower().partition("/")
+        match: tuple[int, float, int] | None = None  # (specificity, q, position)
+        for r_kind, r_sub, q, position in ranges:
+            if (r_kind, r_sub) == (kind, sub):
+                specificity = 2
+            elif (r_kind, r_sub) == (kind, "*"):
+                specificity = 1
+            elif (r_kind, r_sub) == ("*", "*"):
+                specificity = 0
+            else:
+                continue
+            if match is None or specificity > match[0]:
+                match = (specificity, q, position)
+        if match is None or match[1] <= 0:
+            continue
+        rank = (match[1], int(match[0] == 2), -match[2], -index)
+        if best is None or rank > best:
+            best, choice = rank, offer
+    return choice
+
+
+_ERROR_OFFERS = ("application/json", PROBLEM, "text/html", "application/xhtml+xml")
+
+
+def wants_html(request: Request) -> bool:
+    """A browser's request outside the API paths: ``Accept`` ranks HTML before JSON."""
+    if is_api_path(request.url.path):
+        return False
+    return preferred(request.headers.get("accept"), _ERROR_OFFERS) in _ERROR_OFFERS[2:]
+
+
+# status -> (Vietnamese, English) title of the error page; other codes take their class's title
+_PAGE_TITLES = {
+    400: ("Yêu cầu không hợp lệ", "Bad request"),
+    401: ("Cần đăng nhập", "Authentication required"),
+    403: ("Không có quyền truy cập", "Access denied"),
+    404: ("Không tìm thấy trang", "Page not found"),
+    405: ("Phương thức không được hỗ trợ", "Method not allowed"),
+    409: ("Xung đột dữ liệu", "Conflict"),
+    413: ("Yêu cầu quá lớn", "Request too large"),
+    422: ("Yêu cầu không hợp lệ", "Invalid request"),
+    429: ("Quá nhiều yêu cầu", "Too many requests"),
+    500: ("Lỗi máy chủ", "Server error"),
+    503: ("Dịch vụ tạm thời gián đoạn", "Service unavailable"),
+}
+_NOT_PUBLIC = (
+    "Dữ liệu này không công khai: cơ quan được cấp quyền đăng nhập bằng tài khoản hoặc mã truy cập.",
+    "This data is not public: agencies with a grant sign in with their account or access token.",
+)
+_PAGE_HINTS = {
+    404: (
+        "Địa chỉ có thể đã thay đổi hoặc bị gõ sai. Hãy tìm bộ dữ liệu cần xem.",
+        "The address may have changed or be mistyped. Search for the dataset you need.",
+    ),
+    401: _NOT_PUBLIC,
+    403: _NOT_PUBLIC,
+}
+_CLIENT_HINT = ("Không thực hiện được yêu cầu này.", "This request could not be completed.")
+_SERVER_HINT = ("Xin thử lại sau ít phút.", "Please try again in a few minutes.")
+
+
+def error_page(request: Request, response: Response, detail: str | None = None) -> Response:
+    """``response`` (an error in JSON) as the browser's page when ``wants_html``: the same status and
+    headers, a bilingual HTML body. Both vary by ``Accept`` outside the API paths."""
+    if is_api_path(request.url.path):
+        return response
+    vary = response.headers.get("vary")
+    response.headers["Vary"] = f"{vary}, Accept" if vary else "Accept"
+    if not wants_html(request):
+        return response
+    status = response.status_code
+    server = status >= 500
+    title = _PAGE_TITLES.get(status) or _PAGE_TITLES[500 if server else 400]
+    hint = _PAGE_HINTS.get(status) or (_SERVER_HINT if server else _CLIENT_HINT)
+    headers = {k: v for k, v in response.headers.items() if k not in ("content-type", "content-length")}
+    headers["Content-Security-Policy"] = PAGE_CSP
+    try:
+        return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+            request,
+            "error.html",
+            {"status": status, "title": title, "hint": hint, "detail": detail},
+            status_code=status,
+            headers=headers,
+            media_type=HTML,
+        )
+    except Exception:  # the JSON answer is still an answer
+        log.exception("the error page of %s could not be rendered", request.url.path)
+        return response
+
+
 def help_url(site_url: str, path: str) -> str:
     match = _ACTION.match(path)
     name = match.group(1) if match else ""
@@ -212,7 +345,7 @@ def _hub_error_handler(request: Request, exc: Exception) -> Response:
     resp = problem_response(exc.http_status, title, exc.message, exc.code, **extra)
     if isinstance(exc, BusyError):
         resp.headers["Retry-After"] = str(exc.retry_after)
-    return resp
+    return error_page(request, resp, exc.message)
 
 
 def _http_error_handler(request: Request, exc: Exception) -> Response:
@@ -224,7 +357,7 @@ def _http_error_handler(request: Request, exc: Exception) -> Response:
     resp = problem_response(exc.status_code, str(exc.detail))
     if exc.headers:
         resp.headers.update(exc.headers)
-    return resp
+    return error_page(request, resp)
 
 
 def _validation_error_handler(request: Request, exc: Exception) -> Response:
@@ -236,7 +369,8 @@ def _validation_error_handler(request: Request, exc: Exception) -> Response:
     if is_ckan_path(request.url.path):
         return ckan_error_response(request, ValidationFailed("invalid request", errors))
     detail = "The request is invalid."
-    return problem_response(422, "Validation error", detail, "validation_error", errors=errors)
+    resp = problem_response(422, "Validation error", detail, "validation_error", errors=errors)
+    return error_page(request, resp, detail)
 
 
 def _unhandled_handler(request: Request, exc: Exception) -> Response:
@@ -249,7 +383,7 @@ def _unhandled_handler(request: Request, exc: Exception) -> Response:
             "error": {"__type": "Internal Server Error", "message": "Internal Server Error"},
         }
         return json_response(body, 500)
-    return problem_response(500, "Internal Server Error", code="internal_error")
+    return error_page(request, problem_response(500, "Internal Server Error", code="internal_error"))
 
 
 # --- limits of JSON input --------------------------------------------------------------------------
