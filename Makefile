@@ -51,7 +51,7 @@ vendor: ## copy the front-end libraries of package-lock.json (npm ci) into hub/a
 	rm -rf $(VENDOR)/swagger-ui $(VENDOR)/redoc
 	mkdir -p $(VENDOR)/swagger-ui $(VENDOR)/redoc
 	cd node_modules/swagger-ui-dist && cp swagger-ui-bundle.js swagger-ui-bundle.js.LICENSE.txt swagger-ui.css \
-		favicon-32x32.png LICENSE NOTICE package.json $(CURDIR)/$(VENDOR)/swagger-ui/
+		LICENSE NOTICE package.json $(CURDIR)/$(VENDOR)/swagger-ui/
 	cd node_modules/redoc && cp bundles/redoc.standalone.js bundles/redoc.standalone.js.LICENSE.txt LICENSE \
 		package.json $(CURDIR)/$(VENDOR)/redoc/
 
