@@ -52,7 +52,8 @@ def _write_catalog(settings: Settings) -> None:
             "id": key,
             "title": {"vi": f"Dữ liệu {name}", "en": name},
             "sharing": sharing,
-            "contract": f"{domain}/{name}.v1",
+            # an open dataset's contract may hold no direct or sensitive personal data (issue 11)
+            "contract": "addresses/digital_addresses.v1" if sharing == "open" else f"{domain}/{name}.v1",
         }
         (folder / OWNER / f"{name}.yaml").write_text(
             yaml.safe_dump(spec, allow_unicode=True), encoding="utf-8"
