@@ -319,6 +319,34 @@ class DataStore:
         self._freeze_once()
         return _result(columns, wanted, names, rows, total, order)
 
+    def select_sql(self, info: TableInfo, query: SearchQuery, *, limit: int | None) -> tuple[str, list[Any]]:
+        """The SELECT of ``query`` at ``info``'s snapshot, and its parameters, for a query worker on
+        which ``info.table_source()`` is registered as ``TABLE`` (CKAN's dump with parameters).
+
+        ``query``'s filters, q, distinct, fields, sort and offset are built as ``search`` builds them
+        (the same ``ValidationFailed`` for a column that does not exist); ``limit`` caps the rows, and
+        None means every row (``query.limit``, the page size of a search, is not used). Without a sort
+        the rows come in the table's order (``_id``), as in ``search``."""
+        columns: dict[str, pa.DataType] = {"_id": pa.int64()}
+        columns.update({f.name: f.type for f in info.schema})
+        b = _Builder(columns, self.settings.query_max_nesting)
+        wanted = query.fields or list(columns)
+        select = [b.col(f, "fields") for f in wanted]
+        parts = (b.filters(query.filters), b.full_text(query.q))
+        where = " AND ".join(p for p in parts if p != "true") or "true"
+        order = b.order(query.sort)
+        distinct = "DISTINCT " if query.distinct else ""
+        sql = f"SELECT {distinct}{', '.join(select)} FROM {TABLE} WHERE {where}"
+        if order:
+            sql += " ORDER BY " + ", ".join(f"{quote(n)} {d}" for n, d in order)
+        elif query.distinct:
+            sql += " ORDER BY " + ", ".join(select)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        if query.offset:
+            sql += f" OFFSET {int(query.offset)}"
+        return sql, list(b.params)
+
     def _freeze_once(self) -> None:
         """After the first search (the DataStore's modules and caches are loaded by then), the objects
         alive are kept out of the cyclic collector's full passes, which would otherwise rescan them
