@@ -167,6 +167,8 @@ def plan_field(name: str, node: Any, store: SchemaStore, base: str, file: str) -
             "x-check",
             "x-date-field",
             "x-birth-date-field",
+            "x-coarse",
+            "x-geometry",
             "description",
         ):
             if key in node:

@@ -115,6 +115,10 @@ def _check_annotation(key: str, value: Any, file: str, at: str, *, root: bool) -
         raise bad("must be a string")
     elif key == "x-check" and (not isinstance(value, str) or get_check(value) is None):
         raise bad(f"no check named {value!r} is registered")
+    elif key == "x-coarse" and not isinstance(value, bool):
+        raise bad("must be true or false")
+    elif key == "x-geometry" and value != "wkt":
+        raise bad('must be "wkt" (the field holds a WKT geometry)')
 
 
 def _kind(atoms: frozenset[str], file: str, pointer: str) -> str:
@@ -204,6 +208,8 @@ def load_contract(ref: str, schemas_dir: Path) -> Contract:
                 check=ann.get("x-check"),
                 date_field=ann.get("x-date-field"),
                 birth_date_field=ann.get("x-birth-date-field"),
+                coarse=bool(ann.get("x-coarse", False)),
+                geometry=ann.get("x-geometry"),
                 pointer=pointer,
             )
         )

@@ -44,6 +44,10 @@ class FieldInfo:
     check: str | None = None
     date_field: str | None = None  # x-date-field: the field that dates the record (for vn-ward-code)
     birth_date_field: str | None = None  # x-birth-date-field (for vn-personal-id)
+    coarse: bool = False
+    """x-coarse: a coarse quasi-identifier (sex, an administrative unit) that a release may show raw; the
+    release is then checked for groups smaller than k."""
+    geometry: str | None = None  # x-geometry: "wkt", a geometry a release must generalize (hub_centroid)
     pointer: str = ""  # JSON pointer of the property in the contract file
 
     def arrow_field(self) -> pa.Field:

@@ -11,7 +11,6 @@ checked (``Release.last_checked``) and what the check found (``last_outcome``).
 from __future__ import annotations
 
 import logging
-import re
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 from hub.auth.principal import Principal
 from hub.catalog.loader import dataset_spec, get_dataset
 from hub.catalog.models import Dataset
+from hub.contracts.model import FieldInfo
 from hub.db import session_scope, utcnow
 from hub.errors import ContractError, NotFoundError, PublishError, QueryError
 from hub.publish.columns import FieldDoc
@@ -37,19 +37,19 @@ from hub.runtime import Hub
 from hub.settings import Settings
 from hub.sql import door
 
-_COARSE_NAME = re.compile(r"(^|_)(sex|gender|ward_code|province_code|commune_code|ma_xa|ma_tinh)$")
-_GEOMETRY_NAME = re.compile(r"(^|_)(geometry|geom|wkt|shape)$")
-COARSE_CHECKS = {"vn-ward-code", "vn-province-code"}
 log = logging.getLogger(__name__)
 
 
-def field_kind(name: str, fmt: str | None, check: str | None, arrow_type: pa.DataType) -> str:
-    """date | geometry | coarse | other: decides which generalization a quasi-identifier needs."""
-    if fmt in ("date", "date-time") or pa.types.is_date(arrow_type) or pa.types.is_timestamp(arrow_type):
+def field_kind(f: FieldInfo) -> str:
+    """date | geometry | coarse | other, from the contract: which generalization a quasi-identifier
+    needs before it may leave in a release (dates: a year or month; geometries, ``x-geometry``: a
+    centroid; coarse ones, ``x-coarse``: none, the release is checked for groups smaller than k)."""
+    t = f.arrow_type
+    if f.format in ("date", "date-time") or pa.types.is_date(t) or pa.types.is_timestamp(t):
         return "date"
-    if _GEOMETRY_NAME.search(name):
+    if f.geometry:
         return "geometry"
-    if check in COARSE_CHECKS or _COARSE_NAME.search(name):
+    if f.coarse:
         return "coarse"
     return "other"
 
@@ -69,7 +69,7 @@ def gate_catalog(settings: Settings, session: Session) -> tuple[Catalog, dict[st
             continue
         fields: dict[str, SourceField] = {}
         for f in contract.fields:
-            kind = field_kind(f.name, f.format, f.check, f.arrow_type)
+            kind = field_kind(f)
             fields[f.name] = SourceField(f.personal, kind, "VARCHAR")  # type: ignore[arg-type]
             docs[f"{ds.key}.{f.name}"] = FieldDoc(f.label_vi, f.label_en, f.description, f.unit)
         catalog[ds.key] = fields
