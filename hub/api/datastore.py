@@ -194,7 +194,7 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
     }
     if query.include_total:
         out["total"] = res.total
-    for key in ("filters", "q", "sort", "fields", "distinct", "plain", "language", "offset"):
+    for key in ("filters", "q", "sort", "distinct", "plain", "language", "offset"):  # not fields: the result's
         if key in data:
             out[key] = {"filters": filters, "q": q}.get(key, data[key])
     if as_bool(data, "include_next_page", False):

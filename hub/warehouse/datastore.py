@@ -254,6 +254,46 @@ def _result(
     )
 
 
+@dataclass
+class _Select:
+    """The parts of one DataStore SELECT, built from checked parameters (``_Builder``)."""
+
+    columns: dict[str, pa.DataType]
+    wanted: list[str]
+    select: list[str]
+    where: str
+    order: list[tuple[str, str]]
+    params: list[Any]
+    distinct: bool
+    equality: set[str]
+
+    @classmethod
+    def of(cls, info: TableInfo, query: SearchQuery, max_nesting: int) -> _Select:
+        columns: dict[str, pa.DataType] = {"_id": pa.int64()}
+        columns.update({f.name: f.type for f in info.schema})
+        b = _Builder(columns, max_nesting)
+        wanted = query.fields or list(columns)
+        select = [b.col(f, "fields") for f in wanted]
+        parts = (b.filters(query.filters), b.full_text(query.q))
+        where = " AND ".join(p for p in parts if p != "true") or "true"
+        order = b.order(query.sort)
+        return cls(columns, wanted, select, where, order, list(b.params), query.distinct, b.equality)
+
+    def sql(self, limit: int | None, offset: int, *, star: bool = True) -> str:
+        """The statement over ``TABLE``; ``star``: ``SELECT *`` when every column is wanted."""
+        projection = "*" if star and self.wanted == list(self.columns) else ", ".join(self.select)
+        sql = f"SELECT {'DISTINCT ' if self.distinct else ''}{projection} FROM {TABLE} WHERE {self.where}"
+        if self.order:
+            sql += " ORDER BY " + ", ".join(f"{quote(n)} {d}" for n, d in self.order)
+        elif self.distinct:
+            sql += " ORDER BY " + ", ".join(self.select)
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        if offset:
+            sql += f" OFFSET {int(offset)}"
+        return sql
+
+
 class DataStore:
     """The DataStore of one runtime: snapshot lookups, searches, counts and equality lookups."""
 
@@ -283,41 +323,24 @@ class DataStore:
         The default order is the table's (``_id``): no ORDER BY is sent, DuckDB keeps the order of
         the registered table (``preserve_insertion_order``)."""
         source = info.table_source()
-        columns: dict[str, pa.DataType] = {"_id": pa.int64()}
-        columns.update({f.name: f.type for f in info.schema})
-        b = _Builder(columns, self.settings.query_max_nesting)
-        wanted = query.fields or list(columns)
-        select = [b.col(f, "fields") for f in wanted]
-        fast = self._lookup(source, query, wanted, columns)
+        plan = _Select.of(info, query, self.settings.query_max_nesting)
+        fast = self._lookup(source, query, plan.wanted, plan.columns)
         if fast is not None:
             return fast
-        parts = (b.filters(query.filters), b.full_text(query.q))
-        where = " AND ".join(p for p in parts if p != "true") or "true"
-        order = b.order(query.sort)
-        params = list(b.params)
-        for column in b.equality:
+        for column in plan.equality:
             if column != "_id":
                 self._want_lookup(source, column)
-        distinct = "DISTINCT " if query.distinct else ""
-        projection = "*" if wanted == list(columns) else ", ".join(select)
-        sql = f"SELECT {distinct}{projection} FROM {TABLE} WHERE {where}"
-        if order:
-            sql += " ORDER BY " + ", ".join(f"{quote(n)} {d}" for n, d in order)
-        elif query.distinct:
-            sql += " ORDER BY " + ", ".join(select)
-        sql += f" LIMIT {int(query.limit)}" + (f" OFFSET {int(query.offset)}" if query.offset else "")
-        tables = {TABLE: source}
-        names, rows = self.engine.rows(sql, params, tables)
+        names, rows = self.engine.rows(plan.sql(query.limit, query.offset), plan.params, {TABLE: source})
         total = None
         if query.include_total:
-            if where == "true" and not query.distinct and info.rows is not None:
+            if plan.where == "true" and not query.distinct and info.rows is not None:
                 total = info.rows
             elif not query.offset and len(rows) < query.limit:
                 total = len(rows)
             else:
-                total = self._count(source, distinct, select, where, params)
+                total = self._count(source, plan)
         self._freeze_once()
-        return _result(columns, wanted, names, rows, total, order)
+        return _result(plan.columns, plan.wanted, names, rows, total, plan.order)
 
     def select_sql(self, info: TableInfo, query: SearchQuery, *, limit: int | None) -> tuple[str, list[Any]]:
         """The SELECT of ``query`` at ``info``'s snapshot, and its parameters, for a query worker on
@@ -327,25 +350,8 @@ class DataStore:
         (the same ``ValidationFailed`` for a column that does not exist); ``limit`` caps the rows, and
         None means every row (``query.limit``, the page size of a search, is not used). Without a sort
         the rows come in the table's order (``_id``), as in ``search``."""
-        columns: dict[str, pa.DataType] = {"_id": pa.int64()}
-        columns.update({f.name: f.type for f in info.schema})
-        b = _Builder(columns, self.settings.query_max_nesting)
-        wanted = query.fields or list(columns)
-        select = [b.col(f, "fields") for f in wanted]
-        parts = (b.filters(query.filters), b.full_text(query.q))
-        where = " AND ".join(p for p in parts if p != "true") or "true"
-        order = b.order(query.sort)
-        distinct = "DISTINCT " if query.distinct else ""
-        sql = f"SELECT {distinct}{', '.join(select)} FROM {TABLE} WHERE {where}"
-        if order:
-            sql += " ORDER BY " + ", ".join(f"{quote(n)} {d}" for n, d in order)
-        elif query.distinct:
-            sql += " ORDER BY " + ", ".join(select)
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
-        if query.offset:
-            sql += f" OFFSET {int(query.offset)}"
-        return sql, list(b.params)
+        plan = _Select.of(info, query, self.settings.query_max_nesting)
+        return plan.sql(limit, query.offset, star=False), plan.params
 
     def _freeze_once(self) -> None:
         """After the first search (the DataStore's modules and caches are loaded by then), the objects
@@ -355,18 +361,23 @@ class DataStore:
             self._frozen = True
             gc.freeze()
 
-    def _count(
-        self, source: TableSource, distinct: str, select: list[str], where: str, params: list[Any]
-    ) -> int:
-        key = (source.cache_key, distinct, tuple(select) if distinct else (), where, tuple(map(repr, params)))
+    def _count(self, source: TableSource, plan: _Select) -> int:
+        key = (
+            source.cache_key,
+            plan.distinct,
+            tuple(plan.select) if plan.distinct else (),
+            plan.where,
+            tuple(map(repr, plan.params)),
+        )
         hit = self._counts.get(key)
         if hit is not None:
             return hit
-        if distinct:
-            sql = f"SELECT count(*) FROM (SELECT DISTINCT {', '.join(select)} FROM {TABLE} WHERE {where})"
+        if plan.distinct:
+            inner = f"SELECT DISTINCT {', '.join(plan.select)} FROM {TABLE} WHERE {plan.where}"
+            sql = f"SELECT count(*) FROM ({inner})"
         else:
-            sql = f"SELECT count(*) FROM {TABLE} WHERE {where}"
-        n = int(self.engine.rows(sql, params, {TABLE: source})[1][0][0])
+            sql = f"SELECT count(*) FROM {TABLE} WHERE {plan.where}"
+        n = int(self.engine.rows(sql, plan.params, {TABLE: source})[1][0][0])
         self._counts.put(key, n)
         return n
 
