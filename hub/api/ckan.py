@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
-from hub.api import ckan_read, ckan_write, datastore  # noqa: F401  (register the actions)
+from hub.api import ckan_read, ckan_tokens, ckan_write, datastore  # noqa: F401  (register the actions)
 from hub.api.ckan_registry import ACTIONS, Action, ActionContext
 from hub.api.deps import app_session_factory
 from hub.api.errors import BodyTooLarge, CkanBadRequest, InvalidBody, help_url, json_response, loads_json

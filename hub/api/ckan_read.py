@@ -13,7 +13,6 @@ from hub.api.ckan_registry import (
     as_bool,
     as_int,
     as_list,
-    can_see,
     find_dataset,
     find_organization,
     get_or_bust,
@@ -121,13 +120,9 @@ def _visible(ctx: ActionContext) -> Any:
         if p.is_anonymous:
             return False
         if "ids" not in state:
-            readable = getattr(access, "readable_ids", None)
-            state["ids"] = readable(ctx.session, p) if readable else None
+            state["ids"] = access.readable_ids(ctx.session, p)
         ids = state["ids"]
-        if ids is None:
-            ds = ctx.session.get(Dataset, doc.package["id"])
-            return ds is not None and can_see(ctx, ds)
-        return doc.package["id"] in ids
+        return ids is None or doc.package["id"] in ids
 
     return visible
 

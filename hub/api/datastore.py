@@ -194,7 +194,8 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
     }
     if query.include_total:
         out["total"] = res.total
-    for key in ("filters", "q", "sort", "distinct", "plain", "language", "offset"):  # not fields: the result's
+    # the request's parameters echoed, as CKAN does (not ``fields``: the result's field list has that key)
+    for key in ("filters", "q", "sort", "distinct", "plain", "language", "offset"):
         if key in data:
             out[key] = {"filters": filters, "q": q}.get(key, data[key])
     if as_bool(data, "include_next_page", False):
