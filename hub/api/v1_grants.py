@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,13 +24,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.api.deps import SessionDep, SettingsDep, V1PrincipalDep
-from hub.auth import access, audit, grants
+from hub.auth import audit, grants
 from hub.auth.audit_verify import verify
+from hub.auth.authorize import authorize_read
 from hub.auth.models import Grant
-from hub.auth.principal import Principal
+from hub.auth.principal import Decision, Principal
 from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset, Run
-from hub.errors import AccessDenied, AuthenticationError, NotFoundError
+from hub.errors import AccessDenied, AuthenticationError, HubError, NotFoundError
+from hub.warehouse.quarantine import read_quarantine
+from hub.warehouse.tables import Warehouse
 
 router = APIRouter(prefix="/api/v1", tags=["grants", "audit"])
 
@@ -191,12 +195,15 @@ def _dataset(session: Session, ref: str) -> Dataset:
     return get_dataset(session, ref)
 
 
-def _refuse(session: Session, principal: Principal, action: str, ds: Dataset, reason: str) -> None:
-    audit.record(session, action, principal, outcome="denied", dataset_id=ds.id, reason=reason)
-    session.commit()  # keep the refusal: the request's session is rolled back on error
-    if principal.is_anonymous:
-        raise AuthenticationError(f"{action}: a token is required")
-    raise AccessDenied(reason)
+def _refusal(principal: Principal) -> Callable[[Decision], HubError]:
+    """The /api/v1 answer to a refused read: 401 without a token, else 403 with the reason."""
+
+    def error(decision: Decision) -> HubError:
+        if principal.is_anonymous:
+            return AuthenticationError("a token is required")
+        return AccessDenied(decision.reason)
+
+    return error
 
 
 @router.get("/datasets/{dataset}/runs", summary="Ingest runs of a dataset (as its readers see them)")
@@ -207,24 +214,13 @@ def dataset_runs(
     limit: int = Query(default=50, ge=1, le=1000),
 ) -> dict[str, Any]:
     ds = _dataset(session, dataset)
-    decision = access.can_read(session, principal, ds)
-    if not decision.allowed:
-        _refuse(session, principal, "runs.read", ds, decision.reason)
+    auth = authorize_read(session, principal, ds, "runs.read", defer=True, error=_refusal(principal))
     runs = list(
         session.scalars(
             select(Run).where(Run.dataset_id == ds.id).order_by(Run.started_at.desc()).limit(limit)
         )
     )
-    if ds.sharing != "open":
-        audit.record(
-            session,
-            "runs.read",
-            principal,
-            dataset_id=ds.id,
-            rows=len(runs),
-            grant_id=decision.grant_id,
-            reason=decision.reason,
-        )
+    auth.record(rows=len(runs))
     return {
         "dataset": ds.key,
         "runs": [
@@ -257,24 +253,20 @@ def dataset_quarantine(
     limit: int = Query(default=100, ge=1, le=10_000),
 ) -> dict[str, Any]:
     ds = _dataset(session, dataset)
-    decision = access.can_read_quarantine(session, principal, ds)
-    if not decision.allowed:
-        _refuse(session, principal, "quarantine.read", ds, decision.reason)
-    from hub.warehouse.quarantine import read_quarantine
-    from hub.warehouse.tables import Warehouse
-
+    auth = authorize_read(
+        session,
+        principal,
+        ds,
+        "quarantine.read",
+        quarantine=True,
+        defer=True,
+        details={"run": run} if run else None,
+        error=_refusal(principal),
+    )
     wh = Warehouse(settings)
     table = read_quarantine(wh, ds.key, run_id=run, limit=limit) if wh.has_table(ds.key) else None
     rows = table.to_pylist() if table is not None else []
-    audit.record(
-        session,
-        "quarantine.read",
-        principal,
-        dataset_id=ds.id,
-        rows=len(rows),
-        reason=decision.reason,
-        details={"run": run} if run else None,
-    )
+    auth.record(rows=len(rows))
     for r in rows:
         at = r.get("quarantined_at")
         if at is not None:

@@ -38,10 +38,12 @@ class Authorization:
     action: str
     audited: bool = False
     details: dict[str, Any] = field(default_factory=dict)
+    quarantine: bool = False
 
     @property
     def open(self) -> bool:
-        return self.dataset.sharing == "open" and self.dataset.state == "active"
+        """Open data, whose reads are not audited (a quarantine always is: it holds the rows as read)."""
+        return not self.quarantine and self.dataset.sharing == "open" and self.dataset.state == "active"
 
     def record(
         self,
@@ -88,6 +90,7 @@ def authorize_read(
     snapshot_id: int | None = None,
     rows: int | None = None,
     error: Callable[[Decision], HubError] | None = None,
+    quarantine: bool = False,
 ) -> Authorization:
     """Decide whether ``principal`` may read ``dataset`` (``action`` names the read in the audit
     log), audit the outcome and raise on refusal (``error(decision)``, default ``AccessDenied``).
@@ -95,8 +98,12 @@ def authorize_read(
     ``scope``: the token scope non-open reads need (``datastore:read``, ``warehouse:query``).
     ``publication``: the read feeds an open-data release (another organization's shared data then
     needs a grant whose purpose allows publication). ``defer``: the allowed entry is written later,
-    by ``Authorization.record``, with what was read."""
-    decision = access.can_read(session, principal, dataset, scope=scope, publication=publication)
+    by ``Authorization.record``, with what was read. ``quarantine``: the dataset's quarantined rows
+    (``access.can_read_quarantine``: the owning organization only), audited whatever the sharing class."""
+    if quarantine:
+        decision = access.can_read_quarantine(session, principal, dataset)
+    else:
+        decision = access.can_read(session, principal, dataset, scope=scope, publication=publication)
     if not decision.allowed:
         audit.record(
             session,
@@ -109,7 +116,9 @@ def authorize_read(
         )
         session.commit()  # the refusal stays recorded although the caller's transaction fails
         raise error(decision) if error is not None else AccessDenied(denied_message(principal, dataset))
-    auth = Authorization(session, principal, dataset, decision, action, details=dict(details or {}))
+    auth = Authorization(
+        session, principal, dataset, decision, action, details=dict(details or {}), quarantine=quarantine
+    )
     if not defer:
         auth.record(snapshot_id=snapshot_id, rows=rows)
     return auth
