@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from collections.abc import Iterator
 from importlib.metadata import EntryPoint
 from pathlib import Path
@@ -139,9 +137,7 @@ def test_build_connector_falls_back_to_registered_instances(
             ("files", {"path": "exports/*.csv", "delimiter": ";"}) if name == "so_tu_phap_exports" else None
         )
 
-    fake = types.ModuleType("hub.ingest.instances")
-    fake.lookup = lookup  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "hub.ingest.instances", fake)
+    monkeypatch.setattr(registry.instances, "lookup", lookup)
     source = SourceSpec(connector="so_tu_phap_exports", config={"encoding": "windows-1258"})
     c = registry.build_connector(settings, source, session=object())  # type: ignore[arg-type]
     assert isinstance(c, FilesConnector)
