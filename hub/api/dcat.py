@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +23,6 @@ from hub.catalog.loader import get_dataset
 from hub.errors import NotFoundError
 from hub.publish.companion import public_datasets
 from hub.publish.dcat import RDF_FORMATS, catalog_graph, dataset_graph, serialize
-from hub.settings import Settings
 
 router = APIRouter(tags=["dcat"])
 CACHE_PUBLIC = "public, max-age=300"
@@ -72,11 +71,6 @@ class PublicCorsMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
-
-
-def setup(app: FastAPI, settings: Settings) -> None:
-    app.include_router(router)
-    app.add_middleware(PublicCorsMiddleware)
 
 
 def _fmt(fmt: str) -> str:

@@ -495,9 +495,9 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers above on ``app`` (called by ``create_app``), and the JSON body limits."""
+    """Register the handlers above on ``app`` (called by ``create_app``, which also installs the JSON
+    body limits among the middleware)."""
     app.add_exception_handler(HubError, _hub_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(Exception, _unhandled_handler)
-    app.add_middleware(JsonBodyLimits, settings=app.state.settings)

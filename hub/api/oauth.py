@@ -22,7 +22,6 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from hub.auth import keys, tokens, users
 from hub.auth.oauth_models import HubUser
 from hub.auth.principal import SCOPES
-from hub.auth.ratelimit import RateLimitMiddleware
 from hub.auth.server import FormRequest, HubAuthorizationServer
 from hub.db import session_scope
 from hub.settings import Settings
@@ -289,8 +288,8 @@ async def authorize_submit(request: Request) -> Response:
 
 
 def setup(app: FastAPI, settings: Settings) -> None:
-    """Mount the OAuth routes and the rate-limit middleware."""
+    """Mount the OAuth routes and the authorization server (the rate limits are middleware that
+    ``create_app`` installs)."""
     keys.keyring(settings)  # the first signing key is made (and committed) on first start
     app.include_router(router)
-    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.state.oauth_server = HubAuthorizationServer(settings)
