@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         description="Worker processes that run SQL written outside the hub (DataStore SQL, releases, "
         "/api/v1/query); each has an address-space and a time limit and is killed when it passes them.",
     )
+    query_workers_prestart: bool = Field(
+        default=True,
+        description="Start the query workers when the server starts (else at the first query, which then "
+        "waits about a second).",
+    )
     query_queue: int = Field(
         default=16,
         ge=0,

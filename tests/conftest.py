@@ -20,6 +20,8 @@ from hub.settings import Settings
 PG_ADMIN_URL = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 MARIADB_ADMIN_URL = os.environ.get("HUB_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 REQUIRE_SERVICES = os.environ.get("HUB_REQUIRE_SERVICES") == "1"
+# the suite starts many servers that never run a query: their query workers start at the first query
+os.environ.setdefault("HUB_QUERY_WORKERS_PRESTART", "false")
 
 
 def service_missing(what: str, exc: BaseException) -> None:

@@ -58,7 +58,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(prepare, hub.settings)
     # the query workers start now, beside the first requests, so that the first query waits for none
     starter = threading.Thread(target=hub.pool.start, name="query-workers-start", daemon=True)
-    starter.start()
+    if hub.settings.query_workers_prestart:
+        starter.start()
     # The objects alive once the server has started (modules, routes, settings) are moved out of the
     # cyclic collector's reach: a full collection otherwise rescans them all and stalls every request
     # in flight for 100+ ms (the DataStore freezes once more after its first search).
@@ -67,7 +68,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        starter.join(timeout=30)
+        if starter.is_alive():
+            starter.join(timeout=30)
         hub.close()
 
 
