@@ -2,16 +2,22 @@
 invalid rows in quarantine with every reason (row, field path, keyword, message).
 
 A column absent from the batch is a property absent from every row; a null in a present column is a
-JSON null. See docs/contracts.md for text mode (CSV, XML) and the reserved columns.
+JSON null. See docs/contracts.md for text mode (CSV, XML) and the reserved columns (``hub.reserved``).
+
+A validator checks a large batch in parallel threads of its own pool, started at its first parallel
+validation and stopped by ``close()`` (or at the end of a ``with Validator(...)`` block); the ingest
+runner closes its validator when the run ends. Nothing is started at import.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
+from types import TracebackType
 from typing import Any
 
 import numpy as np
@@ -24,9 +30,8 @@ from hub.contracts.checks import CheckContext, get_check
 from hub.contracts.coerce import Column, as_string, coerce, is_string, mask
 from hub.contracts.evaluate import FORMAT_CHECKER, Failure, FieldEvaluator
 from hub.contracts.model import Contract, FieldInfo
+from hub.reserved import ERROR_COLUMN, RESERVED_COLUMNS, ROW_COLUMN, SOURCE_COLUMN
 
-ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN = "_hub_row", "_hub_source", "_hub_error"
-RESERVED = (ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN)
 ERROR_TYPE = pa.struct([("path", pa.string()), ("keyword", pa.string()), ("message", pa.string())])
 QUARANTINE_SCHEMA = pa.schema(
     [
@@ -39,7 +44,7 @@ QUARANTINE_SCHEMA = pa.schema(
 TEXT_METADATA_KEY = b"hub.text"
 PARALLEL_ROWS = 20_000  # a batch of at least twice this many rows is checked in slices, in parallel
 _WORKERS = min(4, os.cpu_count() or 1)
-_POOL = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="hub-validate")
+THREAD_PREFIX = "hub-validate"
 
 
 @dataclass
@@ -72,7 +77,7 @@ def is_text_batch(batch: pa.RecordBatch) -> bool:
     types = [
         f.type.value_type if pa.types.is_dictionary(f.type) else f.type
         for f in batch.schema
-        if f.name not in RESERVED
+        if f.name not in RESERVED_COLUMNS
     ]
     return bool(types) and all(is_string(t) or t == pa.null() for t in types)
 
@@ -142,11 +147,14 @@ def _json_default(v: Any) -> Any:
 
 
 class Validator:
-    """Compiled checks of one contract; ``validate`` a batch at a time (thread-safe)."""
+    """Compiled checks of one contract; ``validate`` a batch at a time (thread-safe). The threads of a
+    parallel validation belong to the validator: ``close()`` stops them (see the module docstring)."""
 
     def __init__(self, contract: Contract, *, now: datetime | None = None) -> None:
         self.contract = contract
         self.now = now
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.fields = {f.name: f for f in contract.fields}
         self._order = {f.name: i for i, f in enumerate(contract.fields)}
         # costliest first, so that parallel threads finish together: date-times, dates, numbers from
@@ -157,6 +165,32 @@ class Validator:
             self._root_validator = Draft202012Validator(
                 contract.schema, registry=contract.registry, format_checker=FORMAT_CHECKER
             )
+
+    def _executor(self) -> ThreadPoolExecutor:
+        """The validator's pool of ``_WORKERS`` threads, started on first use."""
+        pool = self._pool
+        if pool is None:
+            with self._pool_lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix=THREAD_PREFIX)
+                pool = self._pool
+        return pool
+
+    def close(self) -> None:
+        """Stop the validator's threads, after the work they hold. A later parallel validation starts a
+        new pool, so a closed validator still validates; close it when done with it."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> Validator:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def validate(
         self,
@@ -193,7 +227,7 @@ class Validator:
             """``fn`` over ``items`` (in parallel when there are workers), results in order."""
             if workers < 2 or len(items) < 2:
                 return [fn(x) for x in items]
-            return list(_POOL.map(fn, items))
+            return list(self._executor().map(fn, items))
 
         def one(info_name: str) -> tuple[str, Column, list[Failure]]:
             info = self.fields[info_name]
@@ -218,7 +252,7 @@ class Validator:
                 msg = f"{info.name!r} is a required property"
                 failures.append(Failure(np.ones(n, dtype=bool), info.name, "required", _const(msg)))
         if not self.contract.additional_allowed:
-            for extra in (c for c in names if c not in self.fields and c not in RESERVED):
+            for extra in (c for c in names if c not in self.fields and c not in RESERVED_COLUMNS):
                 msg = f"Additional properties are not allowed ({extra!r} was unexpected)"
                 failures.append(Failure(np.ones(n, dtype=bool), extra, "additionalProperties", _const(msg)))
         source_err = np.zeros(n, dtype=bool)
@@ -278,7 +312,7 @@ class Validator:
         """Root keywords left to ``jsonschema``, row by row."""
         assert self._root_validator is not None
         keep = set(self.contract.residual)
-        data_names = [c for c in batch.schema.names if c not in RESERVED]
+        data_names = [c for c in batch.schema.names if c not in RESERVED_COLUMNS]
         records = batch.select(data_names).to_pylist()
         for name, col in columns.items():
             if col.text is not None:
@@ -329,7 +363,7 @@ class Validator:
             if SOURCE_COLUMN in names
             else pa.nulls(len(idx), pa.string())
         )
-        selected = _temporal_as_text(batch.select([c for c in names if c not in RESERVED]).take(take))
+        selected = _temporal_as_text(batch.select([c for c in names if c not in RESERVED_COLUMNS]).take(take))
         records = _records_json(selected)
         if records is None:
             records = pa.array(

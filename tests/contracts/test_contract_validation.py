@@ -335,6 +335,42 @@ def test_sliced_and_parallel_batches_give_the_same_verdict(
     assert single.invalid.to_pylist() == whole.invalid.to_pylist()
 
 
+def test_a_validator_owns_its_threads_and_close_stops_them(
+    births: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import hub.contracts.validator as validator_module
+
+    monkeypatch.setattr(validator_module, "PARALLEL_ROWS", 4)  # the example batch is checked in threads
+    monkeypatch.setattr(validator_module, "_WORKERS", 2)
+    monkeypatch.setattr(validator_module, "_parallelism", lambda: 2)
+
+    def threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith(validator_module.THREAD_PREFIX)}
+
+    before = threads()  # other tests' validators, never closed
+    batch = example_batch()
+    expected = Validator(births, now=NOW).validate(batch, threads=1).invalid.to_pylist()
+    first, second = Validator(births, now=NOW), Validator(births, now=NOW)
+    assert threads() == before  # no thread before a parallel validation
+    assert first.validate(batch).invalid.to_pylist() == expected
+    assert second.validate(batch).invalid.to_pylist() == expected
+    started = threads() - before
+    assert started
+    first.close()  # its threads stop; the other validator's do not
+    left = threads() - before
+    assert left
+    assert left < started
+    assert second.validate(batch).invalid.to_pylist() == expected
+    second.close()
+    assert threads() - before == set()
+    with first:  # a closed validator validates again, in a new pool that the block closes
+        assert first.validate(batch).invalid.to_pylist() == expected
+        assert threads() - before
+    assert threads() - before == set()
+
+
 def test_text_numbers_arrow_would_read_but_json_grammar_refuses(tmp_path: Path) -> None:
     path = tmp_path / "t" / "n.v1.schema.json"
     path.parent.mkdir()
