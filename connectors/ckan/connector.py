@@ -19,7 +19,7 @@ import pyarrow as pa
 import requests
 from pydantic import Field
 
-from connectors.rest.records import records_to_batch
+from connectors.common.records import records_to_batch
 from hub.errors import ConnectorError, SourceUnavailable
 from hub.ingest.connector import CheckResult, Connector, ConnectorConfig, Secret, StreamSpec, WriteMode
 

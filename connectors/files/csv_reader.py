@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from connectors.files.sniff import CrLines, lone_cr, require_text
+from connectors.common.sniff import CrLines, lone_cr, require_text
 from connectors.files.transcode import (
     CHUNK_BYTES,
     NormalizingReader,

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from connectors.files.sniff import head_of, kind_of, require_text
+from connectors.common.sniff import head_of, kind_of, require_text
 from hub.errors import SourceDataError
 from hub.ingest.connector import ROW_COLUMN, SOURCE_COLUMN
 

@@ -25,9 +25,9 @@ from connectors.rest.config import (
 )
 from connectors.rest.http import PageUnreadable, Retrier
 from connectors.rest.pages import Page, PageParser
-from connectors.rest.prefetch import prefetch
 from hub.errors import ConnectorError, HubError
 from hub.ingest.connector import CheckResult, Connector, StreamSpec
+from hub.ingest.prefetch import prefetch
 
 
 class RestConnector(Connector[RestConfig]):
@@ -133,6 +133,10 @@ class RestConnector(Connector[RestConfig]):
     def _stream_config(self, name: str) -> RestStream:
         spec = self.stream(name)
         return next(s for s in self.config.streams if s.name == spec.name)
+
+    def prefetch(self, stream: str) -> bool:
+        """No: ``read`` reads ahead itself (one reading thread per stream)."""
+        return False
 
     def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
         # the next page is fetched and parsed while the caller works on this one

@@ -2,8 +2,8 @@
 
 The fast path hands the raw body to ``pyarrow.json`` with the column types learnt from the first page
 (no Python object per value); a page it cannot take (a new nested field, a column changing type) goes
-through orjson and column-wise conversion (``records.py``). A body that is not valid JSON, e.g. cut
-off mid-page, raises ``PageUnreadable`` so that the page is fetched again.
+through orjson and column-wise conversion (``connectors.common.records``). A body that is not valid
+JSON, e.g. cut off mid-page, raises ``PageUnreadable`` so that the page is fetched again.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.json as pajson
 
+from connectors.common.records import dig, field_names, records_to_batch
 from connectors.rest.http import PageUnreadable
-from connectors.rest.records import dig, field_names, records_to_batch
 
 _FAST_TYPES = (pa.string(), pa.int64(), pa.float64(), pa.bool_())
 _WRAP_KEY = "__records__"

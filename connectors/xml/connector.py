@@ -9,7 +9,7 @@ a row with ``_hub_error`` (the reason and its line) and null fields, so it is qu
 rest of the file loads. Values are text; the contract's validator parses them.
 
 A file that is not XML fails naming it: compressed or binary data is refused before reading
-(``connectors.files.sniff``), and a non-empty file without a single record element (random bytes, a
+(``connectors.common.sniff``), and a non-empty file without a single record element (random bytes, a
 record tag renamed at the source) is an error naming the file and the expected tag, not 0 rows.
 
 Blocks are decoded in parallel threads and handed on in file order (``ordered.py``); the fast lane
@@ -31,8 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from lxml import etree
 
-from connectors.files.sniff import head_of, require_text
-from connectors.rest.prefetch import prefetch
+from connectors.common.sniff import head_of, require_text
 from connectors.xml.config import XmlConfig
 from connectors.xml.fastlane import FastLane
 from connectors.xml.ordered import map_in_order
@@ -40,12 +39,14 @@ from connectors.xml.splitter import Block, RecordSplitter
 from hub.errors import ConfigError, SourceDataError, SourceUnavailable
 from hub.ingest.connector import (
     ERROR_COLUMN,
+    RESERVED_COLUMNS,
     ROW_COLUMN,
     SOURCE_COLUMN,
     CheckResult,
     Connector,
     StreamSpec,
 )
+from hub.ingest.prefetch import prefetch
 
 WRAPPER = "_hub_block"
 _LINE = re.compile(r"\bline (\d+)")
@@ -95,10 +96,14 @@ class XmlConnector(Connector[XmlConfig]):
             return CheckResult(False, str(exc))
         if first is None or first.num_rows == 0:  # an empty file
             return CheckResult(False, f"{self.file}: no <{self.config.tag}> element found")
-        fields = [n for n in first.schema.names if not n.startswith("_hub_")]
+        fields = [n for n in first.schema.names if n not in RESERVED_COLUMNS]
         return CheckResult(
             True, f"{self.file}: records found; columns {', '.join(fields)}", {"columns": fields}
         )
+
+    def prefetch(self, stream: str) -> bool:
+        """No: ``read`` reads ahead itself (one reading thread per stream)."""
+        return False
 
     def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
         self.stream(stream)

@@ -55,10 +55,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 from hub.errors import ConfigError
 
-ROW_COLUMN = "_hub_row"
-SOURCE_COLUMN = "_hub_source"
-ERROR_COLUMN = "_hub_error"
-RESERVED_COLUMNS = (ROW_COLUMN, SOURCE_COLUMN, ERROR_COLUMN)
+# the reserved columns are part of the connector contract; their one definition is hub.reserved
+from hub.reserved import ERROR_COLUMN as ERROR_COLUMN
+from hub.reserved import RESERVED_COLUMNS as RESERVED_COLUMNS
+from hub.reserved import ROW_COLUMN as ROW_COLUMN
+from hub.reserved import SOURCE_COLUMN as SOURCE_COLUMN
 
 
 class WriteMode(StrEnum):
@@ -194,9 +195,11 @@ class Connector(ABC, Generic[C]):
 
     def prefetch(self, stream: str) -> bool:
         """Whether the runner should read this stream in a thread of its own, a batch ahead of
-        validation (default: yes; it overlaps network waits and Python decoding with the rest). A
-        connector whose reader already decodes in parallel threads returns False: the extra thread
-        only competes with them (Parquet files: ~15% fewer rows/s with it on 2 cores)."""
+        validation (``hub.ingest.prefetch``; default: yes, it overlaps network waits and Python decoding
+        with the rest). A connector whose reader already decodes in parallel threads returns False: the
+        extra thread only competes with them (Parquet files: ~15% fewer rows/s with it on 2 cores). So
+        does one whose ``read`` reads ahead itself with ``hub.ingest.prefetch`` (``rest``, ``xml``): a
+        stream gets one reading thread, never two."""
         return True
 
     def next_state(

@@ -41,6 +41,7 @@ from hub.catalog.spec import DatasetSpec
 from hub.db import session_scope, utcnow
 from hub.errors import ConfigError, ConflictError, HubError, IngestError, ThresholdExceeded
 from hub.ingest.connector import ROW_COLUMN
+from hub.ingest.prefetch import prefetch
 from hub.ingest.state import (
     ACTIVE_RUNS,
     committed_state,
@@ -52,7 +53,7 @@ from hub.settings import Settings
 from hub.warehouse.changes import replace_changes, upsert
 from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, drop_run, with_run
 from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, Warehouse, local_path
-from hub.warehouse.writer import BackgroundSink, FileSink, prefetch
+from hub.warehouse.writer import BackgroundSink, FileSink
 
 __all__ = ["Progress", "RunResult", "check_shrink", "recover_interrupted_runs", "run_ingest"]
 
@@ -509,6 +510,9 @@ def run_ingest(
     else:
         if work.reasons.rows:
             result.reasons = work.reasons.summary()
+    finally:
+        if work is not None:
+            work.validator.close()  # its threads end with the run
     result.seconds = time.monotonic() - started
     _finish(settings, result, dataset_id)
     if result.ok and result.snapshot_id is not None and result.snapshot_id != previous_snapshot:

@@ -12,9 +12,7 @@ import contextlib
 import os
 import queue
 import threading
-from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -30,7 +28,6 @@ from pyiceberg.typedef import Record
 from hub.warehouse.tables import METRICS_PROPERTY, file_schema
 
 DEFAULT_TARGET_ROWS = 1_000_000
-T = TypeVar("T")
 
 
 def data_file(table: Table, path: Path, metadata: pq.FileMetaData | None = None) -> DataFile:
@@ -219,54 +216,3 @@ class BackgroundSink:
     def abort(self) -> None:
         self._stop()
         self.sink.abort()
-
-
-_DONE = object()
-
-
-def prefetch(batches: Iterator[T], depth: int = 1) -> Generator[T, None, None]:
-    """Run ``batches`` in a thread of its own, ``depth`` items ahead of the consumer, so that reading
-    the source (network, decoding; mostly outside the GIL) overlaps with validating and writing.
-    An error of the source is raised in the consumer, at the point where the item would have come."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def work() -> None:
-        try:
-            for item in batches:
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            q.put(_DONE)
-        except BaseException as exc:
-            q.put(_Failure(exc))
-
-    thread = threading.Thread(target=work, name="source-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _DONE:
-                return
-            if isinstance(item, _Failure):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                q.get(timeout=0.1)
-        close = getattr(batches, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                close()
-
-
-class _Failure:
-    def __init__(self, error: BaseException) -> None:
-        self.error = error

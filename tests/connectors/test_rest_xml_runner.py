@@ -4,6 +4,7 @@ quarantine."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from connectors.rest.fakeapi import FakeApi
+from hub.ingest.prefetch import THREAD_NAME
 from hub.ingest.runner import run_ingest
 from hub.warehouse.query import run_sql
 from hub.warehouse.tables import Warehouse
@@ -125,3 +127,34 @@ def test_xml_with_one_malformed_record_loads_the_rest(env: Env) -> None:
     assert row["_hub_row"] == 3 + 11 * 4  # the line of <person id="12">
     assert row["_hub_source"] == "people.xml"
     assert "line 48: malformed XML" in str(row["errors"])
+
+
+@pytest.mark.parametrize("connector", ["rest", "xml"])
+def test_a_rest_or_xml_stream_is_read_ahead_by_one_thread(env: Env, connector: str) -> None:
+    """``rest`` and ``xml`` read ahead in their own ``read``; the runner adds no second reading thread."""
+    readers: list[int] = []
+
+    def progress(_rows: int) -> None:  # called in the runner's thread after each batch
+        readers.append(sum(1 for t in threading.enumerate() if "prefetch" in t.name))
+
+    rows = [person(i) for i in range(1, 61)]
+    if connector == "rest":
+        with FakeApi(rows) as api:
+            catalog(env, "rest", rest(api.url, pagination={"type": "offset", "page_size": 10}))
+            result = run_ingest(env.settings, KEY, progress=progress)
+    else:
+        path = env.root / "people.xml"
+        body = "".join(
+            f'<person id="{r["id"]}"><name>{r["name"]}</name>'
+            f"<updated_at>{r['updated_at']}</updated_at></person>\n"
+            for r in rows
+        )
+        path.write_text(f"<people>\n{body}</people>\n", encoding="utf-8")
+        fields = {"id": "@id", "name": "name", "updated_at": "updated_at"}
+        catalog(env, "xml", {"path": str(path), "record": "person", "fields": fields, "block_bytes": 800})
+        result = run_ingest(env.settings, KEY, progress=progress)
+    assert result.ok, result.error
+    assert result.rows_loaded == 60
+    assert len(readers) >= 5  # several batches, read while the next ones were being read
+    assert max(readers) == 1
+    assert [t for t in threading.enumerate() if t.name == THREAD_NAME] == []  # gone with the run

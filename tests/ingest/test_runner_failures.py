@@ -21,6 +21,7 @@ from sqlalchemy import select
 from hub.catalog.models import Dataset, Run
 from hub.db import session_scope
 from hub.errors import CatalogError, ConflictError
+from hub.ingest.prefetch import THREAD_NAME
 from hub.ingest.runner import recover_interrupted_runs, run_ingest
 from hub.settings import PROJECT_ROOT
 from hub.warehouse.query import run_sql
@@ -81,7 +82,7 @@ def test_connector_raising_mid_stream_commits_nothing(env: Env) -> None:
     assert "connection reset by peer" in result.error
     assert result.rows_read == 4
     # the reading and writing threads of the run are gone
-    assert not [t for t in threading.enumerate() if t.name == "source-prefetch" or t.name.startswith("sink-")]
+    assert not [t for t in threading.enumerate() if t.name == THREAD_NAME or t.name.startswith("sink-")]
     assert wh.current_snapshot_id(KEY) == before
     assert ids(env) == [1, 2, 3]
     # the files written before the error are gone: only the committed one remains

@@ -1,4 +1,5 @@
-"""Reading ahead in a thread (connectors/rest/prefetch.py): order, errors, early stop."""
+"""Reading ahead in a thread (hub/ingest/prefetch.py): order, errors, early stop; one reading thread per
+stream whichever connector reads it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from connectors.rest.prefetch import prefetch
 from hub.errors import SourceUnavailable
+from hub.ingest.prefetch import THREAD_NAME, prefetch
 
 
 def test_items_arrive_in_order_and_are_produced_in_another_thread() -> None:
@@ -20,7 +21,7 @@ def test_items_arrive_in_order_and_are_produced_in_another_thread() -> None:
             yield i
 
     assert list(prefetch(source())) == list(range(50))
-    assert threads == {"hub-prefetch"}
+    assert threads == {THREAD_NAME}
 
 
 def test_an_error_of_the_source_is_raised_in_the_consumer_after_the_items_before_it() -> None:
@@ -50,6 +51,6 @@ def test_stopping_early_stops_the_producer_and_closes_the_source() -> None:
 
     items = prefetch(source(), depth=1)
     assert next(items) == 0
-    items.close()  # type: ignore[attr-defined]
+    items.close()
     assert closed.wait(5)
     assert len(produced) <= 4  # read ahead a little, not the whole source
