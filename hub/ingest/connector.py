@@ -135,10 +135,11 @@ class CheckResult:
     details: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConnectorContext:
     """What the hub hands a connector: where relative paths start, how secrets resolve, the batch size,
-    and the dataset's declared stream settings (cursor field, primary key) when run for a dataset."""
+    and, when run for a dataset, its declared stream settings (cursor field, primary key) and its
+    contract's Arrow schema. Fixed when the connector is built (``hub.ingest.registry.build_connector``)."""
 
     base_dir: str = "."
     batch_rows: int = 131_072

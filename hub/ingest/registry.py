@@ -24,6 +24,7 @@ from hub.ingest import instances, secrets
 from hub.ingest.connector import Connector, ConnectorContext
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from sqlalchemy.orm import Session
 
     from hub.catalog.spec import DatasetSpec, SourceSpec
@@ -185,11 +186,15 @@ def build_connector(
     *,
     session: Session | None = None,
     dataset_spec: DatasetSpec | None = None,
+    arrow_schema: pa.Schema | None = None,
 ) -> Connector[Any]:
     """A configured connector for a catalog ``source:`` block.
 
     ``source.connector`` names a connector class or, failing that, a registered connector instance
-    whose stored config is the base that ``source.config`` overrides key by key.
+    whose stored config is the base that ``source.config`` overrides key by key. ``dataset_spec``
+    gives the dataset's cursor field and primary key, ``arrow_schema`` its contract's Arrow schema
+    (the types of columns a source leaves null, say); both go into the connector's context when it
+    is built, and nothing changes it after.
     """
     config: dict[str, Any] = dict(source.config)
     name = source.connector
@@ -209,8 +214,8 @@ def build_connector(
         base_dir=str(Path(settings.data_dir)),
         batch_rows=settings.batch_rows,
         secret_resolver=_secret_resolver(settings, session),
+        cursor_field=dataset_spec.cursor_field if dataset_spec is not None else None,
+        primary_key=tuple(dataset_spec.primary_key or ()) if dataset_spec is not None else (),
+        arrow_schema=arrow_schema,
     )
-    if dataset_spec is not None:
-        context.cursor_field = dataset_spec.cursor_field
-        context.primary_key = tuple(dataset_spec.primary_key or ())
     return cls.from_dict(config, context)

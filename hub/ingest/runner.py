@@ -26,11 +26,11 @@ from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from pyiceberg.table import Table
 from sqlalchemy import select
 
 from hub.auth.audit import record as audit
@@ -38,10 +38,14 @@ from hub.auth.principal import SYSTEM
 from hub.catalog.loader import dataset_spec, get_dataset, load_catalog, upsert_dataset, upsert_organization
 from hub.catalog.models import Dataset, Run
 from hub.catalog.spec import DatasetSpec
+from hub.contracts import Contract, Validator, load_contract
 from hub.db import session_scope, utcnow
 from hub.errors import ConfigError, ConflictError, HubError, IngestError, ThresholdExceeded
-from hub.ingest.connector import ROW_COLUMN
+from hub.ingest.connector import ROW_COLUMN, WriteMode
+from hub.ingest.memory import tune_malloc
+from hub.ingest.modes import Staged, WriteStrategy, strategy_for
 from hub.ingest.prefetch import prefetch
+from hub.ingest.registry import build_connector
 from hub.ingest.state import (
     ACTIVE_RUNS,
     committed_state,
@@ -50,9 +54,8 @@ from hub.ingest.state import (
     recover_interrupted_runs,
 )
 from hub.settings import Settings
-from hub.warehouse.changes import replace_changes, upsert
 from hub.warehouse.quarantine import QUARANTINE_TABLE_SCHEMA, ReasonCounter, drop_run, with_run
-from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, Warehouse, local_path
+from hub.warehouse.tables import MODE_PROP, RUN_ID_PROP, STATE_PROP, Warehouse
 from hub.warehouse.writer import BackgroundSink, FileSink
 
 __all__ = ["Progress", "RunResult", "check_shrink", "recover_interrupted_runs", "run_ingest"]
@@ -161,14 +164,10 @@ def _start_run(
         return run.id
 
 
-SHRINKING_MODES = frozenset({"replace"})
-"""Write modes whose run can remove rows from the table, and so shrink or empty it."""
-
-
 def check_shrink(
     *,
     dataset: str,
-    mode: str,
+    mode: WriteMode | str,
     current_rows: int,
     rows_read: int,
     rows_after: int,
@@ -193,20 +192,22 @@ def check_shrink(
     append    the current rows + rows read    never: nothing is removed
     ========  ==============================  ===================================================
 
-    The rule is about rows a run would *remove*, so a mode that may remove rows (a future
-    delete-missing upsert, say) joins ``SHRINKING_MODES`` and passes the rows it would leave as
-    ``rows_after``. Zero rows left is refused whatever the share (even ``1.0``): emptying a table
-    always takes the explicit option. An empty table is never protected (nothing to lose).
+    The rule is about rows a run would *remove*, so only a mode whose strategy may remove rows
+    (``WriteStrategy.removes_rows``, see ``hub.ingest.modes``; a future delete-missing upsert, say) is
+    checked, with the rows its strategy would leave (``rows_after``). Zero rows left is refused
+    whatever the share (even ``1.0``): emptying a table always takes the explicit option. An empty
+    table is never protected (nothing to lose).
     """
-    if allow_shrink or mode not in SHRINKING_MODES or current_rows <= 0:
+    strategy = strategy_for(mode)
+    if allow_shrink or not strategy.removes_rows or current_rows <= 0:
         return
     dropped = current_rows - rows_after
     if rows_after > 0 and dropped <= max_drop_share * current_rows:
         return
     what = "empty the table" if rows_after <= 0 else f"leave {rows_after:,} rows"
     raise IngestError(
-        f"dataset {dataset}: this {mode} run would {what}, which holds {current_rows:,} rows now "
-        f"({rows_read:,} rows read from the source), a drop of {dropped / current_rows:.0%}; "
+        f"dataset {dataset}: this {strategy.mode.value} run would {what}, which holds {current_rows:,} "
+        f"rows now ({rows_read:,} rows read from the source), a drop of {dropped / current_rows:.0%}; "
         f"HUB_INGEST_MAX_DROP_SHARE (ingest_max_drop_share) allows a drop of at most "
         f"{max_drop_share:.0%} and never to zero. Nothing was committed. A source that turned to "
         f"garbage (a file cut short, a renamed tag) must not empty a loaded table; if the source "
@@ -230,55 +231,86 @@ def _closing(batches: Iterator[pa.RecordBatch]) -> Generator[pa.RecordBatch, Non
             close()
 
 
+@dataclass
 class _Ingest:
-    """The work of one run, between the ``running`` record and its final status."""
+    """The work of one run, between the ``running`` record and its final status. ``_Ingest.open``
+    prepares it (the contract, the table, the writers: the run's first I/O); the steps are then
+    ``read``, ``check_threshold``, ``check_shrink`` and ``commit``, or ``abort``; ``close`` ends it."""
 
-    def __init__(
-        self, settings: Settings, key: str, spec: DatasetSpec, result: RunResult, progress: Progress | None
-    ):
-        from hub.contracts import Validator, load_contract
+    settings: Settings
+    key: str
+    spec: DatasetSpec
+    strategy: WriteStrategy
+    result: RunResult
+    progress: Progress | None
+    contract: Contract
+    validator: Validator
+    primary_key: tuple[str, ...]
+    wh: Warehouse
+    table: Table
+    sink: BackgroundSink
+    qsink: FileSink | None = None
+    reasons: ReasonCounter = field(default_factory=ReasonCounter)
+    cursor_max: Any = None
+    batches: int = 0
+    quarantine_committed: bool = False
 
-        self.settings = settings
-        self.key = key
-        self.spec = spec
-        self.result = result
-        self.progress = progress
-        self.contract = load_contract(spec.contract, settings.schemas_dir)
-        self.validator = Validator(self.contract)
-        self.primary_key = tuple(spec.primary_key or self.contract.primary_key)
-        if spec.write_mode == "upsert" and not self.primary_key:
-            raise ConfigError(f"dataset {key} uses write_mode upsert but has no primary key")
-        self.threshold = (
-            spec.invalid_threshold if spec.invalid_threshold is not None else settings.invalid_threshold
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        key: str,
+        spec: DatasetSpec,
+        result: RunResult,
+        progress: Progress | None,
+    ) -> _Ingest:
+        """Load the contract, check that the write mode can run, create or evolve the table and start
+        the data writer."""
+        strategy = strategy_for(spec.write_mode)
+        contract = load_contract(spec.contract, settings.schemas_dir)
+        primary_key = tuple(spec.primary_key or contract.primary_key)
+        if strategy.needs_primary_key and not primary_key:
+            raise ConfigError(f"dataset {key} uses write_mode {strategy.mode.value} but has no primary key")
+        wh = Warehouse(settings)
+        direct = [f.name for f in contract.fields if f.personal == "direct"]
+        table = wh.evolve(
+            wh.ensure_table(key, contract.arrow_schema, no_metrics=direct), contract.arrow_schema
         )
-        self.wh = Warehouse(settings)
-        direct = [f.name for f in self.contract.fields if f.personal == "direct"]
-        self.table = self.wh.evolve(
-            self.wh.ensure_table(key, self.contract.arrow_schema, no_metrics=direct),
-            self.contract.arrow_schema,
+        sink = BackgroundSink(FileSink(table, wh.data_dir(table), result.run_id))
+        return cls(
+            settings=settings,
+            key=key,
+            spec=spec,
+            strategy=strategy,
+            result=result,
+            progress=progress,
+            contract=contract,
+            validator=Validator(contract),
+            primary_key=primary_key,
+            wh=wh,
+            table=table,
+            sink=sink,
         )
-        self.files = FileSink(self.table, self.wh.data_dir(self.table), result.run_id)
-        self.sink = BackgroundSink(self.files)
-        self.qsink: FileSink | None = None
-        self.reasons = ReasonCounter()
-        self.cursor_max: Any = None
-        self.batches = 0
-        self.quarantine_committed = False
+
+    @property
+    def threshold(self) -> float:
+        if self.spec.invalid_threshold is not None:
+            return self.spec.invalid_threshold
+        return self.settings.invalid_threshold
 
     def read(self) -> None:
-        from hub.ingest.registry import build_connector
-
         if self.spec.source is None:
             raise ConfigError(f"dataset {self.key} has no source: block; nothing to ingest")
         with session_scope(self.settings) as session:
             connector = build_connector(
-                self.settings, self.spec.source, session=session, dataset_spec=self.spec
+                self.settings,
+                self.spec.source,
+                session=session,
+                dataset_spec=self.spec,
+                arrow_schema=self.contract.arrow_schema,
             )
-        connector.context.arrow_schema = self.contract.arrow_schema
         stream = connector.stream(self.spec.source.stream).name
-        self.cursor_field = self.spec.cursor_field
-        # replace mode reads everything: the new snapshot must hold exactly the source's rows
-        state_in = None if self.spec.write_mode == "replace" else self.result.state_before
+        state_in = self.strategy.state_to_read(self.result.state_before)
         at = datetime.now(UTC)
         clock = _Clock(self.result.timings)
         source = connector.read(stream, state_in)
@@ -329,9 +361,10 @@ class _Ingest:
         return self.qsink
 
     def _track_cursor(self, valid: pa.RecordBatch) -> None:
-        if not self.cursor_field or self.cursor_field not in valid.schema.names:
+        cursor_field = self.spec.cursor_field
+        if not cursor_field or cursor_field not in valid.schema.names:
             return
-        value = pc.max(valid.column(self.cursor_field)).as_py()
+        value = pc.max(valid.column(cursor_field)).as_py()
         if value is not None and (self.cursor_max is None or value > self.cursor_max):
             self.cursor_max = value
 
@@ -346,66 +379,48 @@ class _Ingest:
             )
 
     def check_shrink(self, allow_shrink: bool) -> None:
-        """``check_shrink`` with this run's numbers (the valid rows are what a replace would keep)."""
-        if allow_shrink or self.spec.write_mode not in SHRINKING_MODES:
-            return  # let through whatever the count: spare an append run the manifest read
+        """``check_shrink`` with this run's numbers and the rows its strategy would leave."""
+        if allow_shrink or not self.strategy.removes_rows:
+            return  # let through whatever the count: spare a run that removes no row the manifest read
         r = self.result
+        current_rows = sum(f.record_count for f in self.wh.data_file_entries(self.table))
         check_shrink(
             dataset=self.key,
-            mode=self.spec.write_mode,
-            current_rows=sum(f.record_count for f in self.wh.data_file_entries(self.table)),
+            mode=self.strategy.mode,
+            current_rows=current_rows,
             rows_read=r.rows_read,
-            rows_after=r.rows_read - r.rows_quarantined,
+            rows_after=self.strategy.rows_after(current_rows, r.rows_read - r.rows_quarantined),
             max_drop_share=self.settings.ingest_max_drop_share,
             allow_shrink=allow_shrink,
         )
 
     def commit(self) -> None:
+        """The quarantine's snapshot, then the data's, as the write strategy makes it."""
         r = self.result
-        props = {
-            RUN_ID_PROP: r.run_id,
-            STATE_PROP: dump_state(r.state_after),
-            MODE_PROP: self.spec.write_mode,
-        }
         if self.qsink is not None and (qfiles := self.qsink.close()):
             self.wh.commit(self.qsink.table, add=qfiles, properties={RUN_ID_PROP: r.run_id})
             self.quarantine_committed = True
         files = self.sink.close()
-        state_moved = r.state_after != r.state_before
-        mode = self.spec.write_mode
-        if mode == "append":
-            r.rows_loaded = self.sink.rows
-            if files or state_moved:
-                r.snapshot_id = self.wh.commit(self.table, add=files, properties=props)
-        elif mode == "replace":
-            current = self.wh.data_file_entries(self.table)
-            r.rows_loaded = self.sink.rows
-            r.changed = replace_changes(files, current, self.primary_key)
-            if r.changed:
-                props["hub.replace"] = f"added={r.changed['added']},deleted={r.changed['deleted']}"
-            r.snapshot_id = self.wh.commit(self.table, add=files, delete=current, properties=props)
-        else:
-            out = self.wh.data_dir(self.table) / f"{r.run_id}-u.parquet"
-            plan = None
-            try:
-                current = self.wh.data_file_entries(self.table)
-                plan = upsert(files, current, self.primary_key, self.table, out)
-                r.rows_loaded = plan.changed
-                r.changed = {"inserted": plan.inserted, "updated": plan.updated}
-                if plan.changed or state_moved:
-                    props["hub.upsert"] = f"inserted={plan.inserted},updated={plan.updated}"
-                    r.snapshot_id = self.wh.commit(
-                        self.table, add=plan.add, delete=plan.delete, properties=props
-                    )
-            except BaseException:
-                out.unlink(missing_ok=True)
-                raise
-            finally:
-                kept = {f.file_path for f in plan.add} if plan is not None and r.snapshot_id else set()
-                for f in files:  # staged files that the snapshot does not reference
-                    if f.file_path not in kept:
-                        Path(local_path(f.file_path)).unlink(missing_ok=True)
-        if r.snapshot_id is None:
+        written = self.strategy.commit(
+            Staged(
+                warehouse=self.wh,
+                table=self.table,
+                files=files,
+                rows=self.sink.rows,
+                run_id=r.run_id,
+                primary_key=self.primary_key,
+                properties={
+                    RUN_ID_PROP: r.run_id,
+                    STATE_PROP: dump_state(r.state_after),
+                    MODE_PROP: self.strategy.mode.value,
+                },
+                state_moved=r.state_after != r.state_before,
+            )
+        )
+        r.rows_loaded = written.rows_loaded
+        r.changed = written.changed
+        r.snapshot_id = written.snapshot_id
+        if r.snapshot_id is None:  # nothing new: the run's snapshot is the current one
             snap = self.table.current_snapshot()
             r.snapshot_id = snap.snapshot_id if snap else None
 
@@ -415,6 +430,10 @@ class _Ingest:
             self.qsink.abort()
         if self.quarantine_committed:
             drop_run(self.wh, self.key, self.result.run_id)
+
+    def close(self) -> None:
+        """Stop the run's validation threads (after ``commit`` or ``abort``)."""
+        self.validator.close()
 
 
 def _finish(settings: Settings, result: RunResult, dataset_id: str) -> None:
@@ -470,21 +489,20 @@ def run_ingest(
     ``allow_shrink`` lets a replace run empty the table or remove more than
     ``settings.ingest_max_drop_share`` of its rows (see ``check_shrink``); the run's audit entry
     ``run.start`` records that it was given."""
-    from hub.ingest.memory import tune_malloc
-
     tune_malloc()
     started = time.monotonic()
     with session_scope(settings) as session:
         ds = _sync_dataset(session, settings, key)
         dataset_id, key, spec = ds.id, ds.key, dataset_spec(ds)
+    mode = strategy_for(spec.write_mode).mode
     wh = Warehouse(settings)
     state = committed_state(wh.table(key)) if wh.has_table(key) else None
     previous_snapshot = wh.current_snapshot_id(key) if wh.has_table(key) else None
-    run_id = _start_run(settings, dataset_id, key, spec.write_mode, state, triggered_by, allow_shrink)
-    result = RunResult(run_id=run_id, dataset=key, mode=spec.write_mode, state_before=state)
+    run_id = _start_run(settings, dataset_id, key, mode.value, state, triggered_by, allow_shrink)
+    result = RunResult(run_id=run_id, dataset=key, mode=mode.value, state_before=state)
     work: _Ingest | None = None
     try:
-        work = _Ingest(settings, key, spec, result, progress)
+        work = _Ingest.open(settings, key, spec, result, progress)
         work.read()
         work.check_threshold()
         work.check_shrink(allow_shrink)
@@ -512,7 +530,7 @@ def run_ingest(
             result.reasons = work.reasons.summary()
     finally:
         if work is not None:
-            work.validator.close()  # its threads end with the run
+            work.close()  # its threads end with the run
     result.seconds = time.monotonic() - started
     _finish(settings, result, dataset_id)
     if result.ok and result.snapshot_id is not None and result.snapshot_id != previous_snapshot:

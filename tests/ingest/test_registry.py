@@ -126,6 +126,22 @@ def test_build_connector_resolves_paths_under_the_data_dir(settings: Settings) -
     assert c.check().ok
 
 
+def test_build_connector_hands_the_contract_schema_to_the_connector_it_builds(settings: Settings) -> None:
+    import dataclasses
+
+    import pyarrow as pa
+
+    (settings.data_dir / "in").mkdir()
+    (settings.data_dir / "in" / "a.csv").write_text("ma,so\n1,\n", encoding="utf-8")
+    schema = pa.schema([("ma", pa.string()), ("so", pa.int64())])
+    source = SourceSpec(connector="files", config={"path": "in/*.csv"})
+    c = registry.build_connector(settings, source, arrow_schema=schema)
+    assert c.context.arrow_schema is schema
+    assert registry.build_connector(settings, source).context.arrow_schema is None
+    with pytest.raises(dataclasses.FrozenInstanceError):  # fixed when the connector is built
+        c.context.arrow_schema = None  # type: ignore[misc]
+
+
 def test_build_connector_falls_back_to_registered_instances(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
