@@ -68,15 +68,23 @@ def ingest(
     A replace run that would empty a loaded table, or remove more than HUB_INGEST_MAX_DROP_SHARE of its
     rows, fails and commits nothing (a source turned to garbage must not empty a table): check the
     source, and if it really shrank, run again with --allow-shrink."""
+    from hub.ingest.hooks import RunHooks
     from hub.ingest.runner import run_ingest
+    from hub.publish import freshness
 
     _recover()
+    hooks = freshness.subscribe(RunHooks())  # a commit rebuilds the releases that read the dataset
     failed = 0
     for key in _dataset_keys(all_, dataset):
         with progress() as bar:
             update = _RowProgress(bar, bar.add_task(key, total=None, rate=""))
             result = run_ingest(
-                settings(), key, progress=update, triggered_by="cli", allow_shrink=allow_shrink
+                settings(),
+                key,
+                progress=update,
+                triggered_by="cli",
+                allow_shrink=allow_shrink,
+                hooks=hooks,
             )
         rate = result.rows_read / result.seconds if result.seconds else 0.0
         if result.ok:

@@ -18,8 +18,10 @@ def worker(
 ) -> None:
     """Run due ingests: several workers (even on several machines sharing one PostgreSQL metadata
     database) never run one dataset at once; transient failures are retried with backoff."""
+    from hub.ingest.hooks import RunHooks
     from hub.ingest.runner import recover_interrupted_runs
     from hub.ingest.scheduler import Outcome, Worker
+    from hub.publish import freshness
 
     s = settings()
     recovered = recover_interrupted_runs(s)
@@ -40,6 +42,7 @@ def worker(
         max_retries=max_retries,
         backoff_seconds=backoff,
         on_outcome=report,
+        hooks=freshness.subscribe(RunHooks()),  # releases rebuilt after ingests, stale ones by schedule
     )
     if once:
         outcomes = w.run_once()

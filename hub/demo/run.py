@@ -138,11 +138,14 @@ def ingest_all(settings: Settings) -> dict[str, Any]:
     from hub.catalog.loader import load_catalog, sync_catalog
     from hub.cli.common import progress
     from hub.db import session_scope
+    from hub.ingest.hooks import RunHooks
     from hub.ingest.runner import run_ingest
+    from hub.publish import freshness
 
     with session_scope(settings) as session:
         sync_catalog(session, settings)
     _, datasets = load_catalog(settings.catalog_dir)
+    hooks = freshness.subscribe(RunHooks())  # a commit rebuilds the releases that read the dataset
     results: dict[str, Any] = {}
     with progress() as bar:
         for loaded in datasets:
@@ -158,6 +161,7 @@ def ingest_all(settings: Settings) -> dict[str, Any]:
                     key,
                     progress=advance,
                     triggered_by="hub demo run",
+                    hooks=hooks,
                 )
             except Exception as exc:  # a dataset that cannot even start: report it and go on
                 results[key] = f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"

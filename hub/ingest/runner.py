@@ -18,7 +18,6 @@ unless the run was started with ``allow_shrink=True`` (``hub ingest --allow-shri
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
@@ -42,6 +41,7 @@ from hub.contracts import Contract, Validator, load_contract
 from hub.db import session_scope, utcnow
 from hub.errors import ConfigError, ConflictError, HubError, IngestError, ThresholdExceeded
 from hub.ingest.connector import ROW_COLUMN, WriteMode
+from hub.ingest.hooks import Committed, RunHooks
 from hub.ingest.memory import tune_malloc
 from hub.ingest.modes import Staged, WriteStrategy, strategy_for
 from hub.ingest.prefetch import prefetch
@@ -62,8 +62,6 @@ __all__ = ["Progress", "RunResult", "check_shrink", "recover_interrupted_runs", 
 
 Progress = Callable[[int], None]
 """Called after every batch with the number of rows it held (an increment, as rich's ``advance``)."""
-
-log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -483,12 +481,15 @@ def run_ingest(
     progress: Progress | None = None,
     triggered_by: str | None = None,
     allow_shrink: bool = False,
+    hooks: RunHooks | None = None,
 ) -> RunResult:
     """Ingest dataset ``key`` once. Catalog problems raise; a failed run returns ``status="failed"``.
 
     ``allow_shrink`` lets a replace run empty the table or remove more than
     ``settings.ingest_max_drop_share`` of its rows (see ``check_shrink``); the run's audit entry
-    ``run.start`` records that it was given."""
+    ``run.start`` records that it was given. When the run commits a new snapshot, the subscribers of
+    ``hooks`` hear of it (``RunHooks.after_commit``; publish rebuilds the releases that read the
+    dataset) and what they did is ``RunResult.releases``; without hooks nobody is told."""
     tune_malloc()
     started = time.monotonic()
     with session_scope(settings) as session:
@@ -533,21 +534,13 @@ def run_ingest(
             work.close()  # its threads end with the run
     result.seconds = time.monotonic() - started
     _finish(settings, result, dataset_id)
-    if result.ok and result.snapshot_id is not None and result.snapshot_id != previous_snapshot:
-        result.releases = _rebuild_releases(settings, key)
+    if (
+        hooks is not None
+        and result.ok
+        and result.snapshot_id is not None
+        and result.snapshot_id != previous_snapshot
+    ):
+        result.releases = hooks.after_commit(
+            Committed(settings, key, run_id, mode, result.snapshot_id, previous_snapshot)
+        )
     return result
-
-
-def _rebuild_releases(settings: Settings, key: str) -> list[tuple[str, str, str]]:
-    """Rebuild the open-data releases that read ``key`` (those with ``rebuild_on_ingest``, the default).
-
-    A release that cannot be built (the de-identification gate refuses it, say) never fails the ingest:
-    its outcome says why, and it is logged.
-    """
-    from hub.publish.freshness import after_ingest
-
-    try:
-        return after_ingest(settings, key)
-    except Exception as exc:
-        log.warning("releases of %s not rebuilt: %s", key, exc)
-        return [(key, "*", f"failed: {exc}")]

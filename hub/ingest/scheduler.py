@@ -11,6 +11,10 @@ its leases.
 
 Failures whose error is transient (the source was unavailable) are retried with exponential backoff,
 up to ``max_retries`` times before the next regular tick.
+
+The worker's runs tell the subscribers of its ``RunHooks`` about their commits, and between ingests it
+runs the hooks' periodic jobs (``hub worker`` subscribes publishing: releases rebuilt after an ingest,
+and the stale ones on a schedule); the scheduler itself knows no later stage.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from sqlalchemy.orm import Session
 from hub.catalog.models import Dataset
 from hub.db import utcnow
 from hub.errors import CatalogError, HubError
+from hub.ingest.hooks import RunHooks
 from hub.ingest.models import DatasetSchedule
 from hub.settings import Settings
 
@@ -204,14 +209,10 @@ class Outcome:
     retry_at: datetime | None = None
 
 
-def _default_run(settings: Settings, key: str, holder: str) -> Any:
-    from hub.ingest.runner import run_ingest
-
-    return run_ingest(settings, key, triggered_by=f"worker {holder}")
-
-
 class Worker:
-    """Runs due ingests, at most ``concurrency`` at a time, each dataset by one worker only."""
+    """Runs due ingests, at most ``concurrency`` at a time, each dataset by one worker only. ``run``
+    replaces the ingest itself (tests); ``hooks`` are told of every run's commit and give the periodic
+    jobs that ``serve`` runs between ingests."""
 
     def __init__(
         self,
@@ -226,23 +227,27 @@ class Worker:
         run: Callable[[Settings, str, str], Any] | None = None,
         holder: str | None = None,
         on_outcome: Callable[[Outcome], None] | None = None,
-        releases_every_seconds: float = 600.0,
+        hooks: RunHooks | None = None,
     ) -> None:
         self.settings = settings
-        self.releases_every_seconds = releases_every_seconds
-        self._releases_checked = 0.0
+        self.hooks = hooks or RunHooks()
         self.concurrency = max(1, concurrency)
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
         self.max_retries = max_retries
         self.backoff_seconds = backoff_seconds
         self.max_backoff_seconds = max_backoff_seconds
-        self.run = run or _default_run
+        self.run = run or self._ingest
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.on_outcome = on_outcome
         self.stop = threading.Event()
         self._running: dict[str, Future[Outcome]] = {}
         self._lock = threading.Lock()
+
+    def _ingest(self, settings: Settings, key: str, holder: str) -> Any:
+        from hub.ingest.runner import run_ingest
+
+        return run_ingest(settings, key, triggered_by=f"worker {holder}", hooks=self.hooks)
 
     def _session(self) -> Session:
         from hub.db import session_factory
@@ -317,22 +322,12 @@ class Worker:
             futures = [pool.submit(self._execute, due) for due in won]
             return [f.result() for f in futures]
 
-    def _rebuild_stale_releases(self) -> None:
-        """Every ``releases_every_seconds`` (0: never), rebuild the releases older than their frequency,
-        so that a release is fresh no later than its declared frequency even when no ingest ran."""
-        if self.releases_every_seconds <= 0:
-            return
-        now = time.monotonic()
-        if self._releases_checked and now - self._releases_checked < self.releases_every_seconds:
-            return
-        self._releases_checked = now
-        try:
-            from hub.publish.freshness import rebuild_due
-
-            for dataset, release, outcome in rebuild_due(self.settings):
-                log.info("worker %s: release %s/%s %s", self.holder, dataset, release, outcome)
-        except Exception:
-            log.exception("worker %s: could not rebuild stale releases", self.holder)
+    def _run_periodic(self) -> None:
+        """The hooks' periodic jobs whose time has come (publish: rebuild the releases older than their
+        frequency, so that a release is fresh no later than its declared frequency even when no
+        ingest ran)."""
+        for dataset, name, outcome in self.hooks.run_due(self.settings, time.monotonic()):
+            log.info("worker %s: %s/%s %s", self.holder, dataset, name, outcome)
 
     def serve(self) -> None:
         """Poll until ``stop`` is set, keeping at most ``concurrency`` ingests running."""
@@ -348,5 +343,5 @@ class Worker:
                             self._running[due.dataset_id] = pool.submit(self._execute, due)
                     except Exception:  # a database hiccup must not end the worker
                         log.exception("worker %s: could not look for due datasets", self.holder)
-                self._rebuild_stale_releases()
+                self._run_periodic()
                 self.stop.wait(self.poll_seconds if not self._running else min(self.poll_seconds, 1.0))

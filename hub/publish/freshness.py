@@ -1,9 +1,13 @@
 """Freshness of releases: rebuild after ingests and by frequency; the ``stale`` flag.
 
-- ``after_ingest(settings, dataset_key)``: the runner (or worker) calls it after a successful ingest;
-  it rebuilds every release that reads that dataset and has ``rebuild_on_ingest: true``.
+- ``after_ingest(settings, dataset_key)``: rebuilds every release that reads that dataset and has
+  ``rebuild_on_ingest: true``. Publishing reacts to ingests by subscribing to them: ``subscribe(hooks)``
+  adds it to a ``hub.ingest.hooks.RunHooks`` (after every commit of a new snapshot) where the runtime
+  is assembled (``hub ingest``, ``hub worker``, ``hub demo run``); the ingest runner never imports
+  publish.
 - ``rebuild_due(settings)``: rebuilds every release whose last build is older than its frequency
-  (``hub releases rebuild-due``; the worker may call it on its schedule).
+  (``hub releases rebuild-due``; ``subscribe`` also has the worker run it every
+  ``STALE_CHECK_SECONDS``).
 - ``is_stale(release, now)``: true when the last check (a build, or a rebuild that found the data
   unchanged or empty) is older than the declared frequency allows (or it was never built); shown in
   the API, CKAN resource extras, DCAT and the portal.
@@ -25,6 +29,7 @@ from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset
 from hub.db import session_scope, utcnow
 from hub.errors import HubError
+from hub.ingest.hooks import Committed, Followup, RunHooks
 from hub.publish.build import build_release, sync_releases
 from hub.publish.companion import companion_of
 from hub.publish.models import Release
@@ -35,6 +40,23 @@ from hub.settings import Settings
 from hub.warehouse.engine import policy
 
 log = logging.getLogger(__name__)
+
+STALE_CHECK_SECONDS = 600.0
+"""How often a worker looks for releases older than their frequency (``rebuild_due``)."""
+
+
+def subscribe(hooks: RunHooks, *, stale_check_seconds: float = STALE_CHECK_SECONDS) -> RunHooks:
+    """Publish's side of the ingest events: after every commit of a new snapshot, rebuild the releases
+    that read the dataset (what was rebuilt is the run's ``RunResult.releases``); and let a worker
+    rebuild the stale releases every ``stale_check_seconds`` (0: never)."""
+    hooks.on_after_commit(_rebuild_after_commit)
+    if stale_check_seconds > 0:
+        hooks.every(stale_check_seconds, rebuild_due)
+    return hooks
+
+
+def _rebuild_after_commit(event: Committed) -> list[Followup]:
+    return after_ingest(event.settings, event.dataset)
 
 
 def is_stale(release: Release, now: dt.datetime | None = None) -> bool:
