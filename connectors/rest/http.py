@@ -61,7 +61,7 @@ class Retrier:
 
     def backoff(self, attempt: int) -> float:
         """Full-jitter exponential backoff for ``attempt`` (1-based)."""
-        cap = min(self.max_backoff_seconds, self.backoff_seconds * (2 ** (attempt - 1)))
+        cap = min(self.max_backoff_seconds, self.backoff_seconds * 2.0 ** (attempt - 1))
         return cap / 2 + random.uniform(0, cap / 2)
 
     def call(
