@@ -259,12 +259,12 @@ class _Ingest:
         settings: Settings,
         key: str,
         spec: DatasetSpec,
+        strategy: WriteStrategy,
         result: RunResult,
         progress: Progress | None,
     ) -> _Ingest:
         """Load the contract, check that the write mode can run, create or evolve the table and start
         the data writer."""
-        strategy = strategy_for(spec.write_mode)
         contract = load_contract(spec.contract, settings.schemas_dir)
         primary_key = tuple(spec.primary_key or contract.primary_key)
         if strategy.needs_primary_key and not primary_key:
@@ -495,7 +495,8 @@ def run_ingest(
     with session_scope(settings) as session:
         ds = _sync_dataset(session, settings, key)
         dataset_id, key, spec = ds.id, ds.key, dataset_spec(ds)
-    mode = strategy_for(spec.write_mode).mode
+    strategy = strategy_for(spec.write_mode)
+    mode = strategy.mode
     wh = Warehouse(settings)
     state = committed_state(wh.table(key)) if wh.has_table(key) else None
     previous_snapshot = wh.current_snapshot_id(key) if wh.has_table(key) else None
@@ -503,7 +504,7 @@ def run_ingest(
     result = RunResult(run_id=run_id, dataset=key, mode=mode.value, state_before=state)
     work: _Ingest | None = None
     try:
-        work = _Ingest.open(settings, key, spec, result, progress)
+        work = _Ingest.open(settings, key, spec, strategy, result, progress)
         work.read()
         work.check_threshold()
         work.check_shrink(allow_shrink)
