@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlglot import exp
@@ -29,6 +30,7 @@ from hub.auth.principal import Decision, Principal
 from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset
 from hub.errors import HubError, NotFoundError, PublishError, QueryError
+from hub.publish.models import Release
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.warehouse.engine import policy
@@ -39,6 +41,9 @@ from hub.warehouse.tables import Warehouse
 
 DATASTORE_SCHEMA = "ds"
 """``ds."<resource id>"``: the schema DataStore tables were once named with (still accepted)."""
+RELEASES_SCHEMA = "releases"
+"""``releases."<release id>"`` (or ``releases."<dataset key>/<release id>"``): the latest version of an
+open-data release, readable by everyone at the doors that name tables by dataset key."""
 
 
 @dataclass(frozen=True)
@@ -64,11 +69,12 @@ RELEASE = Door("release.read", None, explain_refusals=True)
 
 @dataclass
 class Read:
-    """One relation a query reads: as written, the dataset and snapshot, and its authorization."""
+    """One relation a query reads: as written, the dataset and snapshot, and its authorization (None
+    for an open-data release)."""
 
     shown: str
     source: TableSource
-    auth: Authorization
+    auth: Authorization | None
 
 
 @dataclass
@@ -86,7 +92,10 @@ class Prepared:
 
     def audit(self, outcome: str, rows: int | None, reason: str | None = None) -> None:
         for read in self.reads:
-            read.auth.record(outcome=outcome, snapshot_id=read.source.snapshot_id, rows=rows, reason=reason)
+            if read.auth is not None:
+                read.auth.record(
+                    outcome=outcome, snapshot_id=read.source.snapshot_id, rows=rows, reason=reason
+                )
 
 
 def _find(session: Session, door: Door, schema: str | None, name: str) -> Dataset | None:
@@ -118,6 +127,28 @@ def _source(hub: Hub, key: str, as_of: str | int | None, row_id: bool) -> TableS
         return None
     view = dataset_view(wh, key, as_of)
     return TableSource(key, view.snapshot_id, view.files, view.schema, row_id)
+
+
+def release_source(session: Session, settings: Settings, name: str) -> TableSource | None:
+    """The latest version of the release ``name`` (``<release id>`` when no other dataset has a release
+    of that id, or ``<dataset key or name>/<release id>``) as a table, or None."""
+    dataset_ref, _, release_id = name.rpartition("/")
+    query = (
+        select(Release, Dataset)
+        .join(Dataset, Release.dataset_id == Dataset.id)
+        .where(Release.name == release_id, Release.state == "active", Dataset.state == "active")
+    )
+    if dataset_ref:
+        query = query.where((Dataset.key == dataset_ref) | (Dataset.name == dataset_ref))
+    found = session.execute(query).all()
+    if len(found) != 1:
+        return None
+    rel, ds = found[0]
+    latest = max(rel.versions, key=lambda v: v.version, default=None)
+    path = settings.data_dir / latest.path / "data.parquet" if latest is not None else None
+    if latest is None or path is None or not path.is_file():
+        return None
+    return TableSource(f"{ds.key}/{rel.name}", latest.version, (str(path),), pq.read_schema(path))
 
 
 def _refusal(door: Door, schema: str | None, name: str, ds: Dataset) -> Callable[[Decision], HubError]:
@@ -182,17 +213,40 @@ def prepare(
     tree = sql if isinstance(sql, exp.Query) else policy.parse_select(sql, _limits(hub.settings))
     text = sql if isinstance(sql, str) else sql.sql(dialect="duckdb")
     wanted_as_of = {k.lower(): v for k, v in (as_of or {}).items()}
+    used_as_of: set[str] = set()
     prepared = Prepared(sql="")
-    by_dataset: dict[str, str] = {}
+    bound: dict[tuple[str, str | int | None], str] = {}
 
-    def resolve(schema: str | None, name: str) -> str:
+    def register(
+        key: tuple[str, str | int | None], shown: str, source: TableSource, auth: Authorization | None
+    ) -> str:
+        engine_name = f"_t{len(prepared.tables) + 1}"
+        prepared.tables[engine_name] = source
+        prepared.reads.append(Read(shown, source, auth))
+        bound[key] = engine_name
+        return engine_name
+
+    def resolve(schema: str | None, name: str, when: str | None) -> str:
+        shown = f"{schema}.{name}" if schema else name
+        if schema and schema.lower() == RELEASES_SCHEMA and not door.datastore_names:
+            if when is not None:
+                raise QueryError(f"{shown}: a release is read at its latest version (no time travel)")
+            release = release_source(session, hub.settings, name)
+            if release is None:
+                raise policy.unknown(schema, name)
+            key = (release.key, release.snapshot_id)
+            return bound.get(key) or register(key, shown, release, None)  # open data: no decision
         ds = _find(session, door, schema, name)
         if ds is None:
             if door.explain_refusals:
                 raise PublishError(f"the release reads {schema}.{name}, which is not a dataset with a table")
             raise policy.unknown(schema, name)
-        if ds.id in by_dataset:
-            return by_dataset[ds.id]
+        at: str | int | None = when
+        if at is None and ds.key in wanted_as_of:
+            at = wanted_as_of[ds.key]
+            used_as_of.add(ds.key)
+        if (ds.id, at) in bound:
+            return bound[(ds.id, at)]
         auth = authorize_read(
             session,
             principal,
@@ -205,23 +259,19 @@ def prepare(
             error=_refusal(door, schema, name, ds),
         )
         try:
-            source = _source(hub, ds.key, wanted_as_of.pop(ds.key, None), door.datastore_names)
+            source = _source(hub, ds.key, at, door.datastore_names)
         except NotFoundError as exc:
             raise QueryError(f"{ds.key}: {exc.message}") from exc
         if source is None:
             if door.explain_refusals:
                 raise PublishError(f"no data yet for {ds.key} (run `hub ingest {ds.key}` first)")
             raise policy.unknown(schema, name)
-        engine_name = f"_t{len(prepared.tables) + 1}"
-        prepared.tables[engine_name] = source
-        shown = f"{schema}.{name}" if schema else name
-        prepared.reads.append(Read(shown, source, auth))
-        by_dataset[ds.id] = engine_name
-        return engine_name
+        return register((ds.id, at), shown, source, auth)
 
     prepared.sql, _bound = policy.bind(tree, resolve)
-    if wanted_as_of:
-        raise QueryError(f"as-of names datasets the query does not read: {', '.join(sorted(wanted_as_of))}")
+    unused = set(wanted_as_of) - used_as_of
+    if unused:
+        raise QueryError(f"as-of names datasets the query does not read: {', '.join(sorted(unused))}")
     return prepared
 
 

@@ -75,18 +75,24 @@ def run_sql(
         raise NotFoundError(f"dataset {first!r} has no table yet (run `hub ingest {first}`)")
     tables: dict[str, TableSource] = {}
 
-    def resolve(schema: str | None, name: str) -> str:
+    used: set[str] = set()
+
+    def resolve(schema: str | None, name: str, when: str | None) -> str:
         key = f"{schema}.{name}".lower() if schema else ""
         if key not in keys:
             raise policy.unknown(schema, name)
-        view = dataset_view(warehouse, key, wanted.pop(key, None))
+        if when is None and key in wanted:
+            when = str(wanted[key])
+            used.add(key)
+        view = dataset_view(warehouse, key, when)
         engine_name = f"_t{len(tables) + 1}"
         tables[engine_name] = TableSource(key, view.snapshot_id, view.files, view.schema)
         return engine_name
 
     text, _ = policy.bind(tree, resolve)
-    if wanted:
-        raise QueryError(f"--as-of names datasets that are not queried: {', '.join(sorted(wanted))}")
+    if set(wanted) - used:
+        unused = ", ".join(sorted(set(wanted) - used))
+        raise QueryError(f"--as-of names datasets that are not queried: {unused}")
     engine = Engine(
         TableCache(0),
         memory_limit=settings.query_memory_limit,

@@ -110,3 +110,49 @@ def test_a_release_reads_its_own_agencys_data_and_open_data(publish_hub: Hub) ->
     entries = _audit(settings, "release.read", "allowed")
     assert entries
     assert entries[-1].snapshot_id == version.sources["civil_status.births"]
+
+
+def test_sql_doors_read_releases_and_tables_as_of_a_snapshot(publish_hub: Hub) -> None:
+    """``releases."<id>"`` reads an open release's latest version (anyone); ``AT (VERSION => id)`` and
+    ``AT (TIMESTAMP => '...')`` read a table as it was."""
+    import pyarrow as pa
+
+    from hub.auth.principal import ANONYMOUS, SYSTEM
+    from hub.errors import QueryError
+    from hub.sql import door
+    from hub.warehouse.tables import Warehouse
+
+    settings = publish_hub.settings
+    build_release(publish_hub, "civil_status.births", "births-by-ward-month", triggered_by="test")
+    wh = Warehouse(settings)
+    first = wh.current_snapshot_id("civil_status.births")
+    first_rows = wh.table("civil_status.births").scan().to_arrow().num_rows
+    table = wh.table("civil_status.births")
+    table.append(table.scan(limit=3).to_arrow().cast(table.schema().as_arrow()))
+    publish_hub.datastore.forget()
+    with session_scope(settings) as s:
+        rel, _, prepared = door.run(
+            publish_hub, s, ANONYMOUS, 'SELECT sum(births) AS n FROM releases."births-by-ward-month"',
+            door.API_QUERY,
+        )  # fmt: skip
+        assert rel.column("n").to_pylist()[0] > 0
+        assert list(prepared.snapshots) == ["civil_status.births/births-by-ward-month"]
+        same, _, _ = door.run(
+            publish_hub, s, ANONYMOUS,
+            'SELECT count(*) AS n FROM releases."civil_status.births/births-by-ward-month"', door.API_QUERY,
+        )  # fmt: skip
+        assert same.num_rows == 1
+        now, _, _ = door.run(
+            publish_hub, s, SYSTEM,
+            f"SELECT (SELECT count(*) FROM civil_status.births) AS now, "
+            f"(SELECT count(*) FROM civil_status.births AT (VERSION => {first})) AS then",
+            door.API_QUERY,
+        )  # fmt: skip
+        assert now.to_pylist() == [{"now": first_rows + 3, "then": first_rows}]
+        with pytest.raises(QueryError, match="does not exist or is not readable"):
+            door.run(publish_hub, s, ANONYMOUS, "SELECT count(*) FROM civil_status.births", door.API_QUERY)
+        with pytest.raises(QueryError, match="time travel is AT"):
+            door.run(
+                publish_hub, s, SYSTEM, "SELECT 1 FROM civil_status.births AT (STREAM => 1)", door.API_QUERY
+            )
+    assert isinstance(rel, pa.Table)

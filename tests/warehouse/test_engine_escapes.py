@@ -136,7 +136,7 @@ def _run_through_policy(engine: Engine, granted: TableSource, sql: str) -> pa.Ta
         tree = policy.parse_select(sql)
         tables: dict[str, TableSource] = {}
 
-        def resolve(schema: str | None, name: str) -> str:
+        def resolve(schema: str | None, name: str, when: str | None) -> str:
             if schema is not None and f"{schema}.{name}".lower() == GRANTED:
                 tables["t1"] = granted
                 return "t1"

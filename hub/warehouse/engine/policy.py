@@ -195,14 +195,38 @@ def table_refs(tree: exp.Expr) -> list[exp.Table]:
 
 def relation_name(table: exp.Table) -> tuple[str | None, str]:
     """``(schema, name)`` of a plain table reference; ``AccessDenied`` for a table function,
-    ``QueryError`` (worded as for an unknown table) for a catalog part or a time-travel clause."""
+    ``QueryError`` (worded as for an unknown table) for a catalog part or another time-travel form
+    than ``AT (VERSION => n)`` / ``AT (TIMESTAMP => '...')``."""
     if not isinstance(table.this, exp.Identifier):
         raise AccessDenied("Not authorized to read this relation: only tables may be queried")
-    if table.args.get("catalog") or table.args.get("version") or table.args.get("when"):
+    if table.args.get("catalog") or table.args.get("version"):
         raise QueryError(f'relation "{table.sql(dialect="duckdb")[:80]}" does not exist or is not readable')
+    as_of(table)  # a time-travel clause must be one the hub reads
     db = table.args.get("db")
     schema = db.name if isinstance(db, exp.Identifier) else None
     return schema, table.name
+
+
+def as_of(table: exp.Table) -> str | None:
+    """The snapshot a table reference asks for: ``AT (VERSION => <snapshot id>)`` gives the id,
+    ``AT (TIMESTAMP => '<ISO time>')`` the time (the snapshot current then); None without a clause."""
+    when = table.args.get("when")
+    if when is None:
+        return None
+    kind = str(when.args.get("kind") or "").upper()
+    value = when.args.get("expression")
+    if (
+        not isinstance(when, exp.HistoricalData)
+        or str(when.this).upper() != "AT"
+        or kind not in ("VERSION", "TIMESTAMP")
+        or not isinstance(value, exp.Literal)
+        or (kind == "VERSION") == value.is_string
+    ):
+        raise QueryError(
+            f"time travel is AT (VERSION => <snapshot id>) or AT (TIMESTAMP => '<ISO time>'), not "
+            f"{when.sql(dialect='duckdb')[:80]}"
+        )
+    return str(value.this)
 
 
 def unknown(schema: str | None, name: str) -> QueryError:
@@ -212,21 +236,23 @@ def unknown(schema: str | None, name: str) -> QueryError:
 
 
 def bind(
-    tree: exp.Query, resolve: Callable[[str | None, str], str]
-) -> tuple[str, dict[tuple[str | None, str], str]]:
-    """Replace every relation of ``tree`` by the engine name ``resolve(schema, name)`` gives for it
-    (``resolve`` raises ``unknown(...)`` for a name the caller may not read); return the SQL text of
-    the tree the policy approved, and the names bound.
+    tree: exp.Query, resolve: Callable[[str | None, str, str | None], str]
+) -> tuple[str, dict[tuple[str | None, str, str | None], str]]:
+    """Replace every relation of ``tree`` by the engine name ``resolve(schema, name, as_of)`` gives
+    for it (``resolve`` raises ``unknown(...)`` for a name the caller may not read; ``as_of`` is the
+    relation's time-travel clause, see ``as_of``); return the SQL text of the tree the policy
+    approved, and the names bound.
 
     The tree is copied: the caller's tree is not changed. An alias keeps column references working
     (``births.ward_code`` still names the table as written)."""
     tree = tree.copy()
-    bound: dict[tuple[str | None, str], str] = {}
+    bound: dict[tuple[str | None, str, str | None], str] = {}
     for table in table_refs(tree):
         schema, name = relation_name(table)
-        key = (schema.lower() if schema else None, name.lower())
+        when = as_of(table)
+        key = (schema.lower() if schema else None, name.lower(), when)
         if key not in bound:
-            bound[key] = resolve(schema, name)
+            bound[key] = resolve(schema, name, when)
         alias = table.alias or name
         table.replace(
             exp.Table(
