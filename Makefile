@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed
 PORT ?= 0
 export HUB_DATA_DIR ?= $(CURDIR)/var
 VENDOR := hub/api/static/vendor
+# axe-core runs in the browser tests only: vendored beside them, not served by the hub
+AXE := tests/portal/vendor/axe-core
 # no install scripts (swagger-ui-dist's dependency would report the install); redoc's peers are in its bundle
 NPM_FLAGS := --ignore-scripts --legacy-peer-deps --no-audit --no-fund
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint type bench serve clean install vendor
+.PHONY: help demo test test-fast lint type bench serve clean install vendor browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -22,12 +24,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install the hub with its dev tools
+install: $(STAMP) browser ## create .venv and install the hub with its dev tools (and Chromium)
+
+# The browser tests (pytest -m browser) drive Debian's Chromium; installed here when missing (as root)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+		else echo "Chromium is missing: sudo apt-get install chromium (the browser tests need it)"; fi; }
 
 demo: $(STAMP) ## generate the demo province, ingest it and serve the hub (PORT: 8000 or a free one)
 	$(BIN)/hub demo run --port $(PORT)
 
-test: $(STAMP) ## run the whole test suite (integration tests need the local services)
+test: $(STAMP) browser ## run the whole test suite (integration tests need the local services)
 	$(BIN)/python -m pytest -q
 
 test-fast: $(STAMP) ## run the tests that need no services
@@ -54,6 +62,13 @@ vendor: ## copy the front-end libraries of package-lock.json (npm ci) into hub/a
 		LICENSE NOTICE package.json $(CURDIR)/$(VENDOR)/swagger-ui/
 	cd node_modules/redoc && cp bundles/redoc.standalone.js bundles/redoc.standalone.js.LICENSE.txt LICENSE \
 		package.json $(CURDIR)/$(VENDOR)/redoc/
+	rm -rf $(VENDOR)/leaflet $(VENDOR)/uplot $(AXE)
+	mkdir -p $(VENDOR)/leaflet/images $(VENDOR)/uplot $(AXE)
+	cd node_modules/leaflet && cp dist/leaflet.js dist/leaflet.css LICENSE package.json $(CURDIR)/$(VENDOR)/leaflet/ \
+		&& cp dist/images/*.png $(CURDIR)/$(VENDOR)/leaflet/images/
+	cd node_modules/uplot && cp dist/uPlot.iife.min.js dist/uPlot.min.css LICENSE package.json \
+		$(CURDIR)/$(VENDOR)/uplot/
+	cd node_modules/axe-core && cp axe.min.js LICENSE package.json $(CURDIR)/$(AXE)/
 
 clean: ## remove the data directory, caches and .venv
 	rm -rf var .pytest_cache .mypy_cache .ruff_cache .hypothesis $(VENV) *.egg-info
