@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import IO, Any
 
-from cryptography.fernet import InvalidToken
 from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy import func, select
@@ -344,17 +343,8 @@ class _Signatures:
                 "cannot check the audit checkpoints: neither HUB_SECRET_KEY nor DATA_DIR/auth-key.secret "
                 "is there to open the signing keys"
             )
-        fernet = keys._fernet(settings)
-        for row in rows:
-            try:
-                key = keys._import(json.loads(fernet.decrypt(row.private_jwk.encode())))
-            except (InvalidToken, JoseError, ConfigError, ValueError, KeyError, TypeError):
-                self.unopened.add(row.kid)
-                continue
-            if key.kid == row.kid:
-                self.trusted[row.kid] = key
-            else:
-                self.unopened.add(row.kid)
+        trusted, self.unopened = keys.opened_keys(settings, rows)
+        self.trusted.update(trusted)
 
     def payload(self, kid: str, signature: str) -> dict[str, Any] | str:
         """The signed payload, or why the signature does not hold."""

@@ -22,6 +22,7 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -147,6 +148,26 @@ def _import(data: dict[str, Any]) -> ECKey | RSAKey:
     if data.get("kty") == "RSA":
         return RSAKey.import_key(data)
     raise ConfigError(f"unsupported key type {data.get('kty')!r}")
+
+
+def opened_keys(settings: Settings, rows: list[SigningKey]) -> tuple[dict[str, ECKey | RSAKey], set[str]]:
+    """The signing keys of ``rows`` that the hub's secret opens (kid -> key, their kid checked), and the
+    kids of those it does not open: a key someone added to the database without the secret is not
+    trusted (``hub audit verify``)."""
+    fernet = _fernet(settings)
+    trusted: dict[str, ECKey | RSAKey] = {}
+    unopened: set[str] = set()
+    for row in rows:
+        try:
+            key = _import(json.loads(fernet.decrypt(row.private_jwk.encode())))
+        except (InvalidToken, JoseError, ConfigError, ValueError, KeyError, TypeError):
+            unopened.add(row.kid)
+            continue
+        if key.kid == row.kid:
+            trusted[row.kid] = key
+        else:
+            unopened.add(row.kid)
+    return trusted, unopened
 
 
 def keyring(settings: Settings, *, session: Session | None = None, refresh: bool = False) -> KeyRing:
