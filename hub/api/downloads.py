@@ -27,11 +27,8 @@ import contextlib
 import hashlib
 import logging
 import os
-import queue
-import threading
 import uuid
-import zlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,11 +38,13 @@ import pyarrow as pa
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, RedirectResponse, Response, StreamingResponse
-from starlette.types import Receive, Scope, Send
 
 from hub.api import download_formats as fmts
 from hub.api.ckan_registry import as_bool, as_int, as_json, as_list
 from hub.api.deps import app_session_factory
+from hub.api.streaming import Producer as _Producer
+from hub.api.streaming import Streamed as _Streamed
+from hub.api.streaming import gzip_chunks as _gzip
 from hub.api.uploads import upload_path
 from hub.auth.authorize import Authorization, authorize_read
 from hub.auth.resolve import resolve_principal
@@ -215,92 +214,6 @@ def _format(filename: str | None, request: Request) -> str:
     if fmt is None:
         raise NotFoundError(f"unknown download format; use one of {', '.join(sorted(set(_EXT.values())))}")
     return fmt
-
-
-def _gzip(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    z = zlib.compressobj(1, zlib.DEFLATED, 31)
-    for chunk in chunks:
-        out = z.compress(chunk)
-        if out:
-            yield out
-    yield z.flush()
-
-
-class _Producer:
-    """Runs a blocking chunk generator in ONE dedicated thread, handing chunks over a bounded queue.
-
-    Arrow allocates per thread (mimalloc heaps); producing every chunk on the same thread keeps the
-    server's memory flat, and the bounded queue keeps at most a few chunks in flight. ``finish`` runs
-    in that thread once the chunks are done, whether they ran out, failed or were stopped."""
-
-    _END = object()
-
-    def __init__(
-        self, chunks: Iterator[bytes], *, finish: Callable[[], None] | None = None, depth: int = 4
-    ) -> None:
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._stop = threading.Event()
-        self._chunks = chunks
-        self._finish = finish
-        threading.Thread(target=self._run, name="download-producer", daemon=True).start()
-
-    def _put(self, item: object) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for chunk in self._chunks:
-                if not self._put(chunk):
-                    break
-        except BaseException as exc:  # handed to the consumer
-            self._put(exc)
-        finally:
-            try:
-                close = getattr(self._chunks, "close", None)
-                if close is not None:
-                    close()
-                if self._finish is not None:
-                    self._finish()
-            except Exception:
-                log.exception("a download did not end cleanly")
-            self._put(self._END)
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            while True:
-                item = await run_in_threadpool(self._queue.get)
-                if item is self._END:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, bytes)
-                yield item
-        finally:
-            self._stop.set()
-
-
-class _Streamed(StreamingResponse):
-    """A body produced by ``_Producer``, stopped however the response ends (also when the client
-    leaves before the first chunk, when the body is never iterated)."""
-
-    def __init__(self, producer: _Producer, *, media_type: str, headers: dict[str, str]) -> None:
-        super().__init__(producer.chunks(), media_type=media_type, headers=headers)
-        self.producer = producer
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        finally:
-            self.producer.stop()
 
 
 def _read_file(path: Path, chunk: int = 1024 * 1024) -> Iterator[bytes]:
