@@ -56,6 +56,25 @@ class Settings(BaseSettings):
     site_title: str = Field(default="Cổng dữ liệu Liên Thông", description="Portal title.")
     upload_max_bytes: int = Field(default=100 * 1024 * 1024, description="Largest accepted resource upload.")
 
+    # --- portal ------------------------------------------------------------------------------
+    site_province: str = Field(
+        default="", description="The province or city whose portal this is, shown in the header and footer."
+    )
+    site_logo_url: str = Field(
+        default="",
+        description="The province's logo in the portal's header: a path on this hub (a file under /static) "
+        "or empty for none. Nothing is loaded from another host.",
+    )
+    site_contact_email: str = Field(
+        default="", description="Contact e-mail of the open-data office (footer)."
+    )
+    site_contact_phone: str = Field(default="", description="Contact phone of the open-data office (footer).")
+    map_tile_url: str = Field(
+        default="",
+        description="Tile URL template of the portal's base map ({z}/{x}/{y}); empty: the data is drawn on a "
+        "plain background (an intranet without internet needs nothing else).",
+    )
+
     # --- security ----------------------------------------------------------------------------
     secret_key: str = Field(
         default="",
@@ -139,6 +158,40 @@ class Settings(BaseSettings):
         ge=4,
         le=100,  # the parsers of SQL and fq use a few stack frames a level: beyond ~150 Python's recursion
         description="Deepest nesting of parentheses in SQL and of JSON in filters, q and request bodies.",
+    )
+
+    # --- analysts' door (/api/v1/query and query jobs) -----------------------------------------
+    query_client_concurrency: int = Field(
+        default=2,
+        ge=1,
+        description="Queries one client (an OAuth client, a person, or an anonymous IP address) may run at "
+        "once through /api/v1/query; beyond this 429 with Retry-After. Each runs in a query worker with "
+        "HUB_QUERY_WORKER_MEMORY_MB, so this also bounds a client's memory.",
+    )
+    query_client_daily_rows: int = Field(
+        default=0,
+        ge=0,
+        description="Rows one client may receive a day (Vietnam time) through /api/v1/query and query jobs; "
+        "a query started under the quota finishes, the next is refused with 429 until midnight "
+        "(0: no quota).",
+    )
+    query_job_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Query jobs (/api/v1/queries) run at once per server process; each holds a query "
+        "worker while it runs, the others wait in line.",
+    )
+    query_jobs_per_client: int = Field(
+        default=4, ge=1, description="Query jobs one client may have queued or running at once (429 beyond)."
+    )
+    query_job_timeout_seconds: float = Field(
+        default=3600.0, gt=0, description="Time limit of one query job (the worker's compute time)."
+    )
+    query_result_ttl_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How long the result file of a query job is kept (DATA_DIR/query-results) before it is "
+        "deleted; the job stays listed.",
     )
 
     # --- request limits ----------------------------------------------------------------------

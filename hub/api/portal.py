@@ -1,272 +1,336 @@
-"""The public portal pages (server-rendered HTML, Vietnamese with English alongside), no login.
+"""The public portal (server-rendered Jinja2 pages, Vietnamese first, English beside it), no login.
 
-- ``/``: search box (``?q=``), published datasets by organization, and the groups (lĩnh vực)
-- ``/dataset/{name}``: description, resources, open-data releases with every version's downloads,
-  and the data dictionary of the latest version
-- ``/organization/{name}``: an agency and its published datasets
+- ``/``: search box, the domains (lĩnh vực) and organizations with counts, the latest releases, what
+  open data is here and its reuse terms;
+- ``/dataset``: search results with facets, sort and paging, all in the URL (``hub.portal.query``);
+- ``/dataset/{name}`` and its resource pages: ``hub.api.portal_dataset``;
+- ``/organization``, ``/organization/{name}``, ``/group``, ``/group/{name}``, ``/about``;
+- ``/sitemap.xml`` and ``/robots.txt``.
 
-Only the public catalogue is shown (``hub.publish.companion.public_datasets``): the open datasets,
-open companion packages of shared and internal data included. Pages carry ETag and Cache-Control
-(``hub.api.dcat.cached``).
+The search is ``package_search`` itself (``hub.api.ckan_read.package_search``, called with the
+parameters a CKAN client would send, as an anonymous caller): the portal and the API cannot disagree.
+Only the public catalogue is shown (``hub.publish.companion.public_datasets``). ``?lang=en`` (or ``vi``)
+switches the language of any page and is remembered in a cookie (``hub.portal.i18n``). Pages carry
+ETag and Cache-Control and vary by that cookie; bad input (odd characters, a page past the end, an
+unknown filter value) gives a page that says so, never a 500; a name that does not exist, the HTML 404.
 """
 
 from __future__ import annotations
 
-import json
-from html import escape
+from collections.abc import Callable
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
+from hub.api import portal_dataset
+from hub.api.ckan_read import package_search
+from hub.api.ckan_registry import ActionContext
 from hub.api.dcat import cached
-from hub.catalog.ckan import download_url
-from hub.catalog.ckan_models import Resource
+from hub.api.portal_render import anonymous, lang_of, lifespan, render, settings_of
+from hub.catalog.ckan_models import Group
 from hub.catalog.models import Dataset, Organization
-from hub.errors import NotFoundError
-from hub.publish.companion import companion_of, public_datasets, source_of
-from hub.publish.freshness import is_stale
-from hub.publish.models import Release
-from hub.publish.resources import release_file_url
-from hub.settings import Settings
+from hub.errors import HubError, NotFoundError
+from hub.portal.i18n import Tr, group_title
+from hub.portal.query import SORT_WORDS, SORTS, SearchRequest, quote
+from hub.publish.companion import companion_of, public_datasets
+from hub.publish.models import Release, ReleaseVersion
 
-router = APIRouter(tags=["portal"])
-HTML = "text/html; charset=utf-8"
-CACHE = "public, max-age=60"
-CSS = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:auto;padding:1rem;color:#222}
-header a{text-decoration:none;color:#a50e0e}.en{color:#666;font-size:.9em}table{border-collapse:collapse}
-td,th{border:1px solid #ccc;padding:.25rem .5rem;text-align:left}.stale{color:#a50;font-weight:bold}"""
+router = APIRouter(tags=["portal"], lifespan=lifespan)
+router.include_router(portal_dataset.router)  # /dataset/{name}, its resources and previews
 
 
-def _t(vi: str | None, en: str | None) -> str:
-    out = escape(vi or "")
-    if en and en != vi:
-        out += f' <span class="en" lang="en">/ {escape(en)}</span>'
+def search(ctx: ActionContext, req: SearchRequest, *, rows: int | None = None) -> tuple[dict[str, Any], bool]:
+    """``package_search`` for ``req``: (its result, whether the query was refused). A refused query is
+    answered as no result (the page says why), never as an error."""
+    empty: dict[str, Any] = {"count": 0, "results": [], "facets": {}, "search_facets": {}}
+    if req.beyond:
+        return empty, False
+    try:
+        data = req.data() if rows is None else req.data(rows=rows)
+        return package_search(ctx, data), False
+    except HubError:
+        return empty, True
+
+
+def facet_items(
+    result: dict[str, Any], name: str, label: Callable[[str, str], tuple[str, str | None]]
+) -> list[dict[str, Any]]:
+    items = result.get("search_facets", {}).get(name, {}).get("items", [])
+    out = [
+        {"name": i["name"], "label": label(i["name"], str(i["display_name"])), "count": i["count"]}
+        for i in items
+    ]
+    return sorted(out, key=lambda i: (-int(i["count"]), str(i["label"][0])))
+
+
+def labeller(session: Any, t: Tr) -> Callable[[str, str, str], tuple[str, str | None]]:
+    """Names of facet values in the page's language: organizations and groups by their titles,
+    places by their names, the rest as they are."""
+    orgs = {o.name: (o.title, o.title_en) for o in session.scalars(select(Organization))}
+    groups = {g.name: group_title(g.name, g.title, g.title_en) for g in session.scalars(select(Group))}
+
+    def label(facet: str, value: str, display: str) -> tuple[str, str | None]:
+        if facet == "organization" and value in orgs:
+            return t.pick(*orgs[value])
+        if facet == "groups":
+            return t.pick(*groups.get(value, group_title(value, display)))
+        if facet == "spatial":
+            from hub.api.spatial import find_place
+
+            place = find_place("province" if len(value) <= 2 else "ward", value)
+            if place is not None:
+                return t.pick(place.name, place.name_en)
+        return display, None
+
+    return label
+
+
+def result_cards(results: list[dict[str, Any]], t: Tr) -> list[dict[str, Any]]:
+    out = []
+    for pkg in results:
+        extras = {e["key"]: e["value"] for e in pkg.get("extras", [])}
+        org = pkg.get("organization") or {}
+        out.append(
+            {
+                "name": pkg["name"],
+                "title": t.pick(pkg.get("title"), extras.get("title_en")),
+                "notes": (pkg.get("notes") or "")[:240],
+                "organization": org.get("title"),
+                "formats": sorted({r["format"] for r in pkg.get("resources", []) if r.get("format")}),
+                "modified": (pkg.get("metadata_modified") or "")[:10],
+                "stale": extras.get("hub_releases_stale") == "true",
+            }
+        )
     return out
 
 
-def _page(settings: Settings, title: str, body: str) -> bytes:
-    site = escape(settings.site_title)
-    return (
-        f'<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>{escape(title)} · {site}</title>'
-        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style>'
-        f'<link rel="alternate" type="text/turtle" href="/catalog.ttl"></head><body>'
-        f'<header><a href="/"><strong>{site}</strong></a> · <a href="/catalog.ttl">DCAT-AP</a> · '
-        f'<a href="/api/3/action/package_list">CKAN API</a></header><main>{body}</main>'
-        f'<footer><p class="en">Dữ liệu mở: miễn phí, không cần đăng nhập / Open data: free, no login.</p>'
-        f"</footer></body></html>"
-    ).encode()
-
-
-def _settings(request: Request) -> Settings:
-    settings = request.app.state.settings
-    assert isinstance(settings, Settings)
-    return settings
-
-
-def _session(request: Request) -> Any:
-    from hub.api.deps import app_session_factory
-
-    return app_session_factory(request)()
-
-
-def _dataset_link(ds: Dataset) -> str:
-    return f'<li><a href="/dataset/{escape(ds.name)}">{_t(ds.title, ds.title_en)}</a></li>'
-
-
-def _haystack(d: Dataset) -> str:
-    tags = " ".join(d.spec.get("tags", []))
-    return " ".join(x or "" for x in (d.title, d.title_en, d.notes, d.notes_en, d.key, tags)).casefold()
+def search_context(
+    request: Request, ctx: ActionContext, req: SearchRequest, t: Tr, path: str
+) -> dict[str, Any]:
+    result, refused = search(ctx, req)
+    label = labeller(ctx.session, t)
+    facets = []
+    for name in ("groups", "organization", "tags", "res_format", "license_id", "spatial"):
+        items = facet_items(result, name, lambda v, d, n=name: label(n, v, d))  # type: ignore[misc]
+        for i in items:
+            i["active"] = i["name"] in req.filters.get(name, [])
+            i["url"] = req.toggled(path, name, i["name"])
+        facets.append({"name": name, "items": items})
+    active = [{"facet": n, "label": label(n, v, v), "url": req.toggled(path, n, v)} for n, v in req.active()]
+    count = int(result["count"])
+    return {
+        "req": req,
+        "result": result,
+        "refused": refused,
+        "count": count,
+        "facets": facets,
+        "active": active,
+        "cards": result_cards(result["results"], t),
+        "pages": req.pages(count),
+        "base_path": path,
+        "sorts": [(k, t(SORT_WORDS[k])) for k in SORTS],
+    }
 
 
 @router.get("/", include_in_schema=False)
-async def home(request: Request, q: str = "") -> Response:
-    settings = _settings(request)
+async def home(request: Request) -> Response:
+    t = lang_of(request)
 
-    def work() -> bytes:
-        with _session(request) as session:
-            datasets = public_datasets(session)
-            if q:
-                needle = q.casefold()
-                datasets = [d for d in datasets if needle in _haystack(d)]
-            orgs = {o.id: o for o in session.scalars(select(Organization))}
-            by_org: dict[str | None, list[Dataset]] = {}
-            groups: dict[str, int] = {}
-            for d in datasets:
-                by_org.setdefault(d.owner_org_id, []).append(d)
-                for g in d.spec.get("groups", []):
-                    groups[g] = groups.get(g, 0) + 1
-            parts = [
-                f"<h1>{escape(settings.site_title)}</h1>",
-                '<form action="/" method="get"><label>Tìm kiếm / Search: '
-                f'<input type="search" name="q" value="{escape(q)}"></label> '
-                "<button>Tìm / Go</button></form>",
-                f"<p>{len(datasets)} bộ dữ liệu / datasets</p>",
-            ]
-            for org_id, items in sorted(
-                by_org.items(), key=lambda kv: orgs[kv[0]].title if kv[0] in orgs else ""
-            ):
-                org = orgs.get(org_id or "")
-                head = (f'<a href="/organization/{escape(org.name)}">{_t(org.title, org.title_en)}</a>'
-                        if org else "—")  # fmt: skip
-                parts.append(f"<h2>{head}</h2><ul>{''.join(_dataset_link(d) for d in items)}</ul>")
-            if groups:
-                parts.append("<h2>Lĩnh vực <span class='en'>/ Groups</span></h2><ul>")
-                parts += [f"<li>{escape(g)} ({n})</li>" for g, n in sorted(groups.items())]
-                parts.append("</ul>")
-            return _page(settings, "Trang chủ", "".join(parts))
-
-    return cached(request, await run_in_threadpool(work), HTML, CACHE)
-
-
-def _dictionary(settings: Settings, path: str) -> str:
-    package_file = settings.data_dir / path / "datapackage.json"
-    if not package_file.exists():
-        return ""
-    fields = json.loads(package_file.read_text(encoding="utf-8"))["resources"][0]["schema"]["fields"]
-    rows = "".join(
-        f"<tr><td><code>{escape(f['name'])}</code></td><td>{escape(f['type'])}</td>"
-        f"<td>{escape(f.get('title', ''))}</td><td>{escape(f.get('description', ''))}</td></tr>"
-        for f in fields
-    )
-    return (
-        "<h4>Từ điển dữ liệu <span class='en'>/ Data dictionary</span></h4><table><tr><th>Cột / Column</th>"
-        f"<th>Kiểu / Type</th><th>Tên / Title</th><th>Mô tả / Description</th></tr>{rows}</table>"
-    )
-
-
-@router.get("/dataset/{name}", include_in_schema=False)
-async def dataset_page(name: str, request: Request) -> Response:
-    settings = _settings(request)
-
-    def companion_url() -> str | None:
-        """A shared or internal dataset is not public; its open companion package is."""
-        with _session(request) as session:
-            source = session.scalar(select(Dataset).where((Dataset.name == name) | (Dataset.key == name)))
-            c = companion_of(session, source) if source is not None else None
-            return f"/dataset/{c.name}" if c is not None and c.state == "active" else None
-
-    def work() -> bytes:
-        with _session(request) as session:
-            ds = next((d for d in public_datasets(session) if name in (d.name, d.key, d.id)), None)
-            if ds is None:
-                raise NotFoundError(f"dataset {name!r} is not in the public catalogue")
-            org = session.get(Organization, ds.owner_org_id) if ds.owner_org_id else None
-            parts = [f"<h1>{_t(ds.title, ds.title_en)}</h1>"]
-            if org:
-                parts.append(
-                    f'<p><a href="/organization/{escape(org.name)}">{_t(org.title, org.title_en)}</a></p>'
-                )
-            parts.append(
-                f"<p>{escape(ds.notes or '')}</p><p class='en' lang='en'>{escape(ds.notes_en or '')}</p>"
+    def work() -> Response:
+        with anonymous(request) as ctx:
+            result, _ = search(ctx, SearchRequest(), rows=0)
+            label = labeller(ctx.session, t)
+            groups = facet_items(result, "groups", lambda v, d: label("groups", v, d))
+            orgs = facet_items(result, "organization", lambda v, d: label("organization", v, d))
+            return render(
+                request,
+                "portal/home.html",
+                {
+                    "count": result["count"],
+                    "groups": groups,
+                    "orgs": orgs,
+                    "latest": latest_releases(ctx.session, t),
+                },
+                t,
             )
-            parts.append(f'<p>Metadata: <a href="/dataset/{escape(ds.name)}.ttl">Turtle</a> · '
-                         f'<a href="/dataset/{escape(ds.name)}.jsonld">JSON-LD</a> · '
-                         f'<a href="/dataset/{escape(ds.name)}.rdf">RDF/XML</a></p>')  # fmt: skip
-            if ds.sharing == "open":
-                parts.append(_resources(settings, session, ds))
-            source = source_of(session, ds)  # an open companion package shows its source's releases
-            releases = session.scalars(
-                select(Release).where(Release.dataset_id == source.id, Release.state == "active")
-            ).all()
-            if releases:
-                parts.append(
-                    "<h2>Dữ liệu mở đã khử định danh <span class='en'>/ De-identified releases</span></h2>"
-                )
-            for rel in releases:
-                parts.append(_release(settings, source, rel))
-            return _page(settings, ds.title, "".join(parts))
 
-    moved = await run_in_threadpool(companion_url)
-    if moved is not None:
-        return RedirectResponse(moved, status_code=302)
-    return cached(request, await run_in_threadpool(work), HTML, CACHE)
+    return await run_in_threadpool(work)
 
 
-@router.get("/dataset/{name}/resource/{rid}", include_in_schema=False)
-async def resource_page(name: str, rid: str, request: Request) -> Response:
-    """CKAN's resource page URL (harvesters and DCAT distributions name it): what the file is, and
-    its download link. Resources of datasets outside the public catalogue are not found."""
-    settings = _settings(request)
-
-    def work() -> bytes:
-        with _session(request) as session:
-            ds = next((d for d in public_datasets(session) if name in (d.name, d.key, d.id)), None)
-            r = session.get(Resource, rid) if ds is not None else None
-            if ds is None or r is None or r.dataset_id != ds.id or r.state != "active":
-                raise NotFoundError(f"resource {rid!r} of dataset {name!r} is not in the public catalogue")
-            if r.kind == "release" and r.url:
-                url = r.url
-            else:
-                filename = f"{ds.name}.csv" if r.kind == "datastore" else (r.url or "file").rsplit("/", 1)[-1]
-                url = r.url if r.kind == "link" and r.url else download_url(settings, ds.id, r.id, filename)
-            size = f" · {r.size:,} B" if r.size else ""
-            body = (
-                f"<h1>{escape(r.name or ds.title)}</h1>"
-                f'<p><a href="/dataset/{escape(ds.name)}">{_t(ds.title, ds.title_en)}</a></p>'
-                f"<p>{escape(r.description or '')}</p>"
-                f"<p>Định dạng / Format: {escape(r.format or '')}{size}</p>"
-                f'<p><a href="{escape(url)}">Tải xuống <span class="en" lang="en">/ Download</span></a></p>'
-            )
-            return _page(settings, r.name or ds.title, body)
-
-    return cached(request, await run_in_threadpool(work), HTML, CACHE)
-
-
-def _resources(settings: Settings, session: Any, ds: Dataset) -> str:
-    rows = session.scalars(
-        select(Resource)
-        .where(Resource.dataset_id == ds.id, Resource.state == "active", Resource.kind != "release")
-        .order_by(Resource.position)
-    ).all()  # fmt: skip
-    if not rows:
-        return ""
-    items = "".join(
-        f'<li><a href="{escape(download_url(settings, ds.id, r.id, ds.name + ".csv"))}">'
-        f"{escape(r.name or ds.name)}</a> {escape(r.format or '')}</li>"
-        for r in rows
-    )
-    return f"<h2>Tài nguyên <span class='en'>/ Resources</span></h2><ul>{items}</ul>"
-
-
-def _release(settings: Settings, ds: Dataset, rel: Release) -> str:
-    stale = ' <span class="stale">cần cập nhật / stale</span>' if is_stale(rel) else ""
-    out = [f"<h3>{_t(rel.title, rel.title_en)}{stale}</h3>"]
-    freq = escape(str(rel.spec.get("frequency", "")))
-    k = rel.spec.get("k") or ds.spec.get("k_anonymity", 5)
-    out.append(f"<p>Tần suất / Frequency: {freq} · k = {escape(str(k))}</p>")
-    for v in sorted(rel.versions, key=lambda v: -v.version):
-        links = " · ".join(
-            f'<a href="{escape(release_file_url(settings, ds, rel, v.version, f.name))}">'
-            f"{escape(f.name)}</a> "
-            f"<small>({f.size:,} B, sha256 {f.sha256[:12]}…)</small>"
-            for f in v.files
+def latest_releases(session: Any, t: Tr, limit: int = 6) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(ReleaseVersion, Release, Dataset)
+        .join(Release, ReleaseVersion.release_id == Release.id)
+        .join(Dataset, Release.dataset_id == Dataset.id)
+        .where(Release.state == "active", Dataset.state == "active")
+        .order_by(ReleaseVersion.built_at.desc())
+        .limit(limit * 3)
+    ).all()
+    out: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for version, rel, ds in rows:
+        if rel.id in seen:
+            continue
+        seen.add(rel.id)
+        home = ds if ds.sharing == "open" else companion_of(session, ds)
+        if home is None or home.state != "active" or home.sharing != "open":
+            continue
+        out.append(
+            {
+                "dataset": home.name,
+                "title": t.pick(rel.title, rel.title_en),
+                "version": version.version,
+                "built": version.built_at,
+                "rows": version.rows,
+            }
         )
-        out.append(f"<p>v{v.version} · {v.built_at:%Y-%m-%d %H:%M} UTC · {v.rows} dòng / rows: {links}</p>")
-    latest = max(rel.versions, key=lambda v: v.version, default=None)
-    if latest is not None:
-        out.append(_dictionary(settings, latest.path))
-    return "".join(out)
+        if len(out) >= limit:
+            break
+    return out
+
+
+@router.get("/dataset", include_in_schema=False)
+async def dataset_search(request: Request) -> Response:
+    t = lang_of(request)
+    req = SearchRequest.from_params(request.query_params.multi_items())
+
+    def work() -> Response:
+        with anonymous(request) as ctx:
+            return render(
+                request, "portal/search.html", {"s": search_context(request, ctx, req, t, "/dataset")}, t
+            )
+
+    return await run_in_threadpool(work)
+
+
+def _collection(request: Request, kind: str, name: str) -> Response:
+    """An organization's or a group's page: what it is, and its datasets searched like ``/dataset``."""
+    t = lang_of(request)
+    with anonymous(request) as ctx:
+        session = ctx.session
+        if kind == "organization":
+            obj: Any = session.scalar(
+                select(Organization).where(Organization.name == name, Organization.state == "active")
+            )
+            titles = (obj.title, obj.title_en) if obj is not None else ("", None)
+            description = (obj.description, obj.description_en) if obj is not None else ("", None)
+        else:
+            obj = session.scalar(select(Group).where(Group.name == name, Group.state == "active"))
+            titles = group_title(obj.name, obj.title, obj.title_en) if obj is not None else ("", None)
+            description = (obj.description, None) if obj is not None else ("", None)
+        if obj is None:
+            raise NotFoundError(f"{kind} {name!r} not found")
+        field = "organization" if kind == "organization" else "groups"
+        req = SearchRequest.from_params(request.query_params.multi_items(), [f"{field}:{quote(obj.name)}"])
+        path = f"/{kind}/{obj.name}"
+        context = {
+            "s": search_context(request, ctx, req, t, path),
+            "kind": kind,
+            "obj": obj,
+            "title": t.pick(*titles),
+            "description": t.pick(*description),
+        }
+        return render(request, "portal/collection.html", context, t)
 
 
 @router.get("/organization/{name}", include_in_schema=False)
 async def organization_page(name: str, request: Request) -> Response:
-    settings = _settings(request)
+    return await run_in_threadpool(_collection, request, "organization", name)
+
+
+@router.get("/group/{name}", include_in_schema=False)
+async def group_page(name: str, request: Request) -> Response:
+    return await run_in_threadpool(_collection, request, "group", name)
+
+
+def _list(request: Request, kind: str) -> Response:
+    t = lang_of(request)
+    with anonymous(request) as ctx:
+        result, _ = search(ctx, SearchRequest(), rows=0)
+        facet = "organization" if kind == "organization" else "groups"
+        counts = {i["name"]: i["count"] for i in result["search_facets"].get(facet, {}).get("items", [])}
+        items = []
+        if kind == "organization":
+            for o in ctx.session.scalars(select(Organization).where(Organization.state == "active")):
+                items.append(
+                    {
+                        "name": o.name,
+                        "title": t.pick(o.title, o.title_en),
+                        "count": counts.get(o.name, 0),
+                        "description": t.pick(o.description, o.description_en)[0],
+                    }
+                )
+        else:
+            for g in ctx.session.scalars(select(Group).where(Group.state == "active")):
+                items.append(
+                    {
+                        "name": g.name,
+                        "title": t.pick(*group_title(g.name, g.title, g.title_en)),
+                        "count": counts.get(g.name, 0),
+                        "description": g.description or "",
+                    }
+                )
+        items.sort(key=lambda i: (-int(i["count"]), str(i["title"][0])))
+        return render(request, "portal/list.html", {"kind": kind, "items": items}, t)
+
+
+@router.get("/organization", include_in_schema=False)
+async def organizations(request: Request) -> Response:
+    return await run_in_threadpool(_list, request, "organization")
+
+
+@router.get("/group", include_in_schema=False)
+async def groups(request: Request) -> Response:
+    return await run_in_threadpool(_list, request, "group")
+
+
+@router.get("/about", include_in_schema=False)
+async def about(request: Request) -> Response:
+    t = lang_of(request)
+    base = settings_of(request).site_url.rstrip("/")
+    return render(request, "portal/about.html", {"base": base}, t)
+
+
+@router.get("/robots.txt", include_in_schema=False)
+async def robots(request: Request) -> Response:
+    base = settings_of(request).site_url.rstrip("/")
+    lines = ["User-agent: *", "Disallow: /api/", "Disallow: /datastore/", "Disallow: /oauth/", "Allow: /"]
+    body = "\n".join([*lines, "", f"Sitemap: {base}/sitemap.xml", ""])
+    return cached(request, body.encode(), "text/plain; charset=utf-8", "public, max-age=3600")
+
+
+@router.get("/sitemap.xml", include_in_schema=False)
+async def sitemap(request: Request) -> Response:
+    """Every page of the portal: the lists, each public dataset (with its last change), organization and
+    group."""
+    from hub.api.deps import app_session_factory
+
+    base = settings_of(request).site_url.rstrip("/")
 
     def work() -> bytes:
-        with _session(request) as session:
-            org = session.scalar(select(Organization).where(Organization.name == name))
-            if org is None:
-                raise NotFoundError(f"organization {name!r} not found")
-            items = [d for d in public_datasets(session) if d.owner_org_id == org.id]
-            body = (
-                f"<h1>{_t(org.title, org.title_en)}</h1><p>{escape(org.description or '')}</p>"
-                f"<p class='en' lang='en'>{escape(org.description_en or '')}</p>"
-                f"<h2>Bộ dữ liệu <span class='en'>/ Datasets</span></h2>"
-                f"<ul>{''.join(_dataset_link(d) for d in items)}</ul>"
+        with app_session_factory(request)() as session:
+            urls: list[tuple[str, str | None]] = [
+                (p, None) for p in ("/", "/dataset", "/organization", "/group", "/about")
+            ]
+            urls += [(f"/dataset/{d.name}", d.modified.date().isoformat()) for d in public_datasets(session)]
+            orgs = session.scalars(
+                select(Organization.name).where(Organization.state == "active").order_by(Organization.name)
             )
-            return _page(settings, org.title, body)
+            urls += [(f"/organization/{n}", None) for n in orgs]
+            used = select(Group.name).where(Group.state == "active").order_by(Group.name)
+            urls += [(f"/group/{n}", None) for n in session.scalars(used)]
+        lines = [
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">',
+        ]
+        for path, modified in urls:
+            last = f"<lastmod>{modified}</lastmod>" if modified else ""
+            lines.append(f"<url><loc>{xml_escape(base + path)}</loc>{last}</url>")
+        lines.append("</urlset>\n")
+        return "\n".join(lines).encode()
 
-    return cached(request, await run_in_threadpool(work), HTML, CACHE)
+    return cached(request, await run_in_threadpool(work), "application/xml", "public, max-age=3600")
