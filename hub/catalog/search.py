@@ -2,7 +2,8 @@
 
 The index holds, per active dataset, its full CKAN package dict (so a search result is the same dict
 package_show gives), inverted indexes of the exact-string fields CKAN's Solr schema has
-(``organization``, ``owner_org``, ``groups``, ``tags``, ``res_format``, ``license_id``, ``name``, ...),
+(``organization``, ``owner_org``, ``groups``, ``tags``, ``res_format``, ``license_id``, ``name``, ...)
+and ``spatial`` (the codes of the province or wards in the package extra ``spatial``),
 accent-folded token postings of the text fields (``title``, ``notes``, ``text``, ...: "dat dai" finds
 "đất đai") and sorted arrays of the date fields for ranges. Queries evaluate to sets of document
 numbers, so a search over 10,000 datasets takes a few milliseconds.
@@ -57,6 +58,7 @@ STRING_FIELDS = (
     "tags",
     "res_format",
     "license_id",
+    "spatial",
     "state",
     "dataset_type",
     "capacity",
@@ -141,6 +143,8 @@ def _doc(n: int, pkg: dict[str, Any]) -> Doc:
         "tags": tuple(t["name"] for t in pkg.get("tags") or []),
         "res_format": tuple(sorted({r["format"] for r in res if r.get("format")})),
         "license_id": (pkg["license_id"],) if pkg.get("license_id") else (),
+        # the codes of the places the dataset covers (extras "spatial": a province, or wards), for fq and facets
+        "spatial": tuple(sorted(set(str(extras.get("spatial") or "").replace(",", " ").split()))),
         "state": (pkg["state"],),
         "dataset_type": (pkg["type"],),
         "type": (pkg["type"],),
