@@ -142,7 +142,7 @@ async def home(request: Request) -> Response:
 
     def work() -> Response:
         with anonymous(request) as ctx:
-            result, _ = search(ctx, SearchRequest(), rows=0)
+            result, _ = search(ctx, SearchRequest(sort="modified"), rows=6)
             label = labeller(ctx.session, t)
             groups = facet_items(result, "groups", lambda v, d: label("groups", v, d))
             orgs = facet_items(result, "organization", lambda v, d: label("organization", v, d))
@@ -154,6 +154,7 @@ async def home(request: Request) -> Response:
                     "groups": groups,
                     "orgs": orgs,
                     "latest": latest_releases(ctx.session, t),
+                    "recent": result_cards(result["results"], t),
                 },
                 t,
             )

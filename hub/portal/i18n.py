@@ -86,6 +86,7 @@ WORDS: dict[str, tuple[str, str]] = {
     ),
     "read_terms": ("Điều khoản sử dụng", "Terms of reuse"),
     "latest_releases": ("Bản phát hành mới nhất", "Latest releases"),
+    "recent": ("Bộ dữ liệu mới cập nhật", "Recently updated datasets"),
     "all_datasets": ("Xem tất cả bộ dữ liệu", "See all datasets"),
     "all_organizations": ("Tất cả cơ quan", "All organizations"),
     "all_groups": ("Tất cả lĩnh vực", "All domains"),
