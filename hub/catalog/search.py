@@ -143,7 +143,7 @@ def _doc(n: int, pkg: dict[str, Any]) -> Doc:
         "tags": tuple(t["name"] for t in pkg.get("tags") or []),
         "res_format": tuple(sorted({r["format"] for r in res if r.get("format")})),
         "license_id": (pkg["license_id"],) if pkg.get("license_id") else (),
-        # the codes of the places the dataset covers (extras "spatial": a province, or wards), for fq and facets
+        # the codes of the places it covers (extras "spatial": a province, or wards), for fq and facets
         "spatial": tuple(sorted(set(str(extras.get("spatial") or "").replace(",", " ").split()))),
         "state": (pkg["state"],),
         "dataset_type": (pkg["type"],),
