@@ -181,7 +181,7 @@ def release_table(table: pa.Table, source: str, params: PreviewParams) -> Table:
         out.column, out.value = params.column, params.value
     if params.sort in columns:
         order = "descending" if params.desc else "ascending"
-        table = table.take(pc.sort_indices(table, sort_keys=[(params.sort, order)], null_placement="at_end"))
+        table = table.sort_by([(params.sort, order)])  # nulls last
         out.sort, out.desc = params.sort, params.desc
     out.total = table.num_rows
     start = (out.page - 1) * PAGE_ROWS
