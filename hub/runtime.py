@@ -25,6 +25,8 @@ from hub.catalog.privacy import KnownNames
 from hub.catalog.search import CatalogIndex
 from hub.db import session_factory
 from hub.settings import Settings
+from hub.sql.jobs import QueryJobs
+from hub.sql.limits import ClientLimits
 from hub.warehouse.datastore import DataStore
 from hub.warehouse.engine.duck import Engine
 from hub.warehouse.engine.pool import PoolConfig, WorkerPool
@@ -105,12 +107,24 @@ class Hub:
             )
         )
 
+    @cached_property
+    def query_limits(self) -> ClientLimits:
+        """Per-client limits of the analysts' door: queries at once and rows a day (``hub.sql.limits``)."""
+        return ClientLimits(self.settings, self.session_factory)
+
+    @cached_property
+    def jobs(self) -> QueryJobs:
+        """Query jobs (``/api/v1/queries``): a bounded executor, their records and result files."""
+        return QueryJobs(self.settings, self.session_factory, self.pool, self.query_limits)
+
     def close(self) -> None:
-        """Stop the query workers and close the engine."""
+        """Stop the query jobs and the query workers, and close the engine."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        if "jobs" in self.__dict__:
+            self.jobs.close()
         if "pool" in self.__dict__:
             self.pool.close()
         if "datastore" in self.__dict__:

@@ -29,6 +29,7 @@ from hub.api import (
     spatial,
     v1_connectors,
     v1_grants,
+    v1_query,
     v1_releases,
 )
 from hub.api.dcat import PublicCorsMiddleware
@@ -46,6 +47,7 @@ ROUTERS = (
     v1_connectors.router,  # /api/v1/connectors, /api/v1/datasets
     v1_grants.router,  # /api/v1/grants, /api/v1/audit
     v1_releases.router,  # /api/v1/releases, release files
+    v1_query.router,  # /api/v1/query (SQL, results streamed), /api/v1/queries (query jobs)
     dcat.router,  # /catalog.ttl|jsonld|rdf, /dataset/{id}.ttl ...
     spatial.router,  # /spatial/province/{code}, /spatial/ward/{code}: the DCAT places (page and RDF)
 )

@@ -1,4 +1,4 @@
-"""``hub ingest``, ``hub query``, ``hub history`` and ``hub quarantine``."""
+"""``hub ingest``, ``hub history`` and ``hub quarantine`` (``hub query`` lives in ``hub.cli.query``)."""
 
 from __future__ import annotations
 
@@ -106,18 +106,6 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _parse_as_of(values: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values or []:
-        key, sep, when = value.partition("=")
-        if not sep or not key or not when:
-            raise typer.BadParameter(
-                f"--as-of {value!r}: write DATASET=SNAPSHOT_ID or DATASET=2026-01-31T12:00:00Z"
-            )
-        out[key.strip()] = when.strip()
-    return out
-
-
 def _print_table(table: pa.Table, fmt: str) -> None:
     if fmt == "csv":
         import pyarrow.csv as pacsv
@@ -136,31 +124,6 @@ def _print_table(table: pa.Table, fmt: str) -> None:
         out.add_row(*["" if v is None else str(v) for v in row.values()])
     console.print(out)
     console.print(f"[dim]{table.num_rows} row(s)[/]")
-
-
-def query(
-    sql: str = typer.Argument(
-        ...,
-        help="SQL over the datasets; each dataset is a view named by its key, e.g. "
-        '"SELECT ward_code, count(*) FROM civil_status.births GROUP BY 1".',
-    ),
-    as_of: list[str] = typer.Option(
-        None, "--as-of", help="DATASET=SNAPSHOT_ID or DATASET=ISO time (repeatable)."
-    ),
-    fmt: str = typer.Option("table", "--format", "-f", help="table, csv or json."),
-    limit: int = typer.Option(10_000, "--limit", help="Most rows to print."),
-) -> None:
-    """For operators on the server's shell: run one SELECT over every dataset's current snapshot (or an
-    earlier one with --as-of), with the hub's rights over all data.
-
-    It runs on the same locked engine and SQL policy as the API's SQL doors (no file access, one
-    read-only statement); no network door reaches it. Analysts use /api/v1/query or the DataStore."""
-    from hub.warehouse.query import run_sql
-    from hub.warehouse.tables import Warehouse
-
-    if fmt not in ("table", "csv", "json"):
-        raise typer.BadParameter("--format must be table, csv or json")
-    _print_table(run_sql(Warehouse(settings()), sql, _parse_as_of(as_of), max_rows=limit), fmt)
 
 
 def history(dataset: str = typer.Argument(..., help="Dataset key.")) -> None:
@@ -255,6 +218,5 @@ def quarantine(
 
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
-    app.command("query")(query)
     app.command("history")(history)
     app.command("quarantine")(quarantine)

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from hub.cli import audit, auth, connectors, datasets, demo, grants, ingest, releases, serve, worker
+from hub.cli import audit, auth, connectors, datasets, demo, grants, ingest, query, releases, serve, worker
 from hub.errors import HubError
 
 app = typer.Typer(
@@ -23,7 +23,8 @@ app = typer.Typer(
 )
 
 COMMAND_MODULES = (
-    ingest,  # ingest, query, history, quarantine
+    ingest,  # ingest, history, quarantine
+    query,  # query (on the shell, or --async as a job of a running hub)
     connectors,  # connectors list / add / check
     datasets,  # datasets list / add / sync
     worker,  # worker (scheduled ingests)

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from hub.cli import common
 from hub.cli import datasets as datasets_cli
 from hub.cli import ingest as ingest_cli
+from hub.cli import query as query_cli
 from hub.settings import PROJECT_ROOT, get_settings
 from tests.warehouse.support import KEY, Env, make_env, person
 
@@ -36,6 +37,7 @@ def env(tmp_path: Path, settings: object, monkeypatch: pytest.MonkeyPatch) -> It
 def hub(*args: str) -> tuple[int, str]:
     app = typer.Typer()
     ingest_cli.register(app)
+    query_cli.register(app)
     datasets_cli.register(app)
     result = CliRunner().invoke(app, list(args))
     if result.exception and not isinstance(result.exception, SystemExit):
