@@ -24,7 +24,7 @@ from xml.sax.saxutils import escape as xml_escape
 from fastapi import APIRouter, Request
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from hub.api import portal_dataset
 from hub.api.ckan_read import package_search
@@ -138,6 +138,8 @@ def search_context(
 
 @router.get("/", include_in_schema=False)
 async def home(request: Request) -> Response:
+    if "q" in request.query_params:  # the search box of the error pages (and of the first portal)
+        return RedirectResponse(f"/dataset?{request.url.query}", status_code=302)
     t = lang_of(request)
 
     def work() -> Response:

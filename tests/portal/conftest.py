@@ -55,18 +55,28 @@ def add_open_datasets(settings: Settings, n: int) -> None:
     from hub.catalog.models import Dataset, Organization
     from hub.db import session_scope
 
-    topics = [("Quy hoạch đất đai", "dat-dai", "đất đai"), ("Trường học và học sinh", "giao-duc", "trường học"),
-              ("Hộ tịch và dân cư", "tu-phap", "hộ tịch"), ("Địa chỉ số", "dia-chi", "địa chỉ")]  # fmt: skip
+    topics = [
+        ("Quy hoạch đất đai", "dat-dai", "đất đai"),
+        ("Trường học và học sinh", "giao-duc", "trường học"),
+        ("Hộ tịch và dân cư", "tu-phap", "hộ tịch"),
+        ("Địa chỉ số", "dia-chi", "địa chỉ"),
+    ]
     with session_scope(settings) as session:
         orgs = list(session.scalars(select(Organization).order_by(Organization.name)))
         for i in range(n):
             title, group, tag = topics[i % len(topics)]
             ds = Dataset(
-                key=f"extra.ds{i:03d}", name=f"thu-nghiem-{i:03d}", title=f"{title} năm {2000 + i}",
-                title_en=f"Test dataset {i}", notes=f"Số liệu {title.lower()} của thành phố Cần Thơ, năm {2000 + i}.",
-                owner_org_id=orgs[i % len(orgs)].id, sharing="open",
-                license_id="cc-by-4.0" if i % 3 else "odc-by", spec={"spatial": "92"}, id=str(uuid.uuid4()),
-            )  # fmt: skip
+                key=f"extra.ds{i:03d}",
+                name=f"thu-nghiem-{i:03d}",
+                title=f"{title} năm {2000 + i}",
+                title_en=f"Test dataset {i}",
+                notes=f"Số liệu {title.lower()} của thành phố Cần Thơ, năm {2000 + i}.",
+                owner_org_id=orgs[i % len(orgs)].id,
+                sharing="open",
+                license_id="cc-by-4.0" if i % 3 else "odc-by",
+                spec={"spatial": "92"},
+                id=str(uuid.uuid4()),
+            )
             session.add(ds)
             session.flush()
             set_tags(session, ds, [tag, "thử nghiệm"])
