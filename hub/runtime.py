@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,9 @@ from hub.warehouse.datastore import DataStore
 from hub.warehouse.engine.duck import Engine
 from hub.warehouse.engine.pool import PoolConfig, WorkerPool
 from hub.warehouse.engine.tables import TableCache
+
+if TYPE_CHECKING:
+    from hub.pgwire.server import PgServer
 
 
 class Hub:
@@ -117,12 +120,21 @@ class Hub:
         """Query jobs (``/api/v1/queries``): a bounded executor, their records and result files."""
         return QueryJobs(self.settings, self.session_factory, self.pool, self.query_limits)
 
+    @cached_property
+    def pg_server(self) -> PgServer:
+        """The PostgreSQL-protocol endpoint (``hub.pgwire``), listening once ``pg_server.start()`` ran."""
+        from hub.pgwire.server import PgServer  # hub.pgwire imports this module
+
+        return PgServer(self)
+
     def close(self) -> None:
         """Stop the query jobs and the query workers, and close the engine."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
+        if "pg_server" in self.__dict__:
+            self.pg_server.stop()
         if "jobs" in self.__dict__:
             self.jobs.close()
         if "pool" in self.__dict__:

@@ -194,6 +194,29 @@ class Settings(BaseSettings):
         "deleted; the job stays listed.",
     )
 
+    # --- PostgreSQL protocol --------------------------------------------------------------------
+    pg_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the PostgreSQL-protocol endpoint that `hub serve` opens beside the web server "
+        "(psql, JDBC/ODBC drivers, BI tools; see docs/analysts.md); 0: no endpoint. `hub serve --pg-port` "
+        "sets it for one run.",
+    )
+    pg_host: str = Field(
+        default="127.0.0.1", description="Address the PostgreSQL-protocol endpoint listens on (0.0.0.0: all)."
+    )
+    pg_tls_cert: Path | None = Field(
+        default=None,
+        description="PEM certificate (chain) of the PostgreSQL-protocol endpoint; with PG_TLS_KEY clients "
+        "may connect with TLS (sslmode=require/verify-full). Without it an SSL request is declined and "
+        "sslmode=prefer connects in plain text.",
+    )
+    pg_tls_key: Path | None = Field(default=None, description="PEM private key of PG_TLS_CERT.")
+    pg_max_connections: int = Field(
+        default=64, ge=1, description="Most connections the PostgreSQL-protocol endpoint holds at once."
+    )
+
     # --- request limits ----------------------------------------------------------------------
     request_max_json_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted (bytes)."
