@@ -239,6 +239,29 @@ def run_demo_outcome(
     return outcome
 
 
+DEMO_ANALYST = "demo-analyst"
+DEMO_ANALYST_ORG = "so-tu-phap"
+
+
+def demo_analyst_token(settings: Settings) -> str:
+    """A CKAN API token (30 days) of the demo's analyst, a member of Sở Tư pháp with the scope
+    ``warehouse:query``; the account is made on first use."""
+    from sqlalchemy import select
+
+    from hub.auth import tokens, users
+    from hub.auth.models import User
+    from hub.db import session_scope
+
+    with session_scope(settings) as session:
+        user = session.scalar(select(User).where(User.name == DEMO_ANALYST))
+        if user is None:
+            user = users.add_user(session, DEMO_ANALYST, None, fullname="Chuyên viên phân tích (demo)")
+            users.set_role(session, DEMO_ANALYST, DEMO_ANALYST_ORG, "member")
+        scope = "catalog:read datastore:read warehouse:query"
+        token, _ = tokens.issue_api_token(session, settings, user, "hub demo run: psql", scope=scope, days=30)
+    return token
+
+
 def _serve(settings: Settings, host: str, port: int) -> None:
     import uvicorn
 
@@ -246,6 +269,11 @@ def _serve(settings: Settings, host: str, port: int) -> None:
     from hub.cli.common import console
 
     base = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"  # noqa: S104
+    app = create_app(settings)
+    pg_port = app.state.hub.pg_server.start(host, 0)  # a free port; closed with the app's runtime
+    shown_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    token = demo_analyst_token(settings)
+    psql = f'psql "host={shown_host} port={pg_port} dbname=hub user={DEMO_ANALYST} password={token}"'
     console.print("\n[bold]The hub is up. Open:[/]")
     for what, path in (
         ("portal", "/"),
@@ -254,5 +282,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
         ("DCAT-AP catalogue", "/catalog.ttl"),
     ):
         console.print(f"  {what:<20} {base}{path}")
+    console.print(f"\n[bold]PostgreSQL protocol[/] on {shown_host}:{pg_port}, as the demo analyst:")
+    console.print(psql, soft_wrap=True, highlight=False, markup=False)
     console.print("Stop with Ctrl-C.\n")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
