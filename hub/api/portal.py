@@ -30,7 +30,7 @@ from hub.api import portal_dataset
 from hub.api.ckan_read import package_search
 from hub.api.ckan_registry import ActionContext
 from hub.api.dcat import cached
-from hub.api.portal_render import anonymous, lang_of, lifespan, render, settings_of
+from hub.api.portal_render import lang_of, lifespan, render, respond, serve, settings_of
 from hub.catalog.ckan_models import Group
 from hub.catalog.models import Dataset, Organization
 from hub.errors import HubError, NotFoundError
@@ -142,26 +142,25 @@ async def home(request: Request) -> Response:
         return RedirectResponse(f"/dataset?{request.url.query}", status_code=302)
     t = lang_of(request)
 
-    def work() -> Response:
-        with anonymous(request) as ctx:
-            result, _ = search(ctx, SearchRequest(sort="modified"), rows=6)
-            label = labeller(ctx.session, t)
-            groups = facet_items(result, "groups", lambda v, d: label("groups", v, d))
-            orgs = facet_items(result, "organization", lambda v, d: label("organization", v, d))
-            return render(
-                request,
-                "portal/home.html",
-                {
-                    "count": result["count"],
-                    "groups": groups,
-                    "orgs": orgs,
-                    "latest": latest_releases(ctx.session, t),
-                    "recent": result_cards(result["results"], t),
-                },
-                t,
-            )
+    def work(ctx: ActionContext) -> bytes | Response:
+        result, _ = search(ctx, SearchRequest(sort="modified"), rows=6)
+        label = labeller(ctx.session, t)
+        groups = facet_items(result, "groups", lambda v, d: label("groups", v, d))
+        orgs = facet_items(result, "organization", lambda v, d: label("organization", v, d))
+        return render(
+            request,
+            "portal/home.html",
+            {
+                "count": result["count"],
+                "groups": groups,
+                "orgs": orgs,
+                "latest": latest_releases(ctx.session, t),
+                "recent": result_cards(result["results"], t),
+            },
+            t,
+        )
 
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(serve, request, t, work)
 
 
 def latest_releases(session: Any, t: Tr, limit: int = 6) -> list[dict[str, Any]]:
@@ -201,101 +200,102 @@ async def dataset_search(request: Request) -> Response:
     t = lang_of(request)
     req = SearchRequest.from_params(request.query_params.multi_items())
 
-    def work() -> Response:
-        with anonymous(request) as ctx:
-            return render(
-                request, "portal/search.html", {"s": search_context(request, ctx, req, t, "/dataset")}, t
-            )
+    def work(ctx: ActionContext) -> bytes | Response:
+        return render(
+            request, "portal/search.html", {"s": search_context(request, ctx, req, t, "/dataset")}, t
+        )
 
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(serve, request, t, work)
 
 
-def _collection(request: Request, kind: str, name: str) -> Response:
+def _collection(request: Request, t: Tr, kind: str, name: str, ctx: ActionContext) -> bytes:
     """An organization's or a group's page: what it is, and its datasets searched like ``/dataset``."""
-    t = lang_of(request)
-    with anonymous(request) as ctx:
-        session = ctx.session
-        if kind == "organization":
-            obj: Any = session.scalar(
-                select(Organization).where(Organization.name == name, Organization.state == "active")
-            )
-            titles = (obj.title, obj.title_en) if obj is not None else ("", None)
-            description = (obj.description, obj.description_en) if obj is not None else ("", None)
-        else:
-            obj = session.scalar(select(Group).where(Group.name == name, Group.state == "active"))
-            titles = group_title(obj.name, obj.title, obj.title_en) if obj is not None else ("", None)
-            description = (obj.description, None) if obj is not None else ("", None)
-        if obj is None:
-            raise NotFoundError(f"{kind} {name!r} not found")
-        field = "organization" if kind == "organization" else "groups"
-        req = SearchRequest.from_params(request.query_params.multi_items(), [f"{field}:{quote(obj.name)}"])
-        path = f"/{kind}/{obj.name}"
-        context = {
-            "s": search_context(request, ctx, req, t, path),
-            "kind": kind,
-            "obj": obj,
-            "title": t.pick(*titles),
-            "description": t.pick(*description),
-        }
-        return render(request, "portal/collection.html", context, t)
+    session = ctx.session
+    if kind == "organization":
+        obj: Any = session.scalar(
+            select(Organization).where(Organization.name == name, Organization.state == "active")
+        )
+        titles = (obj.title, obj.title_en) if obj is not None else ("", None)
+        description = (obj.description, obj.description_en) if obj is not None else ("", None)
+    else:
+        obj = session.scalar(select(Group).where(Group.name == name, Group.state == "active"))
+        titles = group_title(obj.name, obj.title, obj.title_en) if obj is not None else ("", None)
+        description = (obj.description, None) if obj is not None else ("", None)
+    if obj is None:
+        raise NotFoundError(f"{kind} {name!r} not found")
+    field = "organization" if kind == "organization" else "groups"
+    req = SearchRequest.from_params(request.query_params.multi_items(), [f"{field}:{quote(obj.name)}"])
+    path = f"/{kind}/{obj.name}"
+    context = {
+        "s": search_context(request, ctx, req, t, path),
+        "kind": kind,
+        "obj": obj,
+        "title": t.pick(*titles),
+        "description": t.pick(*description),
+    }
+    return render(request, "portal/collection.html", context, t)
 
 
 @router.get("/organization/{name}", include_in_schema=False)
 async def organization_page(name: str, request: Request) -> Response:
-    return await run_in_threadpool(_collection, request, "organization", name)
+    t = lang_of(request)
+    return await run_in_threadpool(
+        serve, request, t, lambda ctx: _collection(request, t, "organization", name, ctx)
+    )
 
 
 @router.get("/group/{name}", include_in_schema=False)
 async def group_page(name: str, request: Request) -> Response:
-    return await run_in_threadpool(_collection, request, "group", name)
-
-
-def _list(request: Request, kind: str) -> Response:
     t = lang_of(request)
-    with anonymous(request) as ctx:
-        result, _ = search(ctx, SearchRequest(), rows=0)
-        facet = "organization" if kind == "organization" else "groups"
-        counts = {i["name"]: i["count"] for i in result["search_facets"].get(facet, {}).get("items", [])}
-        items = []
-        if kind == "organization":
-            for o in ctx.session.scalars(select(Organization).where(Organization.state == "active")):
-                items.append(
-                    {
-                        "name": o.name,
-                        "title": t.pick(o.title, o.title_en),
-                        "count": counts.get(o.name, 0),
-                        "description": t.pick(o.description, o.description_en)[0],
-                    }
-                )
-        else:
-            for g in ctx.session.scalars(select(Group).where(Group.state == "active")):
-                items.append(
-                    {
-                        "name": g.name,
-                        "title": t.pick(*group_title(g.name, g.title, g.title_en)),
-                        "count": counts.get(g.name, 0),
-                        "description": g.description or "",
-                    }
-                )
-        items.sort(key=lambda i: (-int(i["count"]), str(i["title"][0])))
-        return render(request, "portal/list.html", {"kind": kind, "items": items}, t)
+    return await run_in_threadpool(serve, request, t, lambda ctx: _collection(request, t, "group", name, ctx))
+
+
+def _list(request: Request, t: Tr, kind: str, ctx: ActionContext) -> bytes:
+    result, _ = search(ctx, SearchRequest(), rows=0)
+    facet = "organization" if kind == "organization" else "groups"
+    counts = {i["name"]: i["count"] for i in result["search_facets"].get(facet, {}).get("items", [])}
+    items = []
+    if kind == "organization":
+        for o in ctx.session.scalars(select(Organization).where(Organization.state == "active")):
+            items.append(
+                {
+                    "name": o.name,
+                    "title": t.pick(o.title, o.title_en),
+                    "count": counts.get(o.name, 0),
+                    "description": t.pick(o.description, o.description_en)[0],
+                }
+            )
+    else:
+        for g in ctx.session.scalars(select(Group).where(Group.state == "active")):
+            items.append(
+                {
+                    "name": g.name,
+                    "title": t.pick(*group_title(g.name, g.title, g.title_en)),
+                    "count": counts.get(g.name, 0),
+                    "description": g.description or "",
+                }
+            )
+    items.sort(key=lambda i: (-int(i["count"]), str(i["title"][0])))
+    return render(request, "portal/list.html", {"kind": kind, "items": items}, t)
 
 
 @router.get("/organization", include_in_schema=False)
 async def organizations(request: Request) -> Response:
-    return await run_in_threadpool(_list, request, "organization")
+    t = lang_of(request)
+    return await run_in_threadpool(serve, request, t, lambda ctx: _list(request, t, "organization", ctx))
 
 
 @router.get("/group", include_in_schema=False)
 async def groups(request: Request) -> Response:
-    return await run_in_threadpool(_list, request, "group")
+    t = lang_of(request)
+    return await run_in_threadpool(serve, request, t, lambda ctx: _list(request, t, "group", ctx))
 
 
 @router.get("/about", include_in_schema=False)
 async def about(request: Request) -> Response:
     t = lang_of(request)
     base = settings_of(request).site_url.rstrip("/")
-    return render(request, "portal/about.html", {"base": base}, t)
+    return respond(request, t, render(request, "portal/about.html", {"base": base}, t))
 
 
 @router.get("/robots.txt", include_in_schema=False)

@@ -19,7 +19,7 @@ from starlette.responses import RedirectResponse, Response
 
 from hub.api.ckan_registry import ActionContext
 from hub.api.datastore import datastore_search
-from hub.api.portal_render import anonymous, lang_of, portal_cache, render
+from hub.api.portal_render import lang_of, portal_cache, render, serve
 from hub.api.spatial import find_place
 from hub.catalog.ckan import download_url
 from hub.catalog.ckan_models import Resource
@@ -177,61 +177,60 @@ async def dataset_page(name: str, request: Request) -> Response:
     t = lang_of(request)
     params = pv.PreviewParams.from_params(request.query_params.multi_items())
 
-    def work() -> Response:
-        with anonymous(request) as ctx:
-            ds = _public(ctx, name)
-            if ds is None:
-                moved = _companion_url(ctx, name)
-                if moved is not None:
-                    return RedirectResponse(moved, status_code=302)
-                raise NotFoundError(f"dataset {name!r} is not in the public catalogue")
-            if ds.name != name:
-                return RedirectResponse(f"/dataset/{ds.name}", status_code=301)
+    def work(ctx: ActionContext) -> bytes | Response:
+        ds = _public(ctx, name)
+        if ds is None:
+            moved = _companion_url(ctx, name)
+            if moved is not None:
+                return RedirectResponse(moved, status_code=302)
+            raise NotFoundError(f"dataset {name!r} is not in the public catalogue")
+        if ds.name != name:
+            return RedirectResponse(f"/dataset/{ds.name}", status_code=301)
 
-            def rows(d: Dataset) -> int | None:
-                info = ctx.hub.datastore.table_info(d.key, max_age=2.0) if d.contract else None
-                return info.rows if info is not None else None
+        def rows(d: Dataset) -> int | None:
+            info = ctx.hub.datastore.table_info(d.key, max_age=2.0) if d.contract else None
+            return info.rows if info is not None else None
 
-            view = dataset_view(ctx.settings, ctx.session, ds, _package(ctx, ds), portal_cache(request), rows)
-            base = ctx.settings.site_url.rstrip("/")
-            path = f"/dataset/{ds.name}"
-            latest = next((r.latest for r in view.releases if r.latest), None)
-            table_csv = csv_url = parquet_url = None
-            if view.datastore_id:
-                table_csv = csv_url = download_url(ctx.settings, ds.id, view.datastore_id, f"{ds.name}.csv")
-            elif latest is not None:
-                csv = next((f for f in latest.files if f.format == "CSV"), None)
-                parquet = next((f for f in latest.files if f.format == "Parquet"), None)
-                csv_url = base + csv.url if csv else None
-                parquet_url = base + parquet.url if parquet else None
-            groups = [
-                (*t.pick(*group_title(g["name"], g.get("title"))), g["name"])
-                for g in view.package.get("groups", [])
-            ]
-            places = [(c, find_place("province" if len(c) <= 2 else "ward", c)) for c in view.spatial]
-            context = {
-                "v": view,
-                "ds": ds,
-                "title": t.pick(ds.title, ds.title_en),
-                "notes": t.pick(ds.notes, ds.notes_en),
-                "org_title": t.pick(view.organization.title, view.organization.title_en)
-                if view.organization
-                else None,
-                "groups": groups,
-                "places": places,
-                "wards": [(w, find_place("ward", w)) for w in view.wards],
-                "preview": _preview(ctx, view, params, t, path),
-                "json_ld": _json_ld(view, base, table_csv),
-                "snippets": snippets(
-                    base, ds.name, datastore_id=view.datastore_id, csv_url=csv_url, parquet_url=parquet_url
-                ),
-                "csv_url": table_csv,
-                "source_public": view.source.sharing == "open",
-                "base": base,
-            }
-            return render(request, "portal/dataset.html", context, t)
+        view = dataset_view(ctx.settings, ctx.session, ds, _package(ctx, ds), portal_cache(request), rows)
+        base = ctx.settings.site_url.rstrip("/")
+        path = f"/dataset/{ds.name}"
+        latest = next((r.latest for r in view.releases if r.latest), None)
+        table_csv = csv_url = parquet_url = None
+        if view.datastore_id:
+            table_csv = csv_url = download_url(ctx.settings, ds.id, view.datastore_id, f"{ds.name}.csv")
+        elif latest is not None:
+            csv = next((f for f in latest.files if f.format == "CSV"), None)
+            parquet = next((f for f in latest.files if f.format == "Parquet"), None)
+            csv_url = base + csv.url if csv else None
+            parquet_url = base + parquet.url if parquet else None
+        groups = [
+            (*t.pick(*group_title(g["name"], g.get("title"))), g["name"])
+            for g in view.package.get("groups", [])
+        ]
+        places = [(c, find_place("province" if len(c) <= 2 else "ward", c)) for c in view.spatial]
+        context = {
+            "v": view,
+            "ds": ds,
+            "title": t.pick(ds.title, ds.title_en),
+            "notes": t.pick(ds.notes, ds.notes_en),
+            "org_title": t.pick(view.organization.title, view.organization.title_en)
+            if view.organization
+            else None,
+            "groups": groups,
+            "places": places,
+            "wards": [(w, find_place("ward", w)) for w in view.wards],
+            "preview": _preview(ctx, view, params, t, path),
+            "json_ld": _json_ld(view, base, table_csv),
+            "snippets": snippets(
+                base, ds.name, datastore_id=view.datastore_id, csv_url=csv_url, parquet_url=parquet_url
+            ),
+            "csv_url": table_csv,
+            "source_public": view.source.sharing == "open",
+            "base": base,
+        }
+        return render(request, "portal/dataset.html", context, t)
 
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(serve, request, t, work)
 
 
 @router.get("/dataset/{name}/resource/{rid}", include_in_schema=False)
@@ -240,20 +239,17 @@ async def resource_page(name: str, rid: str, request: Request) -> Response:
     download link. Resources of datasets outside the public catalogue are not found."""
     t = lang_of(request)
 
-    def work() -> Response:
-        with anonymous(request) as ctx:
-            ds = _public(ctx, name)
-            r = ctx.session.get(Resource, rid) if ds is not None else None
-            if ds is None or r is None or r.dataset_id != ds.id or r.state != "active":
-                raise NotFoundError(f"resource {rid!r} of dataset {name!r} is not in the public catalogue")
-            if r.kind == "release" and r.url:
-                url = r.url
-            else:
-                filename = f"{ds.name}.csv" if r.kind == "datastore" else (r.url or "file").rsplit("/", 1)[-1]
-                url = (
-                    r.url if r.kind == "link" and r.url else download_url(ctx.settings, ds.id, r.id, filename)
-                )
-            context = {"ds": ds, "r": r, "url": url, "title": t.pick(ds.title, ds.title_en)}
-            return render(request, "portal/resource.html", context, t)
+    def work(ctx: ActionContext) -> bytes | Response:
+        ds = _public(ctx, name)
+        r = ctx.session.get(Resource, rid) if ds is not None else None
+        if ds is None or r is None or r.dataset_id != ds.id or r.state != "active":
+            raise NotFoundError(f"resource {rid!r} of dataset {name!r} is not in the public catalogue")
+        if r.kind == "release" and r.url:
+            url = r.url
+        else:
+            filename = f"{ds.name}.csv" if r.kind == "datastore" else (r.url or "file").rsplit("/", 1)[-1]
+            url = r.url if r.kind == "link" and r.url else download_url(ctx.settings, ds.id, r.id, filename)
+        context = {"ds": ds, "r": r, "url": url, "title": t.pick(ds.title, ds.title_en)}
+        return render(request, "portal/resource.html", context, t)
 
-    return await run_in_threadpool(work)
+    return await run_in_threadpool(serve, request, t, work)

@@ -5,7 +5,7 @@ state on the app (``lifespan``: ``app.state.portal``, the templates' ``portal_si
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -101,20 +101,38 @@ def anonymous(request: Request) -> Iterator[ActionContext]:
             ctx.opened.close()
 
 
-def render(request: Request, name: str, context: dict[str, Any], t: Tr, *, status: int = 200) -> Response:
-    settings = settings_of(request)
+def render(request: Request, name: str, context: dict[str, Any], t: Tr) -> bytes:
+    """The page ``name`` in the language of ``t``."""
     env = request.app.state.templates.env
-    env.globals.setdefault("portal_site", site(settings))
+    env.globals.setdefault("portal_site", site(settings_of(request)))
     body = env.get_template(name).render(
         {**context, "lang": t.lang, "t": t, "switch_url": switch_url(request, t), "path": request.url.path}
     )
-    response = (
-        cached(request, body.encode(), HTML, CACHE)
-        if status == 200
-        else Response(body, status, media_type=HTML)
-    )
-    response.headers["Content-Security-Policy"] = csp(settings)
+    return str(body).encode()
+
+
+def respond(request: Request, t: Tr, body: bytes) -> Response:
+    """A page's response: ETag (304 when it matches), Cache-Control, the policy, the language cookie."""
+    response = cached(request, body, HTML, CACHE)
+    response.headers["Content-Security-Policy"] = csp(settings_of(request))
     response.headers["Vary"] = "Accept-Encoding, Cookie"
     if request.query_params.get("lang") in ("vi", "en") and request.cookies.get(COOKIE) != t.lang:
         response.set_cookie(COOKIE, t.lang, max_age=365 * 86400, samesite="lax")
     return response
+
+
+def serve(request: Request, t: Tr, make: Callable[[ActionContext], bytes | Response]) -> Response:
+    """The page that ``make`` renders for an anonymous caller, from the portal's page cache when the
+    catalogue has not changed since (``PortalCache.page``); a ``Response`` (a redirect) is passed on."""
+    key = (request.url.path, request.url.query, t.lang)
+    cache = portal_cache(request)
+    with anonymous(request) as ctx:
+        signature = ctx.hub.catalog_index.get(ctx.session, ctx.settings, ctx.states(fresh=True)).signature
+        body = cache.page(key, signature)
+        if body is None:
+            made = make(ctx)
+            if isinstance(made, Response):
+                return made
+            body = made
+            cache.keep(key, signature, body)
+    return respond(request, t, body)

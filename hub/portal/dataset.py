@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,15 +45,39 @@ FORMAT_LABEL = {
 
 
 class PortalCache:
-    """What the portal read lately and that does not change under it: release versions' data
-    (``data.parquet``, by path: a version's files are written once) and contracts' data dictionaries
-    (by reference and file time). Owned by the portal's state on the app, never a module global."""
+    """What the portal read or rendered lately: release versions' data (``data.parquet``, by path: a
+    version's files are written once), contracts' data dictionaries (by reference and file time) and
+    rendered pages (by URL and language, for one catalogue signature). Owned by the portal's state on
+    the app, never a module global."""
 
-    def __init__(self, entries: int = 64) -> None:
+    PAGE_SECONDS = 60.0
+    """Longest life of a cached page: what depends on the clock (stale flags) is at most this late."""
+
+    def __init__(self, entries: int = 64, pages: int = 256) -> None:
         self._entries = entries
         self._tables: OrderedDict[Path, pa.Table | None] = OrderedDict()
         self._fields: dict[tuple[str, str, float], list[FieldRow]] = {}
+        self._pages: OrderedDict[tuple[str, ...], tuple[tuple[Any, ...], float, bytes]] = OrderedDict()
+        self._max_pages = pages
         self._lock = threading.Lock()
+
+    def page(self, key: tuple[str, ...], signature: tuple[Any, ...]) -> bytes | None:
+        """A page rendered for ``key`` while the catalogue had ``signature`` (the search index's: counts
+        and last changes of datasets, resources, organizations, groups and runs), younger than
+        ``PAGE_SECONDS``; None when there is none."""
+        with self._lock:
+            found = self._pages.get(key)
+            if found is None or found[0] != signature or time.monotonic() - found[1] > self.PAGE_SECONDS:
+                return None
+            self._pages.move_to_end(key)
+            return found[2]
+
+    def keep(self, key: tuple[str, ...], signature: tuple[Any, ...], body: bytes) -> None:
+        with self._lock:
+            self._pages[key] = (signature, time.monotonic(), body)
+            self._pages.move_to_end(key)
+            while len(self._pages) > self._max_pages:
+                self._pages.popitem(last=False)
 
     def fields(self, settings: Settings, ref: str) -> list[FieldRow]:
         path = settings.schemas_dir / f"{ref}.schema.json"
