@@ -141,12 +141,18 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10, help="Duration bound of each load run.")
     ap.add_argument("--max-requests", type=int, default=5_000, help="Request bound of each load run.")
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=1, help="Server processes (hub serve --workers).")
     ap.add_argument("--no-lighthouse", action="store_true")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install wrk")
     work = Path(tempfile.mkdtemp(prefix="hub-bench-portal-"))
-    results: dict[str, Any] = {"datasets": args.datasets, "connections": args.connections, "pages": {}}
+    results: dict[str, Any] = {
+        "datasets": args.datasets,
+        "connections": args.connections,
+        "workers": args.workers,
+        "pages": {},
+    }
     server = None
     try:
         t0 = time.time()
@@ -158,13 +164,22 @@ def main() -> None:
         port = env["PORT"]
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
-            [str(BIN / "hub"), "serve", "--port", port, "--log-level", "warning"],
+            [
+                str(BIN / "hub"),
+                "serve",
+                "--port",
+                port,
+                "--workers",
+                str(args.workers),
+                "--log-level",
+                "warning",
+            ],
             env=env,
             stdout=subprocess.DEVNULL,
         )
         wait_http(base + "/healthz")
-        for path in PAGES.values():  # the index and caches are built by the first requests
-            for _ in range(3):
+        for path in PAGES.values():  # the index and caches are built by the first requests (of each worker)
+            for _ in range(3 * args.workers):
                 fetch(base + path)
         count = json.loads(fetch(base + "/api/3/action/package_search?rows=0"))["result"]["count"]
         results["public_datasets"] = count
@@ -210,7 +225,8 @@ def main() -> None:
             server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
     print()
-    print(f"Portal, {results['public_datasets']:,} public datasets, {args.connections} clients")
+    clients = f"{args.connections} clients, {args.workers} server process(es)"
+    print(f"Portal, {results['public_datasets']:,} public datasets, {clients}")
     head = ("page", "p50 ms", "p99 ms", "req/s", "uncached p50", "p99", "HTML", "CSS", "JS", "chart/map libs")
     print(f"{head[0]:<18}" + "".join(f"{h:>13}" for h in head[1:]))
     for name, p in results["pages"].items():

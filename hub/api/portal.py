@@ -17,7 +17,7 @@ unknown filter value) gives a page that says so, never a 500; a name that does n
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from xml.sax.saxutils import escape as xml_escape
 
@@ -30,28 +30,29 @@ from hub.api import portal_dataset
 from hub.api.ckan_read import package_search
 from hub.api.ckan_registry import ActionContext
 from hub.api.dcat import cached
-from hub.api.portal_render import lang_of, lifespan, render, respond, serve, settings_of
+from hub.api.portal_render import lang_of, lifespan, page, render, respond, settings_of
 from hub.catalog.ckan_models import Group
 from hub.catalog.models import Dataset, Organization
 from hub.errors import HubError, NotFoundError
 from hub.portal.i18n import Tr, group_title
-from hub.portal.query import SORT_WORDS, SORTS, SearchRequest, quote
-from hub.publish.companion import companion_of, public_datasets
+from hub.portal.query import FACETS, ROWS, SORT_WORDS, SORTS, SearchRequest, quote
+from hub.publish.companion import SUFFIX_NAME, public_datasets
 from hub.publish.models import Release, ReleaseVersion
 
 router = APIRouter(tags=["portal"], lifespan=lifespan)
 router.include_router(portal_dataset.router)  # /dataset/{name}, its resources and previews
 
 
-def search(ctx: ActionContext, req: SearchRequest, *, rows: int | None = None) -> tuple[dict[str, Any], bool]:
+def search(
+    ctx: ActionContext, req: SearchRequest, *, rows: int = ROWS, facets: Sequence[str] = FACETS
+) -> tuple[dict[str, Any], bool]:
     """``package_search`` for ``req``: (its result, whether the query was refused). A refused query is
     answered as no result (the page says why), never as an error."""
     empty: dict[str, Any] = {"count": 0, "results": [], "facets": {}, "search_facets": {}}
     if req.beyond:
         return empty, False
     try:
-        data = req.data() if rows is None else req.data(rows=rows)
-        return package_search(ctx, data), False
+        return package_search(ctx, req.data(rows=rows, facets=facets)), False
     except HubError:
         return empty, True
 
@@ -160,7 +161,7 @@ async def home(request: Request) -> Response:
             t,
         )
 
-    return await run_in_threadpool(serve, request, t, work)
+    return await page(request, t, work)
 
 
 def latest_releases(session: Any, t: Tr, limit: int = 6) -> list[dict[str, Any]]:
@@ -172,18 +173,27 @@ def latest_releases(session: Any, t: Tr, limit: int = 6) -> list[dict[str, Any]]
         .order_by(ReleaseVersion.built_at.desc())
         .limit(limit * 3)
     ).all()
+    # where each release is published: the dataset when it is open, else its open companion package
+    wanted = {ds.name if ds.sharing == "open" else ds.name + SUFFIX_NAME for _, _, ds in rows}
+    public = set(
+        session.scalars(
+            select(Dataset.name).where(
+                Dataset.name.in_(wanted), Dataset.state == "active", Dataset.sharing == "open"
+            )
+        )
+    )
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for version, rel, ds in rows:
         if rel.id in seen:
             continue
         seen.add(rel.id)
-        home = ds if ds.sharing == "open" else companion_of(session, ds)
-        if home is None or home.state != "active" or home.sharing != "open":
+        name = ds.name if ds.sharing == "open" else ds.name + SUFFIX_NAME
+        if name not in public:
             continue
         out.append(
             {
-                "dataset": home.name,
+                "dataset": name,
                 "title": t.pick(rel.title, rel.title_en),
                 "version": version.version,
                 "built": version.built_at,
@@ -205,7 +215,7 @@ async def dataset_search(request: Request) -> Response:
             request, "portal/search.html", {"s": search_context(request, ctx, req, t, "/dataset")}, t
         )
 
-    return await run_in_threadpool(serve, request, t, work)
+    return await page(request, t, work)
 
 
 def _collection(request: Request, t: Tr, kind: str, name: str, ctx: ActionContext) -> bytes:
@@ -239,20 +249,18 @@ def _collection(request: Request, t: Tr, kind: str, name: str, ctx: ActionContex
 @router.get("/organization/{name}", include_in_schema=False)
 async def organization_page(name: str, request: Request) -> Response:
     t = lang_of(request)
-    return await run_in_threadpool(
-        serve, request, t, lambda ctx: _collection(request, t, "organization", name, ctx)
-    )
+    return await page(request, t, lambda ctx: _collection(request, t, "organization", name, ctx))
 
 
 @router.get("/group/{name}", include_in_schema=False)
 async def group_page(name: str, request: Request) -> Response:
     t = lang_of(request)
-    return await run_in_threadpool(serve, request, t, lambda ctx: _collection(request, t, "group", name, ctx))
+    return await page(request, t, lambda ctx: _collection(request, t, "group", name, ctx))
 
 
 def _list(request: Request, t: Tr, kind: str, ctx: ActionContext) -> bytes:
-    result, _ = search(ctx, SearchRequest(), rows=0)
     facet = "organization" if kind == "organization" else "groups"
+    result, _ = search(ctx, SearchRequest(), rows=0, facets=(facet,))
     counts = {i["name"]: i["count"] for i in result["search_facets"].get(facet, {}).get("items", [])}
     items = []
     if kind == "organization":
@@ -282,13 +290,13 @@ def _list(request: Request, t: Tr, kind: str, ctx: ActionContext) -> bytes:
 @router.get("/organization", include_in_schema=False)
 async def organizations(request: Request) -> Response:
     t = lang_of(request)
-    return await run_in_threadpool(serve, request, t, lambda ctx: _list(request, t, "organization", ctx))
+    return await page(request, t, lambda ctx: _list(request, t, "organization", ctx))
 
 
 @router.get("/group", include_in_schema=False)
 async def groups(request: Request) -> Response:
     t = lang_of(request)
-    return await run_in_threadpool(serve, request, t, lambda ctx: _list(request, t, "group", ctx))
+    return await page(request, t, lambda ctx: _list(request, t, "group", ctx))
 
 
 @router.get("/about", include_in_schema=False)

@@ -14,12 +14,11 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy import select
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from hub.api.ckan_registry import ActionContext
 from hub.api.datastore import datastore_search
-from hub.api.portal_render import lang_of, portal_cache, render, serve
+from hub.api.portal_render import lang_of, page, portal_cache, render
 from hub.api.spatial import find_place
 from hub.catalog.ckan import download_url
 from hub.catalog.ckan_models import Resource
@@ -34,11 +33,17 @@ from hub.publish.companion import companion_of
 router = APIRouter()
 
 
+def _find(ctx: ActionContext, name: str) -> Dataset | None:
+    """The dataset of a name, an id or a key (one indexed lookup each, the name first)."""
+    for column in (Dataset.name, Dataset.id, Dataset.key):
+        ds = ctx.session.scalar(select(Dataset).where(column == name))
+        if ds is not None:
+            return ds
+    return None
+
+
 def _public(ctx: ActionContext, name: str) -> Dataset | None:
-    session = ctx.session
-    ds = session.scalar(
-        select(Dataset).where((Dataset.name == name) | (Dataset.id == name) | (Dataset.key == name))
-    )
+    ds = _find(ctx, name)
     if ds is None or ds.state != "active" or ds.sharing != "open":
         return None
     return ds
@@ -46,11 +51,10 @@ def _public(ctx: ActionContext, name: str) -> Dataset | None:
 
 def _companion_url(ctx: ActionContext, name: str) -> str | None:
     """A shared or internal dataset is not public; its open companion package is."""
-    session = ctx.session
-    source = session.scalar(select(Dataset).where((Dataset.name == name) | (Dataset.key == name)))
+    source = _find(ctx, name)
     if source is None or source.sharing == "open":
         return None
-    c = companion_of(session, source)
+    c = companion_of(ctx.session, source)
     return f"/dataset/{c.name}" if c is not None and c.state == "active" else None
 
 
@@ -230,7 +234,7 @@ async def dataset_page(name: str, request: Request) -> Response:
         }
         return render(request, "portal/dataset.html", context, t)
 
-    return await run_in_threadpool(serve, request, t, work)
+    return await page(request, t, work)
 
 
 @router.get("/dataset/{name}/resource/{rid}", include_in_schema=False)
@@ -252,4 +256,4 @@ async def resource_page(name: str, rid: str, request: Request) -> Response:
         context = {"ds": ds, "r": r, "url": url, "title": t.pick(ds.title, ds.title_en)}
         return render(request, "portal/resource.html", context, t)
 
-    return await run_in_threadpool(serve, request, t, work)
+    return await page(request, t, work)

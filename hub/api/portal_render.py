@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from hub.api.ckan_registry import ActionContext
@@ -121,10 +122,26 @@ def respond(request: Request, t: Tr, body: bytes) -> Response:
     return response
 
 
+def cached_page(request: Request, t: Tr) -> Response | None:
+    """The page from the portal's cache when the catalogue was checked unchanged within the last second
+    (``CatalogIndex.recent``): answered on the event loop, no thread, no database."""
+    from hub.api.deps import get_hub
+
+    idx = get_hub(request).catalog_index.recent()
+    if idx is None:
+        return None
+    body = portal_cache(request).page(page_key(request, t), idx.signature)
+    return respond(request, t, body) if body is not None else None
+
+
+def page_key(request: Request, t: Tr) -> tuple[str, ...]:
+    return (request.url.path, request.url.query, t.lang)
+
+
 def serve(request: Request, t: Tr, make: Callable[[ActionContext], bytes | Response]) -> Response:
     """The page that ``make`` renders for an anonymous caller, from the portal's page cache when the
     catalogue has not changed since (``PortalCache.page``); a ``Response`` (a redirect) is passed on."""
-    key = (request.url.path, request.url.query, t.lang)
+    key = page_key(request, t)
     cache = portal_cache(request)
     with anonymous(request) as ctx:
         signature = ctx.hub.catalog_index.get(ctx.session, ctx.settings, ctx.states(fresh=True)).signature
@@ -136,3 +153,11 @@ def serve(request: Request, t: Tr, make: Callable[[ActionContext], bytes | Respo
             body = made
             cache.keep(key, signature, body)
     return respond(request, t, body)
+
+
+async def page(request: Request, t: Tr, make: Callable[[ActionContext], bytes | Response]) -> Response:
+    """A portal page: from the cache at once when it can be, else rendered in a worker thread (``serve``)."""
+    found = cached_page(request, t)
+    if found is not None:
+        return found
+    return await run_in_threadpool(serve, request, t, make)

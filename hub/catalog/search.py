@@ -639,6 +639,14 @@ class CatalogIndex:
             gc.freeze()  # the index is long-lived: keep it out of the collector's scans
             return self._index
 
+    def recent(self) -> Index | None:
+        """The index when its signature was checked less than ``CHECK_SECONDS`` ago (no database
+        access: what ``get`` would return without querying), else None."""
+        current = self._index
+        if current is not None and time.monotonic() - self._checked < self.CHECK_SECONDS:
+            return current
+        return None
+
     def invalidate(self) -> None:
         """Check the database on the next search (after a write of this process)."""
         self._checked = 0.0

@@ -21,12 +21,13 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from hub.catalog.ckan import LICENSES
 from hub.catalog.models import Dataset, Organization, Run
 from hub.contracts import load_contract
 from hub.errors import HubError
+from hub.portal.preview import temporal_coverage
 from hub.publish.companion import source_of
 from hub.publish.freshness import is_stale
 from hub.publish.models import Release, ReleaseFile, ReleaseVersion
@@ -57,6 +58,7 @@ class PortalCache:
         self._entries = entries
         self._tables: OrderedDict[Path, pa.Table | None] = OrderedDict()
         self._fields: dict[tuple[str, str, float], list[FieldRow]] = {}
+        self._coverage: dict[Path, tuple[tuple[str, str] | None, list[str]]] = {}
         self._pages: OrderedDict[tuple[str, ...], tuple[tuple[Any, ...], float, bytes]] = OrderedDict()
         self._max_pages = pages
         self._lock = threading.Lock()
@@ -85,6 +87,19 @@ class PortalCache:
         found = self._fields.get(key)
         if found is None:
             found = self._fields[key] = contract_fields(settings, ref)
+        return found
+
+    def coverage(self, path: Path) -> tuple[tuple[str, str] | None, list[str]]:
+        """(temporal coverage, ward codes) of a release version's data, worked out once."""
+        found = self._coverage.get(path)
+        if found is None:
+            table = self.get(path)
+            wards: list[str] = []
+            if table is not None and "ward_code" in table.column_names:
+                wards = sorted(str(c) for c in pc.unique(table.column("ward_code")).to_pylist() if c)
+            if len(self._coverage) > 4 * self._entries:
+                self._coverage.clear()
+            found = self._coverage[path] = (temporal_coverage(table) if table is not None else None, wards)
         return found
 
     def get(self, path: Path) -> pa.Table | None:
@@ -136,7 +151,8 @@ class ReleaseView:
     name: str
     title: str
     title_en: str | None
-    description: str | None
+    description: dict[str, str]
+    """``{"vi": ..., "en": ...}`` (either may be missing)."""
     frequency: str
     stale: bool
     k: int
@@ -271,9 +287,9 @@ def _release(
         name=rel.name,
         title=rel.title,
         title_en=rel.title_en,
-        description=(spec.get("description") or {}).get("vi")
+        description=dict(spec["description"])
         if isinstance(spec.get("description"), dict)
-        else spec.get("description"),
+        else ({"vi": str(spec["description"])} if spec.get("description") else {}),
         frequency=str(spec.get("frequency") or "monthly"),
         stale=is_stale(rel),
         k=int(spec.get("k") or (source.spec or {}).get("k_anonymity") or 5),
@@ -284,14 +300,9 @@ def _release(
         dictionary=_package_fields(settings, latest) if latest else [],
     )
     if latest is not None:
-        from hub.portal.preview import temporal_coverage
-
-        view.table = cache.get(settings.data_dir / latest.path / "data.parquet")
-        if view.table is not None:
-            view.temporal = temporal_coverage(view.table)
-            if "ward_code" in view.table.column_names:
-                codes = pc.unique(view.table.column("ward_code")).to_pylist()
-                view.wards = sorted(str(c) for c in codes if c)
+        path = settings.data_dir / latest.path / "data.parquet"
+        view.table = cache.get(path)
+        view.temporal, view.wards = cache.coverage(path)
     return view
 
 
@@ -326,6 +337,7 @@ def dataset_view(
         _release(settings, session, source, rel, cache)
         for rel in session.scalars(
             select(Release)
+            .options(selectinload(Release.versions).selectinload(ReleaseVersion.files))
             .where(Release.dataset_id == source.id, Release.state == "active")
             .order_by(Release.name)
         )

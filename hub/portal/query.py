@@ -15,7 +15,7 @@ CKAN API (``SearchRequest.data``): the portal has no search of its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -89,8 +89,9 @@ class SearchRequest:
             clauses += [f"{name}:{quote(v)}" for v in self.filters.get(name, [])]
         return " AND ".join(clauses)
 
-    def data(self, *, rows: int = ROWS, facets: bool = True) -> dict[str, Any]:
-        """The ``package_search`` parameters of this page (as a GET on the CKAN API would send them)."""
+    def data(self, *, rows: int = ROWS, facets: Sequence[str] = FACETS) -> dict[str, Any]:
+        """The ``package_search`` parameters of this page (as a GET on the CKAN API would send them),
+        counting the values of ``facets``."""
         out: dict[str, Any] = {
             "q": self.q,
             "rows": str(rows),
@@ -101,7 +102,7 @@ class SearchRequest:
         if fq:
             out["fq"] = fq
         if facets:
-            out["facet.field"] = json.dumps(list(FACETS))
+            out["facet.field"] = json.dumps(list(facets))
             out["facet.limit"] = "50"
         return out
 
