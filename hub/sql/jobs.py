@@ -36,10 +36,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow.parquet as pq
-from sqlalchemy import func, select, update
+from sqlalchemy import CursorResult, Result, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.db import transaction, utcnow
@@ -482,6 +482,6 @@ class QueryJobs:
             self._finish(job_id, FAILED, error=INTERRUPTED)
 
 
-def _rowcount(result: Any) -> int:
-    """Rows an UPDATE changed (``CursorResult.rowcount``)."""
-    return int(result.rowcount or 0)
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE changed."""
+    return cast("CursorResult[Any]", result).rowcount

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta, timezone
-from typing import ClassVar
+from typing import Any, ClassVar, cast
 
-from sqlalchemy import update
+from sqlalchemy import CursorResult, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -174,7 +174,7 @@ class ClientLimits:
                         .where(QueryUsage.client == key, QueryUsage.day == day)
                         .values(rows=QueryUsage.rows + rows, queries=QueryUsage.queries + 1)
                     )
-                    if getattr(changed, "rowcount", 0) == 0:
+                    if cast("CursorResult[Any]", changed).rowcount == 0:
                         s.add(QueryUsage(client=key, day=day, queries=1, rows=rows))
                 return
             except IntegrityError:  # another process inserted the day's row first: add to it
