@@ -30,7 +30,7 @@ from hub.api import portal_dataset
 from hub.api.ckan_read import package_search
 from hub.api.ckan_registry import ActionContext
 from hub.api.dcat import cached
-from hub.api.portal_render import lang_of, lifespan, page, render, respond, settings_of
+from hub.api.portal_render import lang_of, lifespan, page, portal_cache, render, respond, settings_of
 from hub.catalog.ckan_models import Group
 from hub.catalog.models import Dataset, Organization
 from hub.errors import HubError, NotFoundError
@@ -68,11 +68,20 @@ def facet_items(
     return sorted(out, key=lambda i: (-int(i["count"]), str(i["label"][0])))
 
 
-def labeller(session: Any, t: Tr) -> Callable[[str, str, str], tuple[str, str | None]]:
-    """Names of facet values in the page's language: organizations and groups by their titles,
-    places by their names, the rest as they are."""
-    orgs = {o.name: (o.title, o.title_en) for o in session.scalars(select(Organization))}
-    groups = {g.name: group_title(g.name, g.title, g.title_en) for g in session.scalars(select(Group))}
+def labeller(
+    request: Request, ctx: ActionContext, t: Tr
+) -> Callable[[str, str, str], tuple[str, str | None]]:
+    """Names of facet values in the page's language: organizations and groups by their titles (read
+    once per state of the catalogue), places by their names, the rest as they are."""
+    session = ctx.session
+
+    def read() -> tuple[dict[str, tuple[str, str | None]], dict[str, tuple[str, str | None]]]:
+        orgs = {o.name: (o.title, o.title_en) for o in session.scalars(select(Organization))}
+        groups = {g.name: group_title(g.name, g.title, g.title_en) for g in session.scalars(select(Group))}
+        return orgs, groups
+
+    signature = ctx.hub.catalog_index.get(session, ctx.settings, ctx.states(fresh=True)).signature
+    orgs, groups = portal_cache(request).memo("names", signature, read)
 
     def label(facet: str, value: str, display: str) -> tuple[str, str | None]:
         if facet == "organization" and value in orgs:
@@ -113,7 +122,7 @@ def search_context(
     request: Request, ctx: ActionContext, req: SearchRequest, t: Tr, path: str
 ) -> dict[str, Any]:
     result, refused = search(ctx, req)
-    label = labeller(ctx.session, t)
+    label = labeller(request, ctx, t)
     facets = []
     for name in ("groups", "organization", "tags", "res_format", "license_id", "spatial"):
         items = facet_items(result, name, lambda v, d, n=name: label(n, v, d))  # type: ignore[misc]
@@ -145,7 +154,7 @@ async def home(request: Request) -> Response:
 
     def work(ctx: ActionContext) -> bytes | Response:
         result, _ = search(ctx, SearchRequest(sort="modified"), rows=6)
-        label = labeller(ctx.session, t)
+        label = labeller(request, ctx, t)
         groups = facet_items(result, "groups", lambda v, d: label("groups", v, d))
         orgs = facet_items(result, "organization", lambda v, d: label("organization", v, d))
         return render(

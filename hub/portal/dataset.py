@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +34,7 @@ from hub.publish.models import Release, ReleaseFile, ReleaseVersion
 from hub.publish.spec import FREQUENCY_DAYS
 from hub.settings import Settings
 
+T = TypeVar("T")
 FORMAT_LABEL = {
     "csv": "CSV",
     "parquet": "Parquet",
@@ -59,6 +60,7 @@ class PortalCache:
         self._tables: OrderedDict[Path, pa.Table | None] = OrderedDict()
         self._fields: dict[tuple[str, str, float], list[FieldRow]] = {}
         self._coverage: dict[Path, tuple[tuple[str, str] | None, list[str]]] = {}
+        self._memo: dict[str, tuple[tuple[Any, ...], Any]] = {}
         self._pages: OrderedDict[tuple[str, ...], tuple[tuple[Any, ...], float, bytes]] = OrderedDict()
         self._max_pages = pages
         self._lock = threading.Lock()
@@ -88,6 +90,15 @@ class PortalCache:
         if found is None:
             found = self._fields[key] = contract_fields(settings, ref)
         return found
+
+    def memo(self, key: str, signature: tuple[Any, ...], make: Callable[[], T]) -> T:
+        """``make()``, kept while the catalogue's signature stays ``signature``."""
+        found = self._memo.get(key)
+        if found is not None and found[0] == signature:
+            return cast(T, found[1])
+        value = make()
+        self._memo[key] = (signature, value)
+        return value
 
     def coverage(self, path: Path) -> tuple[tuple[str, str] | None, list[str]]:
         """(temporal coverage, ward codes) of a release version's data, worked out once."""
