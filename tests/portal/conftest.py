@@ -52,6 +52,7 @@ def add_open_datasets(settings: Settings, n: int) -> None:
     from sqlalchemy import select
 
     from hub.catalog.ckan import ensure_group, set_groups, set_tags
+    from hub.catalog.ckan_models import Resource
     from hub.catalog.models import Dataset, Organization
     from hub.db import session_scope
 
@@ -81,6 +82,10 @@ def add_open_datasets(settings: Settings, n: int) -> None:
             session.flush()
             set_tags(session, ds, [tag, "thử nghiệm"])
             set_groups(session, ds, [ensure_group(session, group)])
+            if i == 0:  # a linked file, as an agency adds one through the CKAN API
+                session.add(Resource(dataset_id=ds.id, kind="link", name="Bảng số liệu gốc", format="CSV",
+                                     url="https://opendata.cantho.gov.vn/quy-hoach-2000.csv", size=2048,
+                                     hash="sha256:" + "ab" * 32, extras={}))  # fmt: skip
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ PAGES = [
     "/dataset/civil_status-births-open",
     "/dataset/education-schools",
     "/dataset/land-parcels-open",
+    "/dataset/thu-nghiem-000",
     "/organization",
     "/organization/so-tu-phap",
     "/group",

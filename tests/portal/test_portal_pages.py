@@ -242,3 +242,13 @@ def test_pages_load_nothing_from_another_host(client: httpx.Client) -> None:
         assert "default-src 'self'" in r.headers["content-security-policy"]
         for url in re.findall(r'<(?:script|link|img)[^>]+(?:src|href)="([^"]+)"', r.text):
             assert url.startswith("/") or url.startswith(str(client.base_url)), (path, url)
+
+
+def test_other_resources_are_listed_with_their_download_links(client: httpx.Client) -> None:
+    page = client.get("/dataset/thu-nghiem-000").text
+    assert "Bảng số liệu gốc" in page
+    assert (
+        'href="https://opendata.cantho.gov.vn/quy-hoach-2000.csv"' in page
+    )  # a link, nothing loaded from it
+    assert "2.0 KB" in page
+    assert "sha256:abababab" in page
