@@ -188,15 +188,16 @@ def main() -> None:
             # as readers ask: the same URLs again and again (the page cache answers once a page is rendered);
             # then a new URL each time (an ignored parameter that the cache has not seen: every page rendered)
             sep = "&" if "?" in path else "?"
-            for label, paths in (
-                ("", [path]),
-                ("uncached_", [f"{path}{sep}bench={i}" for i in range(20_000)]),
-            ):
+            fresh = [f"{path}{sep}bench={i}" for i in range(20_000)]
+            # the last run: one client, new URLs: the time one render takes, without waiting for others
+            runs = (("", [path], args.connections), ("uncached_", fresh, args.connections),
+                    ("render_1_client_", fresh[10_000:], 1))  # fmt: skip
+            for label, paths, connections in runs:
                 load = wrk(
                     base,
                     paths,
                     seconds=args.seconds,
-                    connections=args.connections,
+                    connections=connections,
                     max_requests=args.max_requests,
                 )
                 page.update(
@@ -227,7 +228,8 @@ def main() -> None:
     print()
     clients = f"{args.connections} clients, {args.workers} server process(es)"
     print(f"Portal, {results['public_datasets']:,} public datasets, {clients}")
-    head = ("page", "p50 ms", "p99 ms", "req/s", "uncached p50", "p99", "HTML", "CSS", "JS", "chart/map libs")
+    head = ("page", "p50 ms", "p99 ms", "req/s", "uncached p50", "p99", "1 client p50", "HTML", "CSS", "JS",
+            "chart/map libs")  # fmt: skip
     print(f"{head[0]:<18}" + "".join(f"{h:>13}" for h in head[1:]))
     for name, p in results["pages"].items():
         w = p["weight"]
@@ -237,6 +239,7 @@ def main() -> None:
             f"{p['rps']:.0f}",
             f"{p['uncached_p50_ms']:.1f}",
             f"{p['uncached_p99_ms']:.1f}",
+            f"{p['render_1_client_p50_ms']:.1f}",
             f"{w['html']:,}",
             f"{w['css']:,}",
             f"{w['js']:,}",
