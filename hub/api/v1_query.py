@@ -225,6 +225,14 @@ class _Run:
             self.error = exc.message
             raise
 
+    def guard(self, body: Iterator[bytes]) -> Iterator[bytes]:
+        """``body`` (the encoded batches), an encoder's failure recorded as the query's error."""
+        try:
+            yield from body
+        except Exception as exc:
+            self.error = self.error or f"the result could not be written: {str(exc).splitlines()[0][:300]}"
+            raise
+
     def close(self, error: str | None = None) -> None:
         if self._closed:
             return
@@ -259,6 +267,7 @@ def _start(hub: Hub, principal: Principal, query: QueryIn, fmt: str, gzip: bool)
     except BaseException:
         run.close("interrupted")
         raise
+    body = run.guard(body)
     headers = _headers(fmt, "query", [(r.source.key, r.source.snapshot_id) for r in prepared.reads])
     if gzip:
         headers["Content-Encoding"] = "gzip"

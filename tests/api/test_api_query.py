@@ -497,3 +497,41 @@ def test_ten_million_rows_stream_with_the_servers_memory_flat(world: World) -> N
     assert peak < 100 << 20, f"the server (and this client) grew {peak >> 20} MB for {rows:,} rows"
     # flat: the second five million rows take no more than the first (the allocator's noise aside)
     assert second - first < 24 << 20, f"memory grew with the rows: {first >> 20} -> {second >> 20} MB"
+
+
+def test_an_error_after_the_first_rows_cuts_the_body_and_is_audited_as_an_error(world: World) -> None:
+    """The first batch is already sent when the query fails: the body ends without its last chunk
+    (the client sees an incomplete read, never a file that looks whole), and the read is audited with
+    the error."""
+    t = BIRTHS
+    sql = (
+        "SELECT rn, CASE WHEN rn > 200000 THEN CAST('x' || rn AS INTEGER) ELSE rn END AS v FROM "
+        f"(SELECT row_number() OVER () AS rn FROM {t} a, {t} b, {t} c, {t} d, {t} e) q"
+    )
+    token = world.token("consumer-client")
+    assert token is not None
+    with httpx.stream(
+        "POST",
+        f"{world.base}/api/v1/query",
+        json={"sql": sql, "format": "csv"},
+        headers={"Authorization": token, "Accept-Encoding": "identity"},
+        timeout=60,
+    ) as r:
+        assert r.status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            for _ in r.iter_raw():
+                pass
+    deadline = time.monotonic() + 10
+    while True:
+        with session_scope(world.settings) as s:
+            entry = s.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.action == "query.api", AuditEntry.client_id == "consumer-client")
+                .order_by(AuditEntry.seq.desc())
+            ).first()
+            if entry is not None and entry.outcome == "error":
+                break
+        assert time.monotonic() < deadline, "no audit entry of the error"
+        time.sleep(0.1)
+    assert "Could not convert" in (entry.reason or "") or "Conversion" in (entry.reason or "")
+    assert (entry.rows or 0) >= 65_536  # what was read before it failed
