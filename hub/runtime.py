@@ -23,6 +23,7 @@ from hub.catalog.ckan_models import Resource
 from hub.catalog.models import Dataset
 from hub.catalog.privacy import KnownNames
 from hub.catalog.search import CatalogIndex
+from hub.console.sessions import Console
 from hub.db import session_factory
 from hub.settings import Settings
 from hub.sql.jobs import QueryJobs
@@ -119,6 +120,11 @@ class Hub:
     def jobs(self) -> QueryJobs:
         """Query jobs (``/api/v1/queries``): a bounded executor, their records and result files."""
         return QueryJobs(self.settings, self.session_factory, self.pool, self.query_limits)
+
+    @cached_property
+    def console(self) -> Console:
+        """The SQL console (``/query``): its sessions, its OAuth client and its caches (``hub.console``)."""
+        return Console(self.settings, self.session_factory)
 
     @cached_property
     def pg_server(self) -> PgServer:

@@ -217,6 +217,23 @@ class Settings(BaseSettings):
         default=64, ge=1, description="Most connections the PostgreSQL-protocol endpoint holds at once."
     )
 
+    # --- SQL console (/query) ---------------------------------------------------------------------
+    console_org: str = Field(
+        default="",
+        description="Short name of the organization that owns the SQL console's OAuth client (hub-console, "
+        "made on the console's first use), usually the hub's operator; empty: the first organization by "
+        "name.",
+    )
+    console_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="How long a sign-in to the SQL console lasts at most (then sign in again); never longer "
+        "than HUB_REFRESH_TTL_SECONDS.",
+    )
+    console_idle_minutes: float = Field(
+        default=60.0, gt=0, description="A SQL console session unused this long ends (sign in again)."
+    )
+
     # --- request limits ----------------------------------------------------------------------
     request_max_json_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest JSON request body accepted (bytes)."

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from hub import __version__
 from hub.api import (
     ckan,
+    console,
     datastore,  # noqa: F401  (registers the datastore_* CKAN actions)
     dcat,
     docs,
@@ -99,5 +100,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router)
     oauth.setup(app, settings)
     docs.install(app, settings)  # /static, templates, /docs, /redoc
+    app.include_router(console.router)  # /query: the SQL console (pages, signed in)
     app.include_router(portal.router)  # portal pages at / (last: /dataset/{name} would match {name}.ttl)
     return app
