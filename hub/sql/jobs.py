@@ -20,6 +20,11 @@ not exist. States: queued → running → succeeded | failed | cancelled. A job 
 (a restart, a crash) is marked failed "interrupted": at a clean shutdown by the process itself; after
 a crash by the next process on the same host (the runner's pid is gone) or by any process once the
 job's heartbeat is older than ``STALE``.
+
+Errors (besides the door's, at submission): ``NotFoundError`` (404: no such job, or another caller's),
+``ConflictError`` (409: the job has no result, it is not finished or did not succeed),
+``ResultGone`` (410: the result expired or was deleted), ``TooManyQueries`` (429:
+``HUB_QUERY_JOBS_PER_CLIENT``), ``QuotaExceeded`` (429: ``HUB_QUERY_CLIENT_DAILY_ROWS``).
 """
 
 from __future__ import annotations
