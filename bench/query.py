@@ -14,11 +14,27 @@ results table:
 4. ``memory_10m``: the server's memory (its process tree: the server and its query workers, psutil)
    while one client streams 10,000,000 rows as Arrow (target: flat, under 300 MB above idle).
 
+The PostgreSQL protocol (``hub serve --pg-port``, the same server process), each against the machine's
+real PostgreSQL serving the same rows to the same client (``--postgres``: a server with trust login; the
+bench makes a database of its own, ``hub_bench_<random>``, loads the rows with COPY into a table of the
+same name, ``civil_status.births``, so that both sides run the same SQL text, runs ``VACUUM ANALYZE``,
+and drops the database at the end, failure or not):
+
+5. ``pg_full_table``: psycopg 3 (its C implementation) reading ``SELECT *``: ``fetchall()`` in text
+   and in binary, and a server-side cursor (``DECLARE``/``FETCH``, ``itersize`` 10,000) in text; the
+   same call on both sides, best of 5 (target: the hub at least as many rows/s as PostgreSQL);
+6. ``pg_group_by``: a GROUP BY over every row (births per ward: 10,000 groups; per year of birth),
+   best of 5 after a warm run (target: the hub at least 5 times faster);
+7. ``pg_filtered_concurrent``: 8 threads, each with its own psycopg connection, running one ward's
+   births (about 100 rows, the ward a parameter) in a loop: requests/s and latency percentiles;
+   PostgreSQL measured without an index on ``ward_code`` (a full scan per query, as DuckDB does) and
+   with one (its best case).
+
 Settings of the run: no rate limits (all load comes from one address and one client),
 ``HUB_QUERY_CLIENT_CONCURRENCY=16`` (the 8 clients are one OAuth client, and the requests wrk cuts at
 the end of its warm-up run are still being closed when the measured run starts), and a query time
-limit of 300 s for the 10-million-row stream. The PostgreSQL protocol's scenarios join this script
-as their own functions.
+limit of 300 s for the 10-million-row stream. Everything else is the hub's default: 2 query workers.
+The client of the PostgreSQL scenarios is this process; it shares the machine's CPUs with both servers.
 
 Run: ``.venv/bin/python bench/query.py [--rows 1000000] [--seconds 10] [--only NAME ...]``.
 Prints a table and writes bench/results/query.json.
@@ -29,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -45,7 +62,10 @@ from typing import Any
 
 import numpy as np
 import psutil
+import psycopg
 import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -55,6 +75,8 @@ sys.path.insert(0, str(ROOT))
 KEY = "civil_status.births"
 ORG = "so-tu-phap"
 TEN_MILLION = 10_000_000
+PG_CLIENTS = 8
+PG_SCENARIOS = ("pg_full_table", "pg_group_by", "pg_filtered_concurrent")
 
 LUA = """
 local paths = {%s}
@@ -90,6 +112,8 @@ class Bench:
     rows: int
     seconds: int
     max_requests: int
+    pg_port: int = 0
+    postgres: Postgres | None = None
     results: dict[str, Any] = field(default_factory=dict)
     table: list[dict[str, Any]] = field(default_factory=list)
 
@@ -103,6 +127,57 @@ class Bench:
 
     def url(self, sql: str, fmt: str) -> str:
         return f"{self.base}/api/v1/query?" + urllib.parse.urlencode({"sql": sql, "format": fmt})
+
+    def hub_pg(self) -> dict[str, Any]:
+        """How psycopg reaches the hub's PostgreSQL endpoint: the OAuth client's id and its token."""
+        return {"host": "127.0.0.1", "port": self.pg_port, "dbname": "hub", "user": "bench",
+                "password": self.token}  # fmt: skip
+
+    def real_pg(self) -> dict[str, Any]:
+        assert self.postgres is not None, "the PostgreSQL scenarios need --postgres"
+        return self.postgres.conninfo()
+
+
+@dataclass
+class Postgres:
+    """A database of the bench's own on the machine's PostgreSQL (``admin``: a conninfo of that server
+    with the right to create databases): made by ``create``, dropped by ``drop``."""
+
+    admin: str
+    name: str = field(default_factory=lambda: f"hub_bench_{secrets.token_hex(4)}")
+    created: bool = False
+
+    def conninfo(self) -> dict[str, Any]:
+        return {**psycopg.conninfo.conninfo_to_dict(self.admin), "dbname": self.name}
+
+    def create(self, files: list[str]) -> None:
+        """The database, and ``civil_status.births`` loaded with COPY from the hub's Parquet files."""
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {self.name}")
+        self.created = True
+        table = pq.read_table(files)
+        with psycopg.connect(**self.conninfo(), autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA civil_status")
+            conn.execute(
+                "CREATE TABLE civil_status.births (registration_number text, registration_date date, "
+                "ward_code text, child_full_name text, child_sex text, child_birth_date date, "
+                "ethnicity text, nationality text, birth_weight_grams integer, mother_full_name text)"
+            )
+            names = ", ".join(table.column_names)
+            with conn.cursor() as cur, cur.copy(f"COPY {KEY} ({names}) FROM STDIN (FORMAT csv)") as copy:
+                for batch in table.to_batches(100_000):
+                    sink = pa.BufferOutputStream()
+                    pacsv.write_csv(batch, sink, pacsv.WriteOptions(include_header=False))
+                    copy.write(sink.getvalue().to_pybytes())
+            conn.execute(f"VACUUM ANALYZE {KEY}")
+            count = conn.execute(f"SELECT count(*) FROM {KEY}").fetchone()
+            assert count == (table.num_rows,), count
+
+    def drop(self) -> None:
+        if self.created:
+            with psycopg.connect(self.admin, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+            self.created = False
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -248,6 +323,65 @@ def best_of(n: int, fn: Callable[[], float]) -> float:
     return min(fn() for _ in range(n))
 
 
+def pg_read(conninfo: dict[str, Any], sql: str, *, binary: bool, cursor: bool) -> tuple[float, int]:
+    """Seconds and rows of reading ``sql`` with psycopg on a new connection (not timed): ``fetchall()``
+    on a client cursor, or a server-side cursor iterated 10,000 rows a ``FETCH``."""
+    with psycopg.connect(**conninfo, autocommit=not cursor) as conn:
+        started = time.perf_counter()
+        if cursor:
+            with conn.cursor("bench", binary=binary) as cur:
+                cur.itersize = 10_000
+                cur.execute(sql)
+                rows = sum(1 for _ in cur)
+        else:
+            with conn.cursor(binary=binary) as cur:
+                cur.execute(sql)
+                rows = len(cur.fetchall())
+        return time.perf_counter() - started, rows
+
+
+def pg_clients(
+    conninfo: dict[str, Any], sql: str, params: list[str], *, seconds: float, limit: int
+) -> dict[str, Any]:
+    """``PG_CLIENTS`` threads, one psycopg connection each, running ``sql`` with the next of ``params``
+    until ``seconds`` passed or ``limit`` requests were made: requests/s and latency percentiles."""
+    latencies: list[list[float]] = [[] for _ in range(PG_CLIENTS)]
+    errors = [0]
+    conns = [psycopg.connect(**conninfo, autocommit=True) for _ in range(PG_CLIENTS)]
+    start = threading.Barrier(PG_CLIENTS + 1)
+    per_client = max(1, limit // PG_CLIENTS)
+
+    def client(i: int) -> None:
+        mine, conn = latencies[i], conns[i]
+        start.wait()
+        deadline = time.perf_counter() + seconds
+        n = i
+        while len(mine) < per_client and time.perf_counter() < deadline:
+            began = time.perf_counter()
+            try:
+                conn.execute(sql, (params[n % len(params)],)).fetchall()
+            except psycopg.Error:
+                errors[0] += 1
+                continue
+            mine.append(time.perf_counter() - began)
+            n += PG_CLIENTS
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(PG_CLIENTS)]
+    for t in threads:
+        t.start()
+    start.wait()
+    began = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - began
+    for conn in conns:
+        conn.close()
+    every = np.array([x for xs in latencies for x in xs]) * 1e3
+    return {"requests": len(every), "seconds": elapsed, "rps": len(every) / elapsed, "errors": errors[0],
+            "p50_ms": float(np.percentile(every, 50)), "p90_ms": float(np.percentile(every, 90)),
+            "p99_ms": float(np.percentile(every, 99)), "max_ms": float(every.max())}  # fmt: skip
+
+
 # --- scenarios ------------------------------------------------------------------------------------
 
 
@@ -351,13 +485,107 @@ def memory_10m(b: Bench) -> None:
           "yes" if res["above_idle_mb"] < 300 else "NO")  # fmt: skip
 
 
+def pg_full_table(b: Bench) -> None:
+    """SELECT * with psycopg over the hub's PostgreSQL endpoint and from the real PostgreSQL: the same
+    client calls on both sides, best of 5 after a warm run each."""
+    sql = f"SELECT * FROM {KEY}"
+    out: dict[str, Any] = {}
+    for label, binary, cursor in (
+        ("fetchall(), text", False, False),
+        ("fetchall(), binary", True, False),
+        ("server-side cursor, text", False, True),
+    ):
+        rates = {}
+        for side, conninfo in (("hub", b.hub_pg()), ("postgres", b.real_pg())):
+            pg_read(conninfo, sql, binary=binary, cursor=cursor)  # warm: caches, imports, first plan
+
+            def run(
+                conninfo: dict[str, Any] = conninfo, binary: bool = binary, cursor: bool = cursor
+            ) -> float:
+                seconds, rows = pg_read(conninfo, sql, binary=binary, cursor=cursor)
+                assert rows == b.rows, rows
+                return seconds
+
+            rates[side] = b.rows / best_of(5, run)
+        ratio = rates["hub"] / rates["postgres"]
+        out[label] = {"hub_rows_s": rates["hub"], "postgres_rows_s": rates["postgres"], "ratio": ratio}
+        b.row(f"PG full table, {label}", "rows/s", f"{rates['hub']:,.0f}",
+              f"{rates['postgres']:,.0f} (PostgreSQL)", ">= 1x PostgreSQL",
+              f"{ratio:.2f}x {'yes' if ratio >= 1 else 'NO'}")  # fmt: skip
+    b.results["pg_full_table"] = out
+
+
+def pg_group_by(b: Bench) -> None:
+    """A GROUP BY over every row over the hub's endpoint and on the real PostgreSQL (psycopg, text),
+    best of 5 after a warm run; the answers compared."""
+    queries = {
+        "per ward": f"SELECT ward_code, count(*) AS births FROM {KEY} GROUP BY ward_code",
+        "per year": f"SELECT extract(year FROM child_birth_date)::integer AS year, count(*) AS births "
+        f"FROM {KEY} GROUP BY 1 ORDER BY 1",
+    }  # fmt: skip
+    out: dict[str, Any] = {}
+    with (
+        psycopg.connect(**b.hub_pg(), autocommit=True) as hub,
+        psycopg.connect(**b.real_pg(), autocommit=True) as real,
+    ):
+        for label, sql in queries.items():
+            answers, seconds = {}, {}
+            for side, conn in (("hub", hub), ("postgres", real)):
+                answers[side] = sorted(conn.execute(sql).fetchall())
+
+                def run(conn: psycopg.Connection[Any] = conn, sql: str = sql) -> float:
+                    started = time.perf_counter()
+                    conn.execute(sql).fetchall()
+                    return time.perf_counter() - started
+
+                seconds[side] = best_of(5, run)
+            assert answers["hub"] == answers["postgres"], label
+            speedup = seconds["postgres"] / seconds["hub"]
+            out[label] = {"hub_ms": seconds["hub"] * 1e3, "postgres_ms": seconds["postgres"] * 1e3,
+                          "groups": len(answers["hub"]), "speedup": speedup}  # fmt: skip
+            b.row(f"PG GROUP BY, {label} ({len(answers['hub']):,} groups)", "ms, best of 5",
+                  f"{seconds['hub'] * 1e3:.1f}", f"{seconds['postgres'] * 1e3:.1f} (PostgreSQL)",
+                  ">= 5x faster", f"{speedup:.1f}x {'yes' if speedup >= 5 else 'NO'}")  # fmt: skip
+    b.results["pg_group_by"] = out
+
+
+def pg_filtered_concurrent(b: Bench) -> None:
+    """8 psycopg clients, one ward's births each (about 100 rows, the ward a parameter): the hub, then
+    the real PostgreSQL without an index on ward_code, then with one."""
+    wards = max(1, b.rows // 100)
+    codes = [f"{31000 + w:05d}" for w in range(0, wards, max(1, wards // 500))][:500]
+    sql = f"SELECT * FROM {KEY} WHERE ward_code = %s"
+    out: dict[str, Any] = {}
+    index = f"CREATE INDEX births_ward ON {KEY} (ward_code)"
+    runs = [("hub", b.hub_pg(), None), ("postgres, no index", b.real_pg(), None),
+            ("postgres, index on ward_code", b.real_pg(), index)]  # fmt: skip
+    for side, conninfo, before in runs:
+        if before:
+            with psycopg.connect(**conninfo, autocommit=True) as conn:
+                conn.execute(before)
+                conn.execute(f"ANALYZE {KEY}")
+        pg_clients(conninfo, sql, codes[:5], seconds=1, limit=200)  # warm up
+        out[side] = pg_clients(conninfo, sql, codes, seconds=b.seconds, limit=b.max_requests)
+    hub = out["hub"]
+    out["rows_per_request"] = b.rows // wards
+    b.results["pg_filtered_concurrent"] = out
+    peers = [f"{out[s]['rps']:,.0f} ({s})" for s, _, _ in runs[1:]]
+    b.row("PG filtered, 8 clients", "requests/s", f"{hub['rps']:,.0f}", "; ".join(peers), "", "")
+    peers = [f"{out[s]['p50_ms']:.1f} / {out[s]['p99_ms']:.1f} ({s})" for s, _, _ in runs[1:]]
+    b.row("PG filtered, 8 clients", "p50 / p99 ms", f"{hub['p50_ms']:.1f} / {hub['p99_ms']:.1f}",
+          "; ".join(peers), "", f"{hub['errors']} errors")  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[Bench], None]] = {
     "full_table_arrow": full_table_arrow,
     "full_table_csv": full_table_csv,
     "filtered_concurrent": filtered_concurrent,
     "memory_10m": memory_10m,
+    "pg_full_table": pg_full_table,
+    "pg_group_by": pg_group_by,
+    "pg_filtered_concurrent": pg_filtered_concurrent,
 }
-"""The scenarios in the order they run; the PostgreSQL protocol's join here."""
+"""The scenarios in the order they run."""
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
@@ -393,16 +621,28 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10, help="Duration bound of the wrk run.")
     ap.add_argument("--max-requests", type=int, default=20_000, help="Request bound of the wrk run.")
     ap.add_argument("--only", choices=list(SCENARIOS), action="append", help="Run only these (repeatable).")
+    ap.add_argument(
+        "--postgres",
+        default="host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+        help="The real PostgreSQL the PG scenarios compare with: a conninfo that may create databases.",
+    )
     args = ap.parse_args()
     if shutil.which("wrk") is None or shutil.which("curl") is None:
         sys.exit("wrk and curl are needed: apt-get install wrk curl")
     work = Path(tempfile.mkdtemp(prefix="hub-bench-query-"))
     server: subprocess.Popen[bytes] | None = None
+    wanted = args.only or list(SCENARIOS)
+    postgres = Postgres(args.postgres) if any(n in PG_SCENARIOS for n in wanted) else None
     try:
-        port = free_port()
+        port, pg_port = free_port(), free_port()
         started = time.time()
         settings, token, files = setup(work, args.rows, port)
         print(f"data: {args.rows:,} births in the warehouse ({time.time() - started:.1f} s)", flush=True)
+        if postgres is not None:
+            started = time.time()
+            postgres.create(files)
+            took = time.time() - started
+            print(f"data: the same rows in PostgreSQL, database {postgres.name} ({took:.1f} s)", flush=True)
         env = {
             **os.environ,
             "HUB_DATA_DIR": str(settings.data_dir),
@@ -413,16 +653,14 @@ def main() -> None:
             "HUB_QUERY_CLIENT_CONCURRENCY": "16",
             "HUB_QUERY_TIMEOUT_SECONDS": "300",
         }
-        server = subprocess.Popen(
-            [str(BIN / "hub"), "serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        )
+        command = ["serve", "--port", str(port), "--pg-port", str(pg_port), "--log-level", "warning"]
+        server = subprocess.Popen([str(BIN / "hub"), *command], env=env, stdout=subprocess.DEVNULL)
         wait_http(f"{settings.site_url}/healthz")
-        bench = Bench(settings.site_url, token, server.pid, files, args.rows, args.seconds, args.max_requests)
+        bench = Bench(settings.site_url, token, server.pid, files, args.rows, args.seconds, args.max_requests,
+                      pg_port, postgres)  # fmt: skip
         bench.results.update(rows=args.rows, cpus=os.cpu_count())
         for name, scenario in SCENARIOS.items():
-            if args.only and name not in args.only:
+            if name not in wanted:
                 continue
             scenario(bench)
             print(f"{name}: done", flush=True)
@@ -439,6 +677,8 @@ def main() -> None:
                 server.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 server.kill()
+        if postgres is not None:
+            postgres.drop()
         shutil.rmtree(work, ignore_errors=True)
 
 
