@@ -217,6 +217,8 @@ class _Rewriter:
             key = str(args[0].this).lower()
             if name == "set_config" and len(args) > 1 and isinstance(args[1], exp.Literal):
                 return _literal(str(args[1].this))
+            if key not in v.settings and not (len(args) > 1 and str(args[1]).lower() == "true"):
+                raise QueryError(f'unrecognized configuration parameter "{key}"', sqlstate="42704")
             return _literal(v.settings.get(key))
         if name in ("current_setting", "set_config"):
             raise QueryError(f"{name} takes a constant setting name here", sqlstate="0A000")

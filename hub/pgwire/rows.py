@@ -5,8 +5,8 @@ time, so that a portal or a cursor with a row limit streams in constant memory.
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import threading
 from collections.abc import Iterator
 
 import pyarrow as pa
@@ -114,13 +114,19 @@ class StreamRows(Rows):
             self.session.close()
 
     def cancel(self) -> None:
-        """Kill the query's worker: the reading thread then sees it gone and ends the result.
+        self.stream.interrupt()
 
-        ``ResultStream`` has no thread-safe way to stop a computing worker (its ``close`` talks to the
-        worker over the pipe the reading thread is using), so the worker process is killed, as the
-        pool itself does at the time limit; the pool replaces it."""
-        worker = getattr(self.stream, "_worker", None)
-        proc = getattr(worker, "proc", None)
-        if proc is not None:
-            with contextlib.suppress(OSError):  # already gone
-                proc.kill()
+
+class StartingRows(Rows):
+    """A warehouse query until its worker has the first rows: a cancel request stops it there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.schema = pa.schema([])
+        self.event = threading.Event()
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        return iter(())
+
+    def cancel(self) -> None:
+        self.event.set()

@@ -33,9 +33,10 @@ from hub.pgwire.catalog import Catalogue
 from hub.pgwire.catalog_rows import readable
 from hub.pgwire.catalog_sql import NotCatalogue, SessionValues, looks_like_catalogue, rewrite
 from hub.pgwire.protocol import ClientGone, ProtocolViolation, Reader
-from hub.pgwire.rows import Rows, StreamRows, TableRows
+from hub.pgwire.rows import Rows, StartingRows, StreamRows, TableRows
 from hub.sql import door
 from hub.warehouse.engine import policy
+from hub.warehouse.engine.pool import ResultStream
 from hub.warehouse.engine.tables import TableSource
 
 if TYPE_CHECKING:
@@ -191,6 +192,8 @@ class Connection:
         if self.catalogue is not None:
             self.catalogue.close()
         self.server.forget(self)
+        with contextlib.suppress(OSError):  # the reader holds the socket open until it is closed too
+            self.rfile.close()
         with contextlib.suppress(OSError):
             self.sock.close()
 
@@ -554,24 +557,33 @@ class Connection:
         return {k: v for k, v in self.as_of.items() if k in read} or None
 
     def _warehouse(self, sql: str) -> Rows:
+        """Start ``sql`` through the door; a cancel request stops it while its worker computes the
+        first rows (an aggregate's whole work), as well as while they are sent."""
         assert self.login is not None
         session = self.hub.session_factory()
+        starting = StartingRows()
+        started: tuple[ResultStream, door.Prepared] | None = None
         try:
             as_of = self._as_of_for(sql)
-            stream, prepared = door.stream(
-                self.hub,
-                session,
-                self.login.principal,
-                sql,
-                door.PG_QUERY,
-                timeout=self._timeout(),
-                as_of=as_of,
-            )
+            with self._running_rows(starting):
+                started = door.stream(
+                    self.hub,
+                    session,
+                    self.login.principal,
+                    sql,
+                    door.PG_QUERY,
+                    timeout=self._timeout(),
+                    as_of=as_of,
+                    cancel=starting.event,
+                )
             session.commit()
         except BaseException:
-            session.close()
+            if started is not None:  # cancelled just as the first rows came
+                StreamRows(*started, session).close("canceled")
+            else:
+                session.close()
             raise
-        return StreamRows(stream, prepared, session)
+        return StreamRows(*started, session)
 
     def _describe_sql(self, sql: str) -> pa.Schema | None:
         """The columns ``sql`` would return, without reading data (Describe of a statement)."""

@@ -16,6 +16,7 @@ builds, ``hub query``) runs a query the same way:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -314,15 +315,18 @@ def stream(
     *,
     timeout: float | None = None,
     as_of: Mapping[str, str | int] | None = None,
+    cancel: threading.Event | None = None,
 ) -> tuple[ResultStream, Prepared]:
     """Start one query through ``door`` and return its result stream (the caller closes it and audits
-    the rows with ``prepared.audit``)."""
+    the rows with ``prepared.audit``). Setting ``cancel`` before the first rows are ready stops the
+    query (``QueryError`` of kind ``canceled``, audited as an error)."""
     prepared = prepare(hub, session, principal, sql, door, as_of=as_of)
     try:
         result = hub.pool.run(
             prepared.sql,
             prepared.tables,
             timeout=timeout if timeout is not None else hub.settings.query_timeout_seconds,
+            cancel=cancel,
         )
     except QueryError as exc:
         prepared.audit("error", None, exc.message)

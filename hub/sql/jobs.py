@@ -272,10 +272,17 @@ class QueryJobs:
                 raise _Cancelled
             try:
                 return self._pool.run(
-                    prepared.sql, prepared.tables, timeout=self.settings.query_job_timeout_seconds
+                    prepared.sql,
+                    prepared.tables,
+                    timeout=self.settings.query_job_timeout_seconds,
+                    cancel=live.cancel,
                 )
             except BusyError:
                 live.cancel.wait(2.0)
+            except QueryError as exc:
+                if exc.details.get("kind") == "canceled":
+                    raise _Cancelled from None
+                raise
 
     def _write(self, job_id: str, result: ResultStream, part: Path, live: _Live) -> None:
         writer = pq.ParquetWriter(part, result.schema, compression="zstd")

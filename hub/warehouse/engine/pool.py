@@ -191,6 +191,15 @@ class ResultStream:
         except (TimeoutError, p.ProtocolError, OSError, ValueError):
             self._finish(kill=True)
 
+    def interrupt(self) -> None:
+        """Stop the query from another thread (a client's cancel request): its worker is killed, as at
+        the time limit, since a computing worker cannot be asked; the reading thread then ends with a
+        ``QueryError`` and the pool replaces the worker."""
+        worker = self._worker
+        if worker is not None:
+            with contextlib.suppress(OSError):
+                worker.proc.kill()
+
     def _finish(self, *, kill: bool = False, info: dict[str, Any] | None = None) -> None:
         self.done = True
         worker, self._worker = self._worker, None
@@ -202,6 +211,23 @@ class ResultStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Canceled(Exception):
+    """The caller cancelled the query while its worker computed (internal to ``WorkerPool.run``)."""
+
+
+def _first_answer(worker: _Worker, timeout: float, cancel: threading.Event | None) -> tuple[bytes, bytes]:
+    """The worker's first frame for a job, looking at ``cancel`` every 50 ms while it computes."""
+    if cancel is None:
+        return worker.receive(timeout)
+    deadline = time.monotonic() + timeout
+    while not _readable(worker.stdout, min(0.05, max(0.0, deadline - time.monotonic()))):
+        if cancel.is_set():
+            raise _Canceled
+        if time.monotonic() >= deadline:
+            raise TimeoutError
+    return p.receive(worker.stdout)
 
 
 def _crashed(worker: _Worker) -> QueryError:
@@ -351,10 +377,14 @@ class WorkerPool:
         params: Sequence[Any] | None = None,
         timeout: float = 30.0,
         batch_rows: int = 65_536,
+        cancel: threading.Event | None = None,
     ) -> ResultStream:
         """Start ``sql`` in a worker with exactly ``tables`` registered; the stream of its result.
 
-        The caller must ``close()`` the stream (or use it in a ``with`` block)."""
+        The worker answers once the query's first result is ready, which for an aggregate means the
+        whole computation: while it computes, setting ``cancel`` kills the worker (it cannot be asked)
+        and raises ``QueryError`` of kind ``canceled``. The caller must ``close()`` the stream (or use it
+        in a ``with`` block)."""
         started = time.monotonic()
         worker = self._acquire(timeout)
         job = {
@@ -366,7 +396,10 @@ class WorkerPool:
         remaining = max(0.1, timeout - (time.monotonic() - started))
         try:
             p.send_json(worker.stdin, p.JOB, job)
-            kind, payload = worker.receive(remaining)
+            kind, payload = _first_answer(worker, remaining, cancel)
+        except _Canceled:
+            self._release(worker, healthy=False)
+            raise QueryError("canceling statement due to user request", kind="canceled") from None
         except TimeoutError:
             self._release(worker, healthy=False)
             raise QueryError("Search took too long", timeout_seconds=timeout) from None
