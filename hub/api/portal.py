@@ -5,7 +5,7 @@
 - ``/dataset``: search results with facets, sort and paging, all in the URL (``hub.portal.query``);
 - ``/dataset/{name}`` and its resource pages: ``hub.api.portal_dataset``;
 - ``/organization``, ``/organization/{name}``, ``/group``, ``/group/{name}``, ``/about``;
-- ``/sitemap.xml`` and ``/robots.txt``.
+- ``/sitemap.xml``, ``/robots.txt`` and ``/favicon.ico`` (the SVG icon).
 
 The search is ``package_search`` itself (``hub.api.ckan_read.package_search``, called with the
 parameters a CKAN client would send, as an anonymous caller): the portal and the API cannot disagree.
@@ -313,6 +313,14 @@ async def about(request: Request) -> Response:
     t = lang_of(request)
     base = settings_of(request).site_url.rstrip("/")
     return respond(request, t, render(request, "portal/about.html", {"base": base}, t))
+
+
+@router.get("/favicon.ico", include_in_schema=False)
+async def favicon() -> Response:
+    """Browsers ask for /favicon.ico on pages that name no icon (a file, a JSON answer): the hub's SVG."""
+    return RedirectResponse(
+        "/static/favicon.svg", status_code=301, headers={"Cache-Control": "public, max-age=86400"}
+    )
 
 
 @router.get("/robots.txt", include_in_schema=False)

@@ -17,10 +17,14 @@
     });
   }
 
+  // until the editor has had the focus, its caret is at the start: a name then goes at the end
+  var touched = false;
+  if (sql) { sql.addEventListener("focus", function () { touched = true; }); }
+
   function insert(text) {
     if (!sql) { return; }
-    var start = sql.selectionStart || 0;
-    var end = sql.selectionEnd || 0;
+    var start = touched ? sql.selectionStart : sql.value.length;
+    var end = touched ? sql.selectionEnd : sql.value.length;
     var value = sql.value;
     var before = value.slice(0, start);
     var pad = before && !/\s$/.test(before) ? " " : "";
