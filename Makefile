@@ -13,7 +13,7 @@ AXE := tests/portal/vendor/axe-core
 NPM_FLAGS := --ignore-scripts --legacy-peer-deps --no-audit --no-fund
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test test-fast lint type bench serve clean install vendor browser
+.PHONY: help demo test test-fast lint type bench bench-tools serve clean install vendor browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,14 @@ browser:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
 		else echo "Chromium is missing: sudo apt-get install chromium (the browser tests need it)"; fi; }
 
+# The benchmarks' load generator (wrk) and PostgreSQL's client, from Debian's packages when missing
+bench-tools:
+	@for tool in wrk:wrk psql:postgresql-client; do \
+		command -v $${tool%%:*} >/dev/null 2>&1 && continue; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $${tool##*:}; \
+		else echo "$${tool%%:*} is missing: sudo apt-get install $${tool##*:} (the benchmarks need it)"; fi; \
+	done
+
 demo: $(STAMP) ## generate the demo province, ingest it and serve the hub (PORT: 8000 or a free one)
 	$(BIN)/hub demo run --port $(PORT)
 
@@ -47,7 +55,7 @@ lint: $(STAMP) ## ruff
 type: $(STAMP) ## mypy strict on hub/
 	$(BIN)/mypy
 
-bench: $(STAMP) ## run every benchmark in bench/ (installs the peers measured against)
+bench: $(STAMP) browser bench-tools ## run every benchmark in bench/ (installs the peers measured against)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
