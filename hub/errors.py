@@ -2,23 +2,44 @@
 
 ::
 
-    HubError                      code, http_status, retryable
-    ├── ConfigError               a setting, catalog file or contract is wrong (names file and pointer)
-    │   ├── ContractError         a JSON Schema contract cannot be loaded or honoured
-    │   └── CatalogError          a catalog/<agency>/<dataset>.yaml file is wrong
-    ├── NotFoundError             no such dataset, resource, run, connector, ...
-    ├── ConflictError             the request contradicts the current state (name taken, run in progress)
-    ├── ValidationFailed          input of an API call is invalid (field -> messages)
-    ├── AccessDenied              the caller may not do this (403); AuthenticationError for 401
-    │   └── AuthenticationError   no valid credentials where they are required
-    ├── ConnectorError            a connector failed; ``retryable`` says whether a retry can help
-    │   ├── SourceUnavailable     the source could not be reached (retryable)
-    │   └── SourceDataError       the source sent data that cannot be read (file, line, column)
-    ├── IngestError               a run could not commit (threshold passed, killed, ...)
-    │   └── ThresholdExceeded     the invalid share passed the dataset's threshold
-    ├── QueryError                a SQL query is invalid, not allowed, or ran out of time
-    │   └── BusyError             every query worker is busy and the queue is full (503, retry after)
-    └── PublishError              a release cannot be built (de-identification gate, ...)
+    HubError                        code, http_status, retryable
+    ├── ConfigError                 a setting, catalog file or contract is wrong (names file and pointer)
+    │   ├── ContractError           a JSON Schema contract cannot be loaded or honoured
+    │   ├── CatalogError            a catalog/<agency>/<dataset>.yaml file is wrong
+    │   └── ConsoleUnavailableError the SQL console cannot be set up (hub.console.sessions)
+    ├── NotFoundError               no such dataset, resource, run, connector, ...
+    │   └── ResultGoneError         a query job's result has expired (410; hub.sql.jobs)
+    ├── ConflictError               the request contradicts the current state (name taken, run in progress)
+    ├── InvalidInputError           input of an API call is invalid (field -> messages)
+    ├── AccessDeniedError           the caller may not do this (403)
+    │   ├── AuthenticationError     no valid credentials where they are required (401)
+    │   │   ├── InvalidTokenError   a token that is malformed, expired or revoked (hub.auth.tokens)
+    │   │   ├── LoginFailedError    PostgreSQL-protocol credentials refused (hub.pgwire.auth)
+    │   │   ├── SignInRequiredError / SignInFailedError   the SQL console (hub.api.console_render,
+    │   │   │                       hub.console.sessions)
+    │   └── CsrfRefusedError        a console POST without its token or from another site
+    ├── ConnectorError              a connector failed; ``retryable`` says whether a retry can help
+    │   ├── SourceUnavailableError  the source could not be reached (retryable)
+    │   └── SourceDataError         the source sent data that cannot be read (file, line, column)
+    │       └── PageUnreadableError a REST page whose body cannot be parsed (retried; connectors.rest)
+    ├── IngestError                 a run could not commit (threshold passed, killed, ...)
+    │   └── ThresholdExceededError  the invalid share passed the dataset's threshold
+    ├── QueryError                  a SQL query is invalid, not allowed, or ran out of time
+    │   └── BusyError               every query worker is busy and the queue is full (503, retry after)
+    │       └── ClientLimitError    TooManyQueriesError, QuotaExceededError: one client's limits
+    ├── PublishError                a release cannot be built (de-identification gate, ...)
+    ├── WitnessUnavailableError     the audit log's external witness cannot be reached (hub.auth.witness)
+    ├── CkanBadRequestError, SearchQueryError, InvalidBodyError, BodyTooLargeError, NotAcceptableError
+    │                               how the HTTP layer refuses a request (hub.api.errors, hub.api.v1_query)
+    ├── QuerySyntaxError            a package_search ``fq`` that cannot be parsed (hub.catalog.search_fq)
+    ├── ProtocolError               a query worker's pipe closed or carried no frame (engine.protocol)
+    ├── NotCatalogueError           not a catalogue query: run it on the warehouse (hub.pgwire)
+    └── ConnectionEndError          a PostgreSQL-protocol connection ends: FatalError, ClientGoneError,
+                                    ProtocolViolationError (hub.pgwire)
+
+The classes outside this module sit beside the code that raises them; every one is a ``HubError``.
+Three private signals of control flow (a job's and a pool's cancel, a regex the contracts cannot
+translate) are plain exceptions that never leave their module.
 
 Data problems inside rows are not exceptions: they are validation reports (see ``hub.contracts``).
 """
@@ -86,7 +107,7 @@ class ConflictError(HubError):
     http_status = 409
 
 
-class ValidationFailed(HubError):
+class InvalidInputError(HubError):
     """Invalid input to an API call or command. ``errors`` maps a field to its messages."""
 
     code = "validation_error"
@@ -97,12 +118,12 @@ class ValidationFailed(HubError):
         self.errors = errors or {}
 
 
-class AccessDenied(HubError):
+class AccessDeniedError(HubError):
     code = "access_denied"
     http_status = 403
 
 
-class AuthenticationError(AccessDenied):
+class AuthenticationError(AccessDeniedError):
     code = "authentication_required"
     http_status = 401
 
@@ -112,7 +133,7 @@ class ConnectorError(HubError):
     http_status = 502
 
 
-class SourceUnavailable(ConnectorError):
+class SourceUnavailableError(ConnectorError):
     code = "source_unavailable"
     retryable = True
 
@@ -142,7 +163,7 @@ class IngestError(HubError):
     code = "ingest_error"
 
 
-class ThresholdExceeded(IngestError):
+class ThresholdExceededError(IngestError):
     code = "threshold_exceeded"
     http_status = 422
 

@@ -56,9 +56,7 @@ class Hub:
         return factory
 
     def _on_flush(self, session: Session, _ctx: Any, _instances: Any) -> None:
-        if any(
-            isinstance(o, (Dataset, Resource)) for o in (*session.new, *session.dirty, *session.deleted)
-        ):
+        if any(isinstance(o, (Dataset, Resource)) for o in (*session.new, *session.dirty, *session.deleted)):
             self.catalog_changed()
 
     @cached_property

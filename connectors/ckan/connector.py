@@ -20,7 +20,7 @@ import requests
 from pydantic import Field
 
 from connectors.common.records import records_to_batch
-from hub.errors import ConnectorError, SourceUnavailable
+from hub.errors import ConnectorError, SourceUnavailableError
 from hub.ingest.connector import CheckResult, Connector, ConnectorConfig, Secret, StreamSpec, WriteMode
 
 DATASET_FIELDS = (
@@ -96,7 +96,7 @@ class CkanConnector(Connector[CkanConfig]):
                 problem = f"{type(exc).__name__}: {str(exc)[:200]}"
             if attempt < self.config.max_attempts:
                 time.sleep(self.config.backoff_seconds * 2 ** (attempt - 1))
-        raise SourceUnavailable(
+        raise SourceUnavailableError(
             f"{what}: {problem} after {self.config.max_attempts} attempts", retryable=True
         )
 

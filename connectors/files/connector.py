@@ -31,7 +31,7 @@ from pydantic import Field, field_validator
 from connectors.files.csv_reader import CsvOptions, CsvStream
 from connectors.files.readers import read_jsonl, read_parquet, read_xlsx
 from connectors.files.transcode import canonical_encoding
-from hub.errors import ConfigError, HubError, SourceDataError, SourceUnavailable
+from hub.errors import ConfigError, HubError, SourceDataError, SourceUnavailableError
 from hub.ingest.connector import (
     ERROR_COLUMN,
     RESERVED_COLUMNS,
@@ -206,7 +206,9 @@ class FilesConnector(Connector[FilesConfig]):
         else:
             found = [Path(pattern)] if os.path.isfile(pattern) else []
         if not found:
-            raise SourceUnavailable(f"files: no file matches {self.config.path} (looked in {self._base()})")
+            raise SourceUnavailableError(
+                f"files: no file matches {self.config.path} (looked in {self._base()})"
+            )
         return found
 
     def _display(self, path: Path) -> str:

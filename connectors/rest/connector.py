@@ -23,7 +23,7 @@ from connectors.rest.config import (
     RestConfig,
     RestStream,
 )
-from connectors.rest.http import PageUnreadable, Retrier
+from connectors.rest.http import PageUnreadableError, Retrier
 from connectors.rest.pages import Page, PageParser
 from hub.errors import ConnectorError, HubError
 from hub.ingest.connector import CheckResult, Connector, StreamSpec
@@ -91,7 +91,7 @@ class RestConnector(Connector[RestConfig]):
             try:
                 data = response.json()
             except ValueError as exc:
-                raise PageUnreadable("token answer is not JSON") from exc
+                raise PageUnreadableError("token answer is not JSON") from exc
             if not isinstance(data, dict) or "access_token" not in data:
                 raise ConnectorError(f"POST {auth.token_url}: answer has no access_token", retryable=False)
             return data

@@ -14,14 +14,14 @@ from typing import TypeVar
 
 import httpx
 
-from hub.errors import ConnectorError, SourceUnavailable
+from hub.errors import ConnectorError, SourceDataError, SourceUnavailableError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
-class PageUnreadable(Exception):
+class PageUnreadableError(SourceDataError):
     """A page arrived but its body cannot be parsed (e.g. JSON cut off mid-page): retry the page."""
 
 
@@ -99,7 +99,7 @@ class Retrier:
                 else:
                     try:
                         return parse(response)
-                    except PageUnreadable as exc:
+                    except PageUnreadableError as exc:
                         problem = f"unreadable body ({exc})"
                     except httpx.TransportError as exc:
                         problem = f"connection broke while reading ({type(exc).__name__})"
@@ -116,7 +116,7 @@ class Retrier:
             )
             self.waits.append(delay)
             self.sleep(delay)
-        raise SourceUnavailable(
+        raise SourceUnavailableError(
             f"GET {url}: {problem} after {self.max_attempts} attempt{'s' if self.max_attempts != 1 else ''}",
             retryable=True,
             url=url,

@@ -3,7 +3,7 @@
 The fast path hands the raw body to ``pyarrow.json`` with the column types learnt from the first page
 (no Python object per value); a page it cannot take (a new nested field, a column changing type) goes
 through orjson and column-wise conversion (``connectors.common.records``). A body that is not valid
-JSON, e.g. cut off mid-page, raises ``PageUnreadable`` so that the page is fetched again.
+JSON, e.g. cut off mid-page, raises ``PageUnreadableError`` so that the page is fetched again.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.json as pajson
 
 from connectors.common.records import dig, field_names, records_to_batch
-from connectors.rest.http import PageUnreadable
+from connectors.rest.http import PageUnreadableError
 
 _FAST_TYPES = (pa.string(), pa.int64(), pa.float64(), pa.bool_())
 _WRAP_KEY = "__records__"
@@ -76,12 +76,12 @@ class PageParser:
         try:
             document = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            raise PageUnreadable(f"not valid JSON: {exc}") from exc
+            raise PageUnreadableError(f"not valid JSON: {exc}") from exc
         records = dig(document, self.records_path)
         if records is None:
             records = []
         if not isinstance(records, list):
-            raise PageUnreadable(f"{self.records_path or 'the answer'} is not an array of records")
+            raise PageUnreadableError(f"{self.records_path or 'the answer'} is not an array of records")
         records = [r for r in records if isinstance(r, dict)]
         known_names = self.known.names if self.known is not None else ()
         batch = records_to_batch(records, field_names(records, known_names), self.contract_schema)

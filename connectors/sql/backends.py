@@ -6,7 +6,7 @@
 - Anything else SQLAlchemy speaks (SQLite, ...): a server-side cursor (``stream_results``) read with
   ``fetchmany`` and turned into columns.
 
-Each backend returns an iterator of record batches; ``SourceUnavailable`` when the server cannot be
+Each backend returns an iterator of record batches; ``SourceUnavailableError`` when the server cannot be
 reached (naming host and port), ``ConnectorError`` for other failures (a missing table, bad SQL).
 """
 
@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import sqlalchemy as sa
 
-from hub.errors import ConnectorError, SourceDataError, SourceUnavailable
+from hub.errors import ConnectorError, SourceDataError, SourceUnavailableError
 
 UNREACHABLE = re.compile(
     r"connection refused|could not connect|can't connect|timeout|timed out|could not translate host|"
@@ -45,7 +45,7 @@ def classify(exc: BaseException, url: sa.engine.URL) -> ConnectorError:
     """A source error as the hub's: unreachable (retryable) or not."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if UNREACHABLE.search(str(exc)):
-        return SourceUnavailable(f"sql: cannot reach the {where(url)}: {text}")
+        return SourceUnavailableError(f"sql: cannot reach the {where(url)}: {text}")
     return ConnectorError(f"sql: the {where(url)} refused the query: {text}", retryable=False)
 
 

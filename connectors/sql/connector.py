@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from pydantic import Field, field_validator, model_validator
 
 from connectors.sql import backends
-from hub.errors import ConfigError, ConnectorError, SourceUnavailable
+from hub.errors import ConfigError, ConnectorError, SourceUnavailableError
 from hub.ingest.connector import CheckResult, Connector, ConnectorConfig, Secret, StreamSpec, WriteMode
 
 FastPath = Literal["auto", "adbc", "connectorx", "sqlalchemy"]
@@ -224,7 +224,7 @@ class SqlConnector(Connector[SqlConfig]):
                 if not db.is_absolute():
                     db = Path(self.context.base_dir) / db
                 if not db.exists():
-                    raise SourceUnavailable(f"sql: SQLite database {db} does not exist")
+                    raise SourceUnavailableError(f"sql: SQLite database {db} does not exist")
                 url = url.set(database=str(db))
                 args["uri"] = False
         elif backend == "postgresql" or backend in ("mysql", "mariadb"):

@@ -36,7 +36,7 @@ from connectors.xml.config import XmlConfig
 from connectors.xml.fastlane import FastLane
 from connectors.xml.ordered import map_in_order
 from connectors.xml.splitter import Block, RecordSplitter
-from hub.errors import ConfigError, SourceDataError, SourceUnavailable
+from hub.errors import ConfigError, SourceDataError, SourceUnavailableError
 from hub.ingest.connector import (
     ERROR_COLUMN,
     RESERVED_COLUMNS,
@@ -131,7 +131,7 @@ class XmlConnector(Connector[XmlConfig]):
         try:
             fh = self.file.open("rb")
         except OSError as exc:
-            raise SourceUnavailable(f"{self.file}: cannot open: {exc}") from exc
+            raise SourceUnavailableError(f"{self.file}: cannot open: {exc}") from exc
         with fh:
             require_text(self.file, self.file.name, "XML")
             blocks: Iterator[Block] = splitter.blocks(fh)

@@ -19,9 +19,16 @@ from starlette.responses import Response
 from hub.api import ckan_read, ckan_tokens, ckan_write, datastore  # noqa: F401  (register the actions)
 from hub.api.ckan_registry import ACTIONS, Action, ActionContext
 from hub.api.deps import app_session_factory
-from hub.api.errors import BodyTooLarge, CkanBadRequest, InvalidBody, help_url, json_response, loads_json
+from hub.api.errors import (
+    BodyTooLargeError,
+    CkanBadRequestError,
+    InvalidBodyError,
+    help_url,
+    json_response,
+    loads_json,
+)
 from hub.auth.resolve import resolve_principal
-from hub.errors import ValidationFailed
+from hub.errors import InvalidInputError
 from hub.settings import Settings
 
 router = APIRouter(tags=["CKAN Action API"])
@@ -66,13 +73,13 @@ async def _request_data(request: Request, act: Action) -> dict[str, Any]:
         settings = request.app.state.settings
         length = int(request.headers.get("content-length") or 0)
         if length > settings.upload_max_bytes + 1024 * 1024:
-            raise ValidationFailed("File upload too large", {"upload": ["File upload too large"]})
+            raise InvalidInputError("File upload too large", {"upload": ["File upload too large"]})
         form = await request.form(max_files=20, max_fields=10_000, max_part_size=16 * 1024 * 1024)
         items = list(form.multi_items())
         if len(items) == 1 and isinstance(items[0][1], str) and items[0][1] in ("", "1"):
             parsed = _loads(items[0][0], settings)
             if not isinstance(parsed, dict):
-                raise CkanBadRequest("JSON Error: Request data JSON decoded to non-dictionary")
+                raise CkanBadRequestError("JSON Error: Request data JSON decoded to non-dictionary")
             return parsed
         data: dict[str, Any] = {}
         for key, value in items:
@@ -95,7 +102,7 @@ async def _request_data(request: Request, act: Action) -> dict[str, Any]:
         return {}
     parsed = _loads(body, request.app.state.settings)
     if not isinstance(parsed, dict):
-        raise CkanBadRequest("JSON Error: Request data JSON decoded to non-dictionary")
+        raise CkanBadRequestError("JSON Error: Request data JSON decoded to non-dictionary")
     return parsed
 
 
@@ -106,7 +113,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise BodyTooLarge(f"JSON larger than {limit} bytes")
+            raise BodyTooLargeError(f"JSON larger than {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -114,8 +121,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _loads(text: bytes | str, settings: Settings) -> Any:
     try:
         return loads_json(text, settings)
-    except InvalidBody as exc:
-        raise CkanBadRequest(f"JSON Error: Error decoding JSON data. Error: {exc.message}") from exc
+    except InvalidBodyError as exc:
+        raise CkanBadRequestError(f"JSON Error: Error decoding JSON data. Error: {exc.message}") from exc
 
 
 def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
@@ -156,9 +163,9 @@ async def _run(request: Request, act: Action, data: dict[str, Any]) -> Any:
 async def _dispatch(name: str, request: Request) -> Response:
     act = ACTIONS.get(name)
     if act is None:
-        raise CkanBadRequest(f"Action name not known: {name}")
+        raise CkanBadRequestError(f"Action name not known: {name}")
     if request.method == "GET" and act.write:
-        raise CkanBadRequest("JSON Error: Invalid request. Please use POST method for your request")
+        raise CkanBadRequestError("JSON Error: Invalid request. Please use POST method for your request")
     data = await _request_data(request, act)
     try:
         result, extra = await run_in_threadpool(_call, request, act, data)

@@ -25,7 +25,7 @@ from hub.catalog.ckan_models import DatasetGroup, DatasetTag, Group, Resource, T
 from hub.catalog.models import Dataset, Organization
 from hub.catalog.search import Doc, SearchParams, run_search
 from hub.catalog.search_fq import QuerySyntaxError
-from hub.errors import NotFoundError, ValidationFailed
+from hub.errors import InvalidInputError, NotFoundError
 
 CKAN_VERSION = "2.11.0"
 ROWS_MAX = 1000
@@ -313,7 +313,7 @@ def _sorted(items: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
     key = bits[0]
     desc = len(bits) > 1 and bits[1].lower() == "desc"
     if key not in ("name", "title", "package_count"):
-        raise ValidationFailed("invalid sort", {"sort": [f"Cannot sort by field `{key}`"]})
+        raise InvalidInputError("invalid sort", {"sort": [f"Cannot sort by field `{key}`"]})
     if key == "package_count":
         return sorted(items, key=lambda d: (d["package_count"], d["name"]), reverse=desc)
     return sorted(items, key=lambda d: (fold(str(d[key] or "")), d["name"]), reverse=desc)

@@ -21,7 +21,7 @@ from hub.auth.authorize import authorize_read
 from hub.auth.principal import Principal
 from hub.catalog.ckan import StateLookup, TableState, package_dicts
 from hub.catalog.models import Dataset, Organization
-from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.errors import AccessDeniedError, InvalidInputError, NotFoundError
 from hub.runtime import Hub
 from hub.settings import Settings
 
@@ -107,7 +107,7 @@ def get_or_bust(data: dict[str, Any], *keys: str) -> Any:
         value = data.get(key)
         if value not in (None, ""):
             return value
-    raise ValidationFailed("Missing value", {keys[0]: ["Missing value"]})
+    raise InvalidInputError("Missing value", {keys[0]: ["Missing value"]})
 
 
 def as_bool(data: dict[str, Any], key: str, default: bool) -> bool:
@@ -123,7 +123,7 @@ def as_bool(data: dict[str, Any], key: str, default: bool) -> bool:
         return True
     if text in ("false", "0", "no", "off", "f", "n", "none"):
         return False
-    raise ValidationFailed("invalid boolean", {key: ["Value must be one of: true, false"]})
+    raise InvalidInputError("invalid boolean", {key: ["Value must be one of: true, false"]})
 
 
 INT_MAX = 2**31 - 1
@@ -144,13 +144,13 @@ def as_int(
         text = value.strip() if isinstance(value, str) else ""
         digits = text[1:] if text[:1] in ("+", "-") else text
         if not digits.isdecimal():  # int() would also take "1_000"
-            raise ValidationFailed("invalid integer", {key: ["Invalid integer"]})
+            raise InvalidInputError("invalid integer", {key: ["Invalid integer"]})
         # past 30 digits the value is out of range anyway (and int() refuses 4,300 digits)
         number = int(text) if len(digits) <= 30 else (minimum - 1 if text[0] == "-" else maximum + 1)
     if number < minimum:
-        raise ValidationFailed("not a natural number", {key: ["Must be a natural number"]})
+        raise InvalidInputError("not a natural number", {key: ["Must be a natural number"]})
     if number > maximum:
-        raise ValidationFailed("too large", {key: [f"Must be at most {maximum}"]})
+        raise InvalidInputError("too large", {key: [f"Must be at most {maximum}"]})
     return number
 
 
@@ -171,8 +171,8 @@ def as_list(
                 return parsed
         if comma:
             return [p.strip() for p in text.split(",") if p.strip()]
-        raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]})
-    raise ValidationFailed("not a list", {key: ["Not a list"]})
+        raise InvalidInputError("invalid JSON", {key: ["Could not parse as valid JSON"]})
+    raise InvalidInputError("not a list", {key: ["Not a list"]})
 
 
 def as_json(data: dict[str, Any], key: str, *, max_nesting: int = MAX_NESTING) -> Any:
@@ -186,11 +186,11 @@ def as_json(data: dict[str, Any], key: str, *, max_nesting: int = MAX_NESTING) -
 def _json_param(key: str, text: str, max_nesting: int) -> Any:
     """``text`` parsed as JSON, nested at most ``max_nesting`` deep (checked before parsing)."""
     if json_too_deep(text, max_nesting):
-        raise ValidationFailed("too deep", {key: [f"JSON nested deeper than {max_nesting} levels"]})
+        raise InvalidInputError("too deep", {key: [f"JSON nested deeper than {max_nesting} levels"]})
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise ValidationFailed("invalid JSON", {key: ["Could not parse as valid JSON"]}) from exc
+        raise InvalidInputError("invalid JSON", {key: ["Could not parse as valid JSON"]}) from exc
 
 
 # --- lookups and access ----------------------------------------------------------------------------
@@ -232,7 +232,7 @@ def deny(ctx: ActionContext, what: str, message: str, **details: Any) -> None:
     """Record the refusal (committed now: the request's session is rolled back on error) and raise."""
     audit.record(ctx.session, what, ctx.principal, outcome="denied", **details)
     ctx.session.commit()
-    raise AccessDenied(message)
+    raise AccessDeniedError(message)
 
 
 def can_see(ctx: ActionContext, ds: Dataset) -> bool:

@@ -49,7 +49,7 @@ from hub.catalog.models import Dataset, Organization
 from hub.catalog.privacy import open_refusal_for
 from hub.catalog.privacy_scan import scan_file
 from hub.db import utcnow
-from hub.errors import ContractError, NotFoundError, ValidationFailed
+from hub.errors import ContractError, InvalidInputError, NotFoundError
 
 NAME = re.compile(r"^[a-z0-9_-]{2,100}$")
 TAG = re.compile(r"^[\w \-.]{1,100}$", re.UNICODE)
@@ -119,7 +119,7 @@ RESOURCE_IGNORED = {
 def _check_name(value: Any, key: str = "name") -> str:
     name = str(value or "")
     if not NAME.match(name) or name in ("new", "edit", "search"):
-        raise ValidationFailed(
+        raise InvalidInputError(
             "invalid name",
             {
                 key: [
@@ -145,18 +145,18 @@ def _items(data: dict[str, Any], key: str) -> list[Any]:
     if not value:
         return []
     if not isinstance(value, list):
-        raise ValidationFailed(key, {key: ["Not a list"]})
+        raise InvalidInputError(key, {key: ["Not a list"]})
     return value
 
 
 def _org_for(ctx: ActionContext, value: Any) -> Organization:
     if not value:
-        raise ValidationFailed("owner_org", {"owner_org": ["An organization must be provided"]})
+        raise InvalidInputError("owner_org", {"owner_org": ["An organization must be provided"]})
     org = ctx.session.scalar(
         select(Organization).where((Organization.id == str(value)) | (Organization.name == str(value)))
     )
     if org is None or org.state != "active":
-        raise ValidationFailed("owner_org", {"owner_org": ["Organization does not exist"]})
+        raise InvalidInputError("owner_org", {"owner_org": ["Organization does not exist"]})
     return org
 
 
@@ -169,7 +169,7 @@ def _tags(data: dict[str, Any]) -> list[str]:
         names = [t.strip() for t in str(data["tag_string"]).split(",")]
     bad = [n for n in names if n and not TAG.match(n)]
     if bad or any(len(n.strip()) == 1 for n in names if n):
-        raise ValidationFailed(
+        raise InvalidInputError(
             "tags", {"tags": [f'Tag "{(bad or names)[0]}" must be alphanumeric characters or symbols: -_.']}
         )
     return [n for n in names if n.strip()]
@@ -179,11 +179,11 @@ def _extras(data: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in _items(data, "extras"):
         if not isinstance(item, dict) or "key" not in item:
-            raise ValidationFailed("extras", {"extras": ["Extras must be a list of {key, value}"]})
+            raise InvalidInputError("extras", {"extras": ["Extras must be a list of {key, value}"]})
         key = str(item["key"])
         if key in CORE:
             message = f"There is a schema field with the same name: {key}"
-            raise ValidationFailed("extras", {"extras": [message]})
+            raise InvalidInputError("extras", {"extras": [message]})
         if not item.get("deleted"):
             out[key] = "" if item.get("value") is None else str(item.get("value"))
     return out
@@ -195,7 +195,7 @@ def _groups(ctx: ActionContext, data: dict[str, Any]) -> list[Group]:
         ref = str(item.get("id") or item.get("name") if isinstance(item, dict) else item)
         g = ctx.session.scalar(select(Group).where((Group.id == ref) | (Group.name == ref)))
         if g is None:
-            raise ValidationFailed("groups", {"groups": [f"Group {ref} does not exist"]})
+            raise InvalidInputError("groups", {"groups": [f"Group {ref} does not exist"]})
         out.append(g)
     return out
 
@@ -233,7 +233,7 @@ def _refuse(
         details=details,
     )
     ctx.session.commit()
-    raise ValidationFailed(message, errors)
+    raise InvalidInputError(message, errors)
 
 
 def _check_public(
@@ -277,19 +277,19 @@ def _apply(ctx: ActionContext, ds: Dataset, data: dict[str, Any], *, create: boo
     if name != ds.name:
         taken = ctx.session.scalar(select(Dataset.id).where(Dataset.name == name, Dataset.id != ds.id))
         if taken:
-            raise ValidationFailed("name", {"name": ["That URL is already in use."]})
+            raise InvalidInputError("name", {"name": ["That URL is already in use."]})
     sharing = _sharing(data, None if create else ds.sharing)
     tags, extras = _tags(data), _extras(data)
     _check_public(ctx, ds, data, sharing, extras, create=create)
     if ds.source_file and not create and sharing != ds.sharing:
-        raise ValidationFailed(
+        raise InvalidInputError(
             "private", {"private": ["The sharing class of a catalog dataset is set in its catalog file"]}
         )
     if sharing == "open" and not create and ds.sharing != "open":
         _scan_held_uploads(ctx, ds)
     groups = _groups(ctx, data)
     if len(str(data.get("version") or "")) > 100:
-        raise ValidationFailed("version", {"version": ["Version must be at most 100 characters long"]})
+        raise InvalidInputError("version", {"version": ["Version must be at most 100 characters long"]})
     ds.name, ds.owner_org_id, ds.sharing = name, org.id, sharing
     ds.title = str(data.get("title") or name)
     ds.notes = _text(data.get("notes"))
@@ -323,7 +323,7 @@ def _replace_resources(ctx: ActionContext, ds: Dataset, items: list[Any]) -> boo
     changed = False
     for pos, item in enumerate(items):
         if not isinstance(item, dict):
-            raise ValidationFailed("resources", {"resources": ["Resources must be a list of objects"]})
+            raise InvalidInputError("resources", {"resources": ["Resources must be a list of objects"]})
         r = existing.get(str(item.get("id") or ""))
         if r is None:
             _new_resource(ctx, ds, item, position=pos)
@@ -350,9 +350,9 @@ def _new_resource(
         try:
             rid = str(uuid.UUID(rid))
         except ValueError as exc:
-            raise ValidationFailed("id", {"id": ["Invalid id: it must be a UUID"]}) from exc
+            raise InvalidInputError("id", {"id": ["Invalid id: it must be a UUID"]}) from exc
         if ctx.session.get(Resource, rid) is not None:
-            raise ValidationFailed("id", {"id": ["Resource id already exists"]})
+            raise InvalidInputError("id", {"id": ["Resource id already exists"]})
     r = Resource(dataset_id=ds.id, kind="link", position=position, url="", extras={})
     if rid:
         r.id = rid
@@ -374,9 +374,9 @@ def _update_resource(ctx: ActionContext, r: Resource, data: dict[str, Any], *, p
             try:
                 value = int(value) if value not in (None, "") else None
             except (TypeError, ValueError, OverflowError) as exc:  # OverflowError: Infinity
-                raise ValidationFailed("size", {"size": ["Invalid integer"]}) from exc
+                raise InvalidInputError("size", {"size": ["Invalid integer"]}) from exc
             if value is not None and not -(2**63) <= value < 2**63:
-                raise ValidationFailed("size", {"size": ["Invalid integer"]})
+                raise InvalidInputError("size", {"size": ["Invalid integer"]})
         elif key == "url":
             value = "" if value is None else str(value)
             if r.upload_id and f"/resource/{r.id}/download/" in value:
@@ -506,17 +506,17 @@ def package_create(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]:
     org = _org_for(ctx, data.get("owner_org"))
     require_write(ctx, org.id, "dataset.create", f"create a dataset in {org.name}")
     if ctx.session.scalar(select(Dataset.id).where(Dataset.name == str(data["name"]))):
-        raise ValidationFailed("name", {"name": ["That URL is already in use."]})
+        raise InvalidInputError("name", {"name": ["That URL is already in use."]})
     ds_id = str(uuid.uuid4())
     if data.get("id"):
         try:
             ds_id = str(uuid.UUID(str(data["id"])))
         except ValueError as exc:
-            raise ValidationFailed("id", {"id": ["Invalid id: it must be a UUID"]}) from exc
+            raise InvalidInputError("id", {"id": ["Invalid id: it must be a UUID"]}) from exc
         if not ctx.principal.sysadmin:
             deny(ctx, "dataset.create", "Only a sysadmin may choose a dataset id")
         if ctx.session.get(Dataset, ds_id) is not None:
-            raise ValidationFailed("id", {"id": ["Dataset id already exists"]})
+            raise InvalidInputError("id", {"id": ["Dataset id already exists"]})
     ds = Dataset(
         id=ds_id,
         key=f"ckan.d{uuid.UUID(ds_id).hex}",
@@ -613,7 +613,7 @@ def resource_delete(ctx: ActionContext, data: dict[str, Any]) -> None:
     """Delete a resource (the DataStore resource of a warehouse table cannot be deleted)."""
     r, ds = _resource(ctx, str(get_or_bust(data, "id")))
     if r.kind == "datastore":
-        raise ValidationFailed(
+        raise InvalidInputError(
             "resource", {"id": ["The DataStore resource of a warehouse table cannot be deleted"]}
         )
     r.state = "deleted"
@@ -641,13 +641,13 @@ def organization_create(ctx: ActionContext, data: dict[str, Any]) -> dict[str, A
     if not ctx.principal.sysadmin:
         deny(ctx, "admin.organization.create", f"User {ctx.user_name} not authorized to create organizations")
     if ctx.session.scalar(select(Organization.id).where(Organization.name == name)):
-        raise ValidationFailed("name", {"name": ["Group name already exists in database"]})
+        raise InvalidInputError("name", {"name": ["Group name already exists in database"]})
     org = Organization(name=name, title=name, extras={})
     if data.get("id"):
         try:
             org.id = str(uuid.UUID(str(data["id"])))
         except ValueError as exc:
-            raise ValidationFailed("id", {"id": ["Invalid id: it must be a UUID"]}) from exc
+            raise InvalidInputError("id", {"id": ["Invalid id: it must be a UUID"]}) from exc
     _org_fields(ctx, org, data)
     ctx.session.add(org)
     ctx.session.flush()
@@ -668,7 +668,7 @@ def organization_update(ctx: ActionContext, data: dict[str, Any]) -> dict[str, A
     if data.get("name") and data["name"] != org.name:
         name = _check_name(data["name"])
         if ctx.session.scalar(select(Organization.id).where(Organization.name == name)):
-            raise ValidationFailed("name", {"name": ["Group name already exists in database"]})
+            raise InvalidInputError("name", {"name": ["Group name already exists in database"]})
         org.name = name
     _org_fields(ctx, org, data)
     ctx.session.flush()

@@ -55,12 +55,12 @@ from hub.api.streaming import Producer, Streamed
 from hub.api.v1_query import MEDIA, SNAPSHOTS_HEADER, choose_format, encode, snapshots_header
 from hub.console import saved
 from hub.console.results import read_page
-from hub.console.sessions import COOKIE, ConsoleUnavailable, Signed, SignInFailed, safe_next
+from hub.console.sessions import COOKIE, ConsoleUnavailableError, Signed, SignInFailedError, safe_next
 from hub.db import transaction
-from hub.errors import HubError, ValidationFailed
+from hub.errors import HubError, InvalidInputError
 from hub.runtime import Hub
 from hub.sql import door
-from hub.sql.jobs import ResultGone
+from hub.sql.jobs import ResultGoneError
 from hub.sql.models import SUCCEEDED, UNFINISHED, QueryJob
 
 router = APIRouter(include_in_schema=False)
@@ -113,7 +113,7 @@ async def sign_in(request: Request, next: str = "/query") -> Response:
         return _see_other(safe_next(next))
     try:
         secret, url = await run_in_threadpool(console_of(request).begin, next, request.cookies.get(COOKIE))
-    except ConsoleUnavailable as exc:
+    except ConsoleUnavailableError as exc:
         return _sign_in_page(request, error=exc.message, status=exc.http_status, available=False)
     response = RedirectResponse(url, status_code=302)
     set_cookie(request, response, secret)
@@ -129,7 +129,7 @@ async def sign_in_callback(
         secret, path = await run_in_threadpool(
             console.finish, request.cookies.get(COOKIE), code, state, error, client_ip(request)
         )
-    except SignInFailed as exc:
+    except SignInFailedError as exc:
         response = _sign_in_page(request, error=exc.message, status=exc.http_status)
         clear_cookie(request, response)
         return response
@@ -198,7 +198,7 @@ def _job_screen(hub: Hub, signed: Signed, job_id: str, page: int) -> Screen:
         try:
             path = hub.jobs.result_file(job_id, owner(signed))
             screen.page = read_page(path, page, job.rows)
-        except ResultGone as exc:
+        except ResultGoneError as exc:
             screen.result_note = exc.message + " Run the query again for a new result."
     return screen
 
@@ -295,7 +295,7 @@ async def _save_route(request: Request, query_id: str | None) -> Response:
         new_id = await run_in_threadpool(
             _save, hub, signed, query_id, title, sql, _org_field(text_field(form, "org"))
         )
-    except ValidationFailed as exc:
+    except InvalidInputError as exc:
         current = await run_in_threadpool(_saved_view, hub, signed, query_id) if query_id else None
         screen = Screen(sql=sql, title=title, current=current, error=exc.message)
         return await _page(request, signed, screen, exc.http_status)

@@ -5,7 +5,7 @@ of the cookie, the CSRF check of every state-changing request, the cookie itself
 synchronizer token (form field ``csrf_token``, or header ``X-CSRF-Token`` for scripts) and, when the
 browser says where it comes from, come from this site (``Origin`` equal to SITE_URL's origin;
 ``Sec-Fetch-Site`` ``same-origin`` or ``none``). The cookie is ``SameSite=Lax`` on top of that, so a
-cross-site POST does not even carry it. Refusals are ``CsrfRefused`` (403).
+cross-site POST does not even carry it. Refusals are ``CsrfRefusedError`` (403).
 
 **Pages** extend ``base.html`` in the reader's language (``?lang=`` or the portal's ``hub_lang``
 cookie) and are never cached (``no-store``: results hold non-open data); they may load only the hub's
@@ -35,7 +35,7 @@ from hub.console.results import ResultPage
 from hub.console.saved import SavedView
 from hub.console.sessions import COOKIE, Console, Signed
 from hub.db import transaction
-from hub.errors import AccessDenied, AuthenticationError, ValidationFailed
+from hub.errors import AccessDeniedError, AuthenticationError, InvalidInputError
 from hub.portal.i18n import COOKIE as LANG_COOKIE
 from hub.portal.i18n import as_lang
 from hub.runtime import Hub
@@ -57,13 +57,13 @@ FORMATS = (
 """The download links of a result: every format of ``/api/v1/queries/{id}/result``."""
 
 
-class CsrfRefused(AccessDenied):
+class CsrfRefusedError(AccessDeniedError):
     """A state-changing request without the session's token, or from another site (403)."""
 
     code = "csrf_refused"
 
 
-class SignInRequired(AuthenticationError):
+class SignInRequiredError(AuthenticationError):
     """A state-changing request without a signed-in session (401)."""
 
     code = "sign_in_required"
@@ -124,22 +124,24 @@ async def checked_form(request: Request, signed: Signed | None) -> FormData:
     settings: Settings = request.app.state.settings
     limit = settings.query_max_sql_chars * 4 + 65_536
     if int(request.headers.get("content-length") or 0) > limit:
-        raise ValidationFailed(f"the form is larger than {limit:,} bytes")
+        raise InvalidInputError(f"the form is larger than {limit:,} bytes")
     origin = request.headers.get("origin")
     if origin is not None and origin.lower() != _origin(settings.site_url):
-        raise CsrfRefused("Refused: this request comes from another site (Origin: " + origin[:100] + ").")
+        raise CsrfRefusedError(
+            "Refused: this request comes from another site (Origin: " + origin[:100] + ")."
+        )
     fetch_site = request.headers.get("sec-fetch-site")
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
-        raise CsrfRefused(
+        raise CsrfRefusedError(
             f"Refused: this request comes from another site (Sec-Fetch-Site: {fetch_site[:30]})."
         )
     form = await request.form()
     if signed is None:
-        raise SignInRequired("Sign in to the SQL console first (/query).")
+        raise SignInRequiredError("Sign in to the SQL console first (/query).")
     token = form.get(CSRF_FIELD)
     given = token if isinstance(token, str) else request.headers.get(CSRF_HEADER, "")
     if not given or not hmac.compare_digest(given.encode(), signed.csrf.encode()):
-        raise CsrfRefused(
+        raise CsrfRefusedError(
             "Refused: the request lacks this page's CSRF token (reload the page and try again)."
         )
     return form

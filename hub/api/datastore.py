@@ -17,7 +17,7 @@ from hub.api.ckan_registry import ActionContext, action, as_bool, as_int, as_jso
 from hub.auth.authorize import authorize_read
 from hub.catalog.ckan_models import Resource, datastore_resource_id
 from hub.catalog.models import Dataset
-from hub.errors import NotFoundError, ValidationFailed
+from hub.errors import InvalidInputError, NotFoundError
 from hub.sql import door
 from hub.warehouse.datastore import SearchQuery, TableInfo, ckan_type, records
 
@@ -146,7 +146,7 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
     """Rows of a DataStore table: filters, q, distinct, fields, sort, limit (100, at most 32000), offset."""
     unknown = sorted(k for k in data if k not in _SEARCH_KEYS)
     if unknown:
-        raise ValidationFailed(
+        raise InvalidInputError(
             "unknown parameters", {k: [f"The input field {k} was not expected."] for k in unknown}
         )
     ref = str(get_or_bust(data, "resource_id", "id"))
@@ -159,7 +159,7 @@ def datastore_search(ctx: ActionContext, data: dict[str, Any]) -> dict[str, Any]
     info = _table(ctx, ds, ref)
     fmt = str(data.get("records_format") or "objects")
     if fmt not in ("objects", "lists", "csv", "tsv"):
-        raise ValidationFailed("records_format", {"records_format": [f'invalid value "{fmt}"']})
+        raise InvalidInputError("records_format", {"records_format": [f'invalid value "{fmt}"']})
     filters = as_json(data, "filters")
     q = as_json(data, "q")
     if data.get("full_text") and not q:
@@ -212,7 +212,7 @@ def datastore_search_sql(ctx: ActionContext, data: dict[str, Any]) -> dict[str, 
     run in a query worker that sees only the tables the caller may read (``hub.sql.door``)."""
     sql = get_or_bust(data, "sql")
     if not isinstance(sql, str):
-        raise ValidationFailed("sql must be text", {"sql": ["Must be a string"]})
+        raise InvalidInputError("sql must be text", {"sql": ["Must be a string"]})
     table, truncated, _ = door.run(
         ctx.hub, ctx.session, ctx.principal, sql, door.DATASTORE_SQL, max_rows=ROWS_MAX
     )

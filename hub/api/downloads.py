@@ -51,7 +51,7 @@ from hub.auth.resolve import resolve_principal
 from hub.catalog.ckan import munge_filename
 from hub.catalog.ckan_models import Resource, Upload
 from hub.catalog.models import Dataset
-from hub.errors import AccessDenied, BusyError, HubError, NotFoundError, QueryError, ValidationFailed
+from hub.errors import AccessDeniedError, BusyError, HubError, InvalidInputError, NotFoundError, QueryError
 from hub.runtime import Hub
 from hub.settings import Settings
 from hub.warehouse.datastore import TABLE, SearchQuery, TableInfo
@@ -158,7 +158,7 @@ def _plan(
                 scope="datastore:read",
                 defer=True,
                 details=details,
-                error=lambda _d: AccessDenied(
+                error=lambda _d: AccessDeniedError(
                     f"not authorized to download resource {rid} of dataset {ds.id}"
                 ),
             )
@@ -277,11 +277,11 @@ def _audit(plan: _Plan, **kw: Any) -> None:
         auth.session.close()
 
 
-def _query_error(exc: QueryError) -> QueryError | ValidationFailed:
+def _query_error(exc: QueryError) -> QueryError | InvalidInputError:
     """A query's failure as datastore_search answers it: 409 ``{"query": [message]}`` (busy: 503)."""
     if isinstance(exc, BusyError):
         return exc
-    return ValidationFailed("invalid query", {"query": [exc.message]})
+    return InvalidInputError("invalid query", {"query": [exc.message]})
 
 
 class _QueryRows:
@@ -349,7 +349,7 @@ def _query_response(
     assert info is not None
     try:
         sql, params = hub.datastore.select_sql(info, query.search, limit=query.limit)
-    except ValidationFailed as exc:
+    except InvalidInputError as exc:
         _audit(plan, outcome="error", reason=exc.message)
         raise
     headers["ETag"] = f'"{info.snapshot_id}-q{query.key()}{"-bom" if bom else ""}-{fmt}"'

@@ -2,7 +2,7 @@
 
 - CKAN routes (``/api/...`` except ``/api/v1``): CKAN's envelope
   ``{"help": ..., "success": false, "error": {"__type": ..., ...}}`` with CKAN's status codes, or a bare
-  JSON string with status 400 (``CkanBadRequest``) where CKAN answers that way.
+  JSON string with status 400 (``CkanBadRequestError``) where CKAN answers that way.
 - Everything else (``/api/v1``, downloads, pages): RFC 9457 ``application/problem+json``.
 - A browser (``Accept`` names ``text/html`` before any JSON) outside the API paths (``/api``, ``/oauth``,
   ``/.well-known``) gets the same status and headers with a small bilingual HTML page instead
@@ -35,13 +35,13 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hub.errors import (
-    AccessDenied,
+    AccessDeniedError,
     BusyError,
     ConflictError,
     HubError,
+    InvalidInputError,
     NotFoundError,
     QueryError,
-    ValidationFailed,
 )
 from hub.settings import Settings
 
@@ -58,7 +58,7 @@ PAGE_CSP = (
 )
 
 
-class CkanBadRequest(HubError):
+class CkanBadRequestError(HubError):
     """CKAN's bare-string 400 (unknown action, GET on a write action, undecodable JSON)."""
 
     code = "bad_request"
@@ -72,28 +72,14 @@ class SearchQueryError(HubError):
     http_status = 400
 
 
-class SearchError(HubError):
-    """Another search failure (CKAN's ``Search Error``, 409)."""
-
-    code = "search_error"
-    http_status = 409
-
-
-class IntegrityFailed(HubError):
-    """Malformed nesting in a request (CKAN's ``Integrity Error``, 400)."""
-
-    code = "integrity_error"
-    http_status = 400
-
-
-class InvalidBody(HubError):
+class InvalidBodyError(HubError):
     """A request body (or JSON parameter) that is not JSON, or nests deeper than allowed (400)."""
 
     code = "invalid_body"
     http_status = 400
 
 
-class BodyTooLarge(HubError):
+class BodyTooLargeError(HubError):
     """A JSON request body larger than ``HUB_REQUEST_MAX_JSON_BYTES`` (413)."""
 
     code = "body_too_large"
@@ -279,22 +265,18 @@ def help_url(site_url: str, path: str) -> str:
 
 def ckan_error(exc: HubError) -> tuple[int, dict[str, Any]]:
     """The status and ``error`` object CKAN would give for ``exc``."""
-    if isinstance(exc, ValidationFailed):
+    if isinstance(exc, InvalidInputError):
         body: dict[str, Any] = dict(exc.errors) if exc.errors else {"message": exc.message}
         return 409, {**body, "__type": "Validation Error"}
     if isinstance(exc, NotFoundError):
         msg = exc.message if exc.message.startswith("Not found") else f"Not found: {exc.message}"
         return 404, {"__type": "Not Found Error", "message": msg}
-    if isinstance(exc, AccessDenied):
+    if isinstance(exc, AccessDeniedError):
         msg = exc.message if exc.message.startswith("Access denied") else f"Access denied: {exc.message}"
         return 403, {"__type": "Authorization Error", "message": msg}
     if isinstance(exc, SearchQueryError):
         msg = exc.message if exc.message.startswith("Search") else f"Search Query is invalid: {exc.message}"
         return 400, {"__type": "Search Query Error", "message": msg}
-    if isinstance(exc, SearchError):
-        return 409, {"__type": "Search Error", "message": exc.message}
-    if isinstance(exc, IntegrityFailed):
-        return 400, {"__type": "Integrity Error", "message": exc.message, **exc.details}
     if isinstance(exc, BusyError):
         return 503, {"__type": "Service Unavailable", "message": exc.message, "retry_after": exc.retry_after}
     if isinstance(exc, QueryError):
@@ -307,7 +289,7 @@ def ckan_error(exc: HubError) -> tuple[int, dict[str, Any]]:
 
 
 def ckan_error_response(request: Request, exc: HubError) -> Response:
-    if isinstance(exc, CkanBadRequest):
+    if isinstance(exc, CkanBadRequestError):
         return json_response(f"Bad request: {exc.message}", 400)
     status, error = ckan_error(exc)
     settings = request.app.state.settings
@@ -367,7 +349,7 @@ def _validation_error_handler(request: Request, exc: Exception) -> Response:
         loc = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
         errors.setdefault(loc or "request", []).append(str(err.get("msg", "invalid")))
     if is_ckan_path(request.url.path):
-        return ckan_error_response(request, ValidationFailed("invalid request", errors))
+        return ckan_error_response(request, InvalidInputError("invalid request", errors))
     detail = "The request is invalid."
     resp = problem_response(422, "Validation error", detail, "validation_error", errors=errors)
     return error_page(request, resp, detail)
@@ -414,18 +396,18 @@ def json_too_deep(text: bytes | str, limit: int) -> bool:
 def loads_json(text: bytes | str, settings: Settings) -> Any:
     """Parse JSON that came from outside, under the size and nesting limits of ``settings``.
 
-    Raises ``BodyTooLarge`` (413) above ``request_max_json_bytes`` and ``InvalidBody`` (400) when the
-    text nests deeper than ``query_max_nesting`` or is not JSON.
+    Raises ``BodyTooLargeError`` (413) above ``request_max_json_bytes`` and ``InvalidBodyError`` (400)
+    when the text nests deeper than ``query_max_nesting`` or is not JSON.
     """
     size = len(text.encode("utf-8", "surrogatepass")) if isinstance(text, str) else len(text)
     if size > settings.request_max_json_bytes:
-        raise BodyTooLarge(f"JSON larger than {settings.request_max_json_bytes} bytes")
+        raise BodyTooLargeError(f"JSON larger than {settings.request_max_json_bytes} bytes")
     if json_too_deep(text, settings.query_max_nesting):
-        raise InvalidBody(f"JSON nested deeper than {settings.query_max_nesting} levels")
+        raise InvalidBodyError(f"JSON nested deeper than {settings.query_max_nesting} levels")
     try:
         return json.loads(text)
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of too many digits
-        raise InvalidBody(f"not valid JSON: {exc}") from exc
+        raise InvalidBodyError(f"not valid JSON: {exc}") from exc
 
 
 def _is_json(scope: Scope) -> bool:
@@ -449,7 +431,7 @@ class JsonBodyLimits:
             await self.app(scope, receive, send)
             return
         limit = self.settings.request_max_json_bytes
-        too_large = BodyTooLarge(f"JSON larger than {limit} bytes")
+        too_large = BodyTooLargeError(f"JSON larger than {limit} bytes")
         for key, value in scope.get("headers", ()):
             if key == b"content-length" and value.strip().isdigit() and int(value) > limit:
                 await self._refuse(scope, receive, send, too_large)
@@ -472,7 +454,9 @@ class JsonBodyLimits:
         if json_too_deep(body, self.settings.query_max_nesting):
             deep = f"JSON nested deeper than {self.settings.query_max_nesting} levels"
             error = (
-                CkanBadRequest(f"JSON Error: {deep}") if is_ckan_path(scope["path"]) else InvalidBody(deep)
+                CkanBadRequestError(f"JSON Error: {deep}")
+                if is_ckan_path(scope["path"])
+                else InvalidBodyError(deep)
             )
             await self._refuse(scope, receive, send, error)
             return

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from hub.catalog.ckan_models import Upload
 from hub.db import new_id
-from hub.errors import ValidationFailed
+from hub.errors import InvalidInputError
 from hub.settings import Settings
 
 CHUNK = 1024 * 1024
@@ -55,7 +55,7 @@ def store_upload(
                     break
                 size += len(chunk)
                 if size > settings.upload_max_bytes:
-                    raise ValidationFailed("File upload too large", {"upload": ["File upload too large"]})
+                    raise InvalidInputError("File upload too large", {"upload": ["File upload too large"]})
                 digest.update(chunk)
                 out.write(chunk)
         if check is not None:

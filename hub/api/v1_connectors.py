@@ -24,7 +24,7 @@ from hub.auth import audit
 from hub.auth.principal import Principal
 from hub.catalog.models import Organization
 from hub.catalog.privacy import open_refusal_for
-from hub.errors import AccessDenied, AuthenticationError, ContractError, NotFoundError, ValidationFailed
+from hub.errors import AccessDeniedError, AuthenticationError, ContractError, InvalidInputError, NotFoundError
 from hub.ingest import instances
 
 router = APIRouter(prefix="/api/v1", tags=["connectors"])
@@ -47,7 +47,7 @@ def _scoped(principal: Principal) -> None:
     if principal.is_anonymous:
         raise AuthenticationError("a token with the connectors:manage scope is required")
     if not principal.has_scope(SCOPE):
-        raise AccessDenied(f"the token lacks the {SCOPE} scope")
+        raise AccessDeniedError(f"the token lacks the {SCOPE} scope")
 
 
 def _allowed(principal: Principal, org_id: str | None) -> None:
@@ -55,12 +55,12 @@ def _allowed(principal: Principal, org_id: str | None) -> None:
     if principal.sysadmin:
         return
     if org_id is None:
-        raise AccessDenied("only sysadmins manage connectors that belong to no organization")
+        raise AccessDeniedError("only sysadmins manage connectors that belong to no organization")
     role = principal.org_roles.get(org_id)
     if principal.org_id == org_id and principal.kind == "client":
         return
     if role not in ("admin", "editor"):
-        raise AccessDenied("only admins and editors of the owning organization manage its connectors")
+        raise AccessDeniedError("only admins and editors of the owning organization manage its connectors")
 
 
 def _owner(session: SessionDep, principal: Principal, ref: str | None) -> Organization | None:
@@ -71,7 +71,7 @@ def _owner(session: SessionDep, principal: Principal, ref: str | None) -> Organi
         elif len(orgs) == 1:
             ref = next(iter(orgs))
         elif not principal.sysadmin:
-            raise ValidationFailed("name the owning organization", {"organization": ["required"]})
+            raise InvalidInputError("name the owning organization", {"organization": ["required"]})
         else:
             return None
     org = session.query(Organization).filter((Organization.name == ref) | (Organization.id == ref)).first()
@@ -166,7 +166,7 @@ def add_dataset(
     ref = body.get("organization")
     org = _owner(session, principal, ref if isinstance(ref, str) else None)
     if org is None:
-        raise ValidationFailed("name the owning organization", {"organization": ["required"]})
+        raise InvalidInputError("name the owning organization", {"organization": ["required"]})
     _allowed(principal, org.id)
     _check_open(body, session, settings, principal)
     ds = instances.add_dataset(session, settings, body, organization=org.name, origin="api")
@@ -190,4 +190,4 @@ def _check_open(
             session, "dataset.add", principal, outcome="denied", reason=refusal, details={"key": key}
         )
         session.commit()
-        raise ValidationFailed(refusal, {"sharing": [refusal]})
+        raise InvalidInputError(refusal, {"sharing": [refusal]})

@@ -31,7 +31,7 @@ from hub.auth.models import Grant
 from hub.auth.principal import Decision, Principal
 from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset, Run
-from hub.errors import AccessDenied, AuthenticationError, HubError, NotFoundError
+from hub.errors import AccessDeniedError, AuthenticationError, HubError, NotFoundError
 from hub.warehouse.quarantine import read_quarantine
 from hub.warehouse.tables import Warehouse
 
@@ -141,7 +141,7 @@ def search_audit(
     if not principal.has_scope("audit:read"):
         audit.record(session, "audit.search", principal, outcome="denied", reason="no audit:read scope")
         session.commit()  # keep the refusal: the request's session is rolled back on error
-        raise AccessDenied("the scope audit:read is required")
+        raise AccessDeniedError("the scope audit:read is required")
     dataset_id = None
     if dataset:
         ds = session.get(Dataset, dataset) or session.scalar(select(Dataset).where(Dataset.key == dataset))
@@ -176,7 +176,7 @@ def search_audit(
 def verify_audit(session: SessionDep, settings: SettingsDep, principal: V1PrincipalDep) -> dict[str, Any]:
     _require_login(principal)
     if not principal.sysadmin:
-        raise AccessDenied("sysadmins only")
+        raise AccessDeniedError("sysadmins only")
     report = verify(session, settings)
     bad = report.first_bad
     return {
@@ -201,7 +201,7 @@ def _refusal(principal: Principal) -> Callable[[Decision], HubError]:
     def error(decision: Decision) -> HubError:
         if principal.is_anonymous:
             return AuthenticationError("a token is required")
-        return AccessDenied(decision.reason)
+        return AccessDeniedError(decision.reason)
 
     return error
 

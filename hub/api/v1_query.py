@@ -42,7 +42,7 @@ from starlette.responses import FileResponse, Response
 
 from hub.api import download_formats as fmts
 from hub.api.deps import HubDep, V1PrincipalDep
-from hub.api.errors import InvalidBody, dumps, preferred
+from hub.api.errors import InvalidBodyError, dumps, preferred
 from hub.api.streaming import Producer, Streamed, gzip_chunks
 from hub.auth.principal import Principal
 from hub.errors import AuthenticationError, HubError, QueryError
@@ -71,7 +71,7 @@ _TRUE = ("1", "true", "yes", "on")
 SNAPSHOTS_HEADER = "X-Hub-Snapshots"
 
 
-class NotAcceptable(HubError):
+class NotAcceptableError(HubError):
     """``Accept`` names none of the formats (406)."""
 
     code = "not_acceptable"
@@ -101,14 +101,14 @@ def choose_format(given: str | None, accept: str | None) -> str:
     if given:
         fmt = _NAMES.get(given.lower().lstrip("."))
         if fmt is None:
-            raise InvalidBody(f"unknown format {given!r}; use one of {', '.join(MEDIA)}")
+            raise InvalidBodyError(f"unknown format {given!r}; use one of {', '.join(MEDIA)}")
         return fmt
     offers = [m.split(";")[0] for m in MEDIA.values()]
     chosen = preferred(accept, offers)
     if accept and not any(
         r.split(";")[0].strip() in ("*/*", chosen, chosen.split("/")[0] + "/*") for r in accept.split(",")
     ):
-        raise NotAcceptable(f"no format matches Accept: {accept}; use one of {', '.join(offers)}")
+        raise NotAcceptableError(f"no format matches Accept: {accept}; use one of {', '.join(offers)}")
     return next(f for f, m in MEDIA.items() if m.startswith(chosen))
 
 
@@ -287,7 +287,7 @@ def _as_of_params(values: list[str]) -> dict[str, str | int]:
     for value in values:
         key, sep, when = value.partition("=")
         if not sep or not key.strip() or not when.strip():
-            raise InvalidBody(f"as_of={value!r}: write as_of=<dataset key>=<snapshot id or ISO time>")
+            raise InvalidBodyError(f"as_of={value!r}: write as_of=<dataset key>=<snapshot id or ISO time>")
         out[key.strip()] = when.strip()
     return out
 

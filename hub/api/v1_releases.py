@@ -26,12 +26,12 @@ from starlette.responses import FileResponse, Response, StreamingResponse
 
 from hub.api.dcat import cached
 from hub.api.deps import HubDep, SessionDep, SettingsDep, V1PrincipalDep
-from hub.api.errors import InvalidBody, dumps, loads_json
+from hub.api.errors import InvalidBodyError, dumps, loads_json
 from hub.auth import access, audit
 from hub.auth.principal import Principal
 from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset
-from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.errors import AccessDeniedError, InvalidInputError, NotFoundError
 from hub.publish.build import (
     build_release,
     check_message,
@@ -130,7 +130,9 @@ def _require_writer(session: Any, principal: Principal, ds: Dataset, action: str
                  reason=decision.reason)  # fmt: skip
     session.commit()
     if not allowed:
-        raise AccessDenied(f"{action} on {ds.key} needs catalog:write and editor rights on its organization")
+        raise AccessDeniedError(
+            f"{action} on {ds.key} needs catalog:write and editor rights on its organization"
+        )
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -178,10 +180,10 @@ async def create_release(
 ) -> dict[str, Any]:
     raw_body = await request.body()
     if not raw_body.strip():
-        raise InvalidBody("the body is empty: send a JSON object with 'dataset' and the release fields")
+        raise InvalidBodyError("the body is empty: send a JSON object with 'dataset' and the release fields")
     body = loads_json(raw_body, settings)
     if not isinstance(body, dict) or "dataset" not in body:
-        raise ValidationFailed("body must be a JSON object with 'dataset' and the release fields")
+        raise InvalidInputError("body must be a JSON object with 'dataset' and the release fields")
 
     def work() -> dict[str, Any]:
         raw = dict(body)
@@ -193,7 +195,7 @@ async def create_release(
             errors: dict[str, list[str]] = {}
             for e in exc.errors():
                 errors.setdefault(".".join(str(p) for p in e["loc"]) or "body", []).append(e["msg"])
-            raise ValidationFailed("invalid release definition", errors) from exc
+            raise InvalidInputError("invalid release definition", errors) from exc
         check_release(settings, session, ds, rel)  # PublishError (422) when refused
         row = upsert_release(session, ds, rel, origin="api")
         session.commit()

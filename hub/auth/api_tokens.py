@@ -15,7 +15,7 @@ from hub.auth import audit, tokens, users
 from hub.auth.models import ApiToken
 from hub.auth.principal import Principal
 from hub.db import utcnow
-from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.errors import AccessDeniedError, InvalidInputError, NotFoundError
 from hub.settings import Settings
 
 UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
@@ -25,13 +25,13 @@ MAX_SECONDS = 100 * 365 * 86400
 
 def _owner(session: Session, principal: Principal, user_ref: str | None) -> Any:
     if principal.kind not in ("user", "system"):
-        raise AccessDenied("only people manage API tokens")
+        raise AccessDeniedError("only people manage API tokens")
     ref = user_ref or principal.subject
     if not ref:
-        raise ValidationFailed("Missing value", {"user": ["Missing value"]})
+        raise InvalidInputError("Missing value", {"user": ["Missing value"]})
     user = users.get_user(session, ref)
     if not (principal.sysadmin or principal.kind == "system" or user.id == principal.subject):
-        raise AccessDenied(f"User {principal.name} not authorized to manage the tokens of {user.name}")
+        raise AccessDeniedError(f"User {principal.name} not authorized to manage the tokens of {user.name}")
     return user
 
 
@@ -46,14 +46,14 @@ def create(
     unit: str = "day",
 ) -> str:
     if not name:
-        raise ValidationFailed("Missing value", {"name": ["Missing value"]})
+        raise InvalidInputError("Missing value", {"name": ["Missing value"]})
     owner = _owner(session, principal, user)
     if unit not in UNITS:
-        raise ValidationFailed("invalid unit", {"unit": [f"one of {', '.join(UNITS)}"]})
+        raise InvalidInputError("invalid unit", {"unit": [f"one of {', '.join(UNITS)}"]})
     seconds = expires_in * UNITS[unit] if expires_in else None
     if seconds is not None and not 0 < seconds <= MAX_SECONDS:
         message = f"a token lives more than 0 and at most {MAX_SECONDS // 86400} days"
-        raise ValidationFailed("invalid expires_in", {"expires_in": [message]})
+        raise InvalidInputError("invalid expires_in", {"expires_in": [message]})
     roles = users.org_roles(session, owner.id)
     scope = " ".join(sorted(users.user_scopes(owner, roles)))
     token, row = tokens.issue_api_token(session, settings, owner, name, scope=scope, seconds=seconds)
@@ -83,10 +83,10 @@ def revoke(
     if token and not jti:
         try:
             jti = str(tokens.unverified_claims(token).get("jti") or "")
-        except tokens.InvalidToken as exc:
-            raise ValidationFailed("invalid token", {"token": ["not a token of this hub"]}) from exc
+        except tokens.InvalidTokenError as exc:
+            raise InvalidInputError("invalid token", {"token": ["not a token of this hub"]}) from exc
     if not jti:
-        raise ValidationFailed("Missing value", {"jti": ["Missing value"]})
+        raise InvalidInputError("Missing value", {"jti": ["Missing value"]})
     row = session.get(ApiToken, jti)
     if row is None:
         raise NotFoundError("Not found: API token")

@@ -14,7 +14,7 @@ entry 1's ``ts``). The decision uses only stored values (the entry's ``ts``, the
 replay it; the signed payload names the cadence in force (``every``, ``seconds``).
 
 Witness. Each checkpoint is also appended to the witness (``hub.auth.witness``) inside the entry's
-transaction, before it commits. If the witness cannot be written, ``WitnessUnavailable`` is raised
+transaction, before it commits. If the witness cannot be written, ``WitnessUnavailableError`` is raised
 and the caller's transaction rolls back: the audited action fails (503, retry) rather than commit an
 entry whose checkpoint is missing from the witness. Once the transaction has committed, a
 ``committed`` record follows (best effort, logged on failure); a checkpoint record without it is one
@@ -166,7 +166,7 @@ def checkpoint_due(every: int, seconds: int, since_seq: int, ts: datetime, last_
 
 def _write_checkpoint(session: Session, settings: Settings, seq: int, entry_hash_: str) -> AuditCheckpoint:
     """Sign "entry ``seq`` has hash ``entry_hash_``", add it to the session and append it to the witness
-    (``WitnessUnavailable`` if it cannot be: the caller's transaction must then roll back)."""
+    (``WitnessUnavailableError`` if it cannot be: the caller's transaction must then roll back)."""
     from joserfc import jws
 
     ring = keys.keyring(settings, session=session)
@@ -218,7 +218,7 @@ def _after_commit(session: Session) -> None:
     for store, record in pending:
         try:
             store.append(record)
-        except witness.WitnessUnavailable as exc:
+        except witness.WitnessUnavailableError as exc:
             log.error(
                 "audit checkpoint at entry %s committed, but its confirmation was not witnessed: %s",
                 record["seq"],

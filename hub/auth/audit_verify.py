@@ -194,7 +194,7 @@ def _read_head(session: Session) -> _Head | None:
 def _read_witness(store: witness.Witness, report: VerifyReport) -> witness.WitnessContents | None:
     try:
         contents = witness.parse(store.read())
-    except witness.WitnessUnavailable as exc:
+    except witness.WitnessUnavailableError as exc:
         report.problems.append(Problem(0, "unreachable", f"{exc.message}: nothing to compare with"))
         return None
     report.witness_records = contents.records
@@ -207,7 +207,7 @@ def _reread_witness(store: witness.Witness, first: witness.WitnessContents) -> w
     of the database; what they say beyond it is not held against it)."""
     try:
         again = witness.parse(store.read())
-    except witness.WitnessUnavailable:
+    except witness.WitnessUnavailableError:
         return first
     known = first.checkpoint_keys()
     first.later = [w for w in again.checkpoints if w.key not in known]

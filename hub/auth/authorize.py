@@ -7,7 +7,7 @@ sequence "may this principal read this dataset, write the audit entry, commit, r
 - Open, active datasets are readable by everyone; reading them is not audited (open data).
 - Anything else is decided by ``hub.auth.access.can_read`` (owner organization, grants, scopes).
 - A refusal is audited and committed at once (the caller's transaction is rolled back when the
-  error propagates), then raised: ``AccessDenied`` by default, or the error the door chooses (the SQL
+  error propagates), then raised: ``AccessDeniedError`` by default, or the error the door chooses (the SQL
   doors answer exactly as for a table that does not exist, so that existence is not revealed).
 - An allowed read is audited at once, or later with what was read (``Authorization.record``: the
   snapshot and the rows a query returned) when ``defer=True``.
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from hub.auth import access, audit
 from hub.auth.principal import Decision, Principal
 from hub.catalog.models import Dataset
-from hub.errors import AccessDenied, HubError
+from hub.errors import AccessDeniedError, HubError
 
 
 @dataclass
@@ -93,7 +93,7 @@ def authorize_read(
     quarantine: bool = False,
 ) -> Authorization:
     """Decide whether ``principal`` may read ``dataset`` (``action`` names the read in the audit
-    log), audit the outcome and raise on refusal (``error(decision)``, default ``AccessDenied``).
+    log), audit the outcome and raise on refusal (``error(decision)``, default ``AccessDeniedError``).
 
     ``scope``: the token scope non-open reads need (``datastore:read``, ``warehouse:query``).
     ``publication``: the read feeds an open-data release (another organization's shared data then
@@ -115,7 +115,7 @@ def authorize_read(
             details=details,
         )
         session.commit()  # the refusal stays recorded although the caller's transaction fails
-        raise error(decision) if error is not None else AccessDenied(denied_message(principal, dataset))
+        raise error(decision) if error is not None else AccessDeniedError(denied_message(principal, dataset))
     auth = Authorization(
         session, principal, dataset, decision, action, details=dict(details or {}), quarantine=quarantine
     )

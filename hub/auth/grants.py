@@ -20,7 +20,7 @@ from hub.auth.principal import Decision, Principal
 from hub.catalog.loader import get_dataset
 from hub.catalog.models import Dataset, Organization
 from hub.db import utcnow
-from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.errors import AccessDeniedError, InvalidInputError, NotFoundError
 
 
 def decide(
@@ -135,7 +135,7 @@ def create(
             reason="not an admin of the owner",
         )
         session.commit()  # the refusal stays recorded although the caller's transaction fails
-        raise AccessDenied("only an admin of the owning organization may grant access to this dataset")
+        raise AccessDeniedError("only an admin of the owning organization may grant access to this dataset")
     org = session.get(Organization, consumer_org) or session.scalar(
         select(Organization).where(Organization.name == consumer_org)
     )
@@ -157,7 +157,7 @@ def create(
         if client is None or client.org_id != org.id:
             errors["consumer_client_id"] = ["not a client of the consumer organization"]
     if errors:
-        raise ValidationFailed("invalid grant", errors)
+        raise InvalidInputError("invalid grant", errors)
     g = Grant(
         dataset_id=ds.id,
         consumer_org_id=org.id,
@@ -206,7 +206,7 @@ def revoke(session: Session, actor: Principal, grant_id: str, *, reason: str | N
             reason="not an admin of the owner",
         )
         session.commit()  # the refusal stays recorded although the caller's transaction fails
-        raise AccessDenied("only an admin of the owning organization may revoke this grant")
+        raise AccessDeniedError("only an admin of the owning organization may revoke this grant")
     if g.revoked_at is None:
         g.revoked_at = utcnow()
         g.revoked_by = actor.name or actor.subject

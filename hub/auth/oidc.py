@@ -17,7 +17,7 @@ import httpx
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
-from hub.auth.tokens import InvalidToken, check_claims, verify_signature
+from hub.auth.tokens import InvalidTokenError, check_claims, verify_signature
 from hub.settings import Settings
 
 JWKS_TTL = 300.0
@@ -47,7 +47,7 @@ def _fetch(conf: dict[str, str]) -> dict[str, ECKey | RSAKey]:
             meta.raise_for_status()
             doc = meta.json()
             if not isinstance(doc, dict) or str(doc.get("issuer", "")).rstrip("/") != iss:
-                raise InvalidToken("discovery document names another issuer")
+                raise InvalidTokenError("discovery document names another issuer")
             jwks_uri = doc.get("jwks_uri")
             if not isinstance(jwks_uri, str):
                 raise ValueError("the discovery document names no jwks_uri")
@@ -85,7 +85,7 @@ def _key(conf: dict[str, str], kid: str) -> ECKey | RSAKey | None:
             try:
                 entry = _IssuerKeys(_fetch(conf), now)
             except (httpx.HTTPError, KeyError, ValueError) as exc:
-                raise InvalidToken(f"keys of issuer {iss} unavailable ({type(exc).__name__})") from exc
+                raise InvalidTokenError(f"keys of issuer {iss} unavailable ({type(exc).__name__})") from exc
             _cache[iss] = entry
     assert entry is not None
     return entry.keys.get(kid)
@@ -95,13 +95,13 @@ def verify_external(settings: Settings, token: str, iss: str, header: dict[str, 
     """Claims of a valid token of the configured external issuer ``iss``."""
     conf = configured(settings).get(iss.rstrip("/"))
     if conf is None:
-        raise InvalidToken("wrong issuer")
+        raise InvalidTokenError("wrong issuer")
     kid = header.get("kid")
     if not isinstance(kid, str):
-        raise InvalidToken("no kid")
+        raise InvalidTokenError("no kid")
     key = _key(conf, kid)
     if key is None:
-        raise InvalidToken("unknown kid")
+        raise InvalidTokenError("unknown kid")
     claims = verify_signature(token, key)
     check_claims(claims, iss=iss, aud=conf.get("audience") or settings.token_audience or settings.site_url)
     return claims

@@ -76,7 +76,7 @@ def client_of(headers: dict[str, str], settings: Settings) -> str | None:
             claims = oidc.verify_external(settings, token, iss, header)
         else:
             return None
-    except tokens.InvalidToken:
+    except tokens.InvalidTokenError:
         return None
     for name in ("client_id", "azp", "sub"):
         cid = claims.get(name)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from hub.auth import oidc, tokens
 from hub.auth.models import OAuthClient, User
 from hub.auth.principal import ANONYMOUS, SCOPES, Principal
-from hub.auth.tokens import InvalidToken
+from hub.auth.tokens import InvalidTokenError
 from hub.auth.users import org_roles, user_scopes
 from hub.db import session_scope
 from hub.errors import AuthenticationError
@@ -67,7 +67,7 @@ def resolve_principal(
     try:
         with session_scope(settings) as session:
             return principal_from_token(session, settings, token, client_ip)
-    except InvalidToken as exc:
+    except InvalidTokenError as exc:
         log.info("token rejected on a %s route: %s", route_kind, exc)
         if route_kind == "v1":
             raise AuthenticationError(f"invalid token: {exc}") from None
@@ -78,18 +78,18 @@ def principal_from_token(
     session: Session, settings: Settings, token: str, client_ip: str | None
 ) -> Principal:
     if token.count(".") != 2:
-        raise InvalidToken("not a JWT")
+        raise InvalidTokenError("not a JWT")
     header = tokens.unverified_header(token)
     iss = tokens.unverified_claims(token).get("iss")
     if not isinstance(iss, str):
-        raise InvalidToken("no issuer")
+        raise InvalidTokenError("no issuer")
     if iss == tokens.issuer(settings):
         claims = tokens.verify_hub_token(session, settings, token)
         return _hub_principal(session, claims, client_ip)
     if iss.rstrip("/") in oidc.configured(settings):
         claims = oidc.verify_external(settings, token, iss, header)
         return _external_principal(session, settings, iss, claims, client_ip)
-    raise InvalidToken("wrong issuer")
+    raise InvalidTokenError("wrong issuer")
 
 
 def _scopes(claims: dict[str, Any]) -> set[str]:
@@ -111,7 +111,7 @@ def _user_principal(
     session: Session, user: User, claims: dict[str, Any], client_ip: str | None, subject: str
 ) -> Principal:
     if user.state != "active":
-        raise InvalidToken("user disabled")
+        raise InvalidTokenError("user disabled")
     roles = org_roles(session, user.id)
     scopes = frozenset(_scopes(claims) & user_scopes(user, roles))
     org = claims.get("org")
@@ -139,12 +139,12 @@ def _hub_principal(session: Session, claims: dict[str, Any], client_ip: str | No
     if user is not None:
         return _user_principal(session, user, claims, client_ip, user.id)
     if claims.get("token_use") == "api_token":
-        raise InvalidToken("user not found")
+        raise InvalidTokenError("user not found")
     if not isinstance(client_id, str):
-        raise InvalidToken("no client_id")
+        raise InvalidTokenError("no client_id")
     client = session.scalar(select(OAuthClient).where(OAuthClient.client_id == client_id))
     if client is None or client.state != "active" or sub != client.client_id:
-        raise InvalidToken("client not found or disabled")
+        raise InvalidTokenError("client not found or disabled")
     scopes = frozenset(_scopes(claims) & set(client.scope.split()))
     return Principal(
         kind="client",
@@ -165,7 +165,7 @@ def _external_principal(
 ) -> Principal:
     sub = claims.get("sub")
     if not isinstance(sub, str):
-        raise InvalidToken("no subject")
+        raise InvalidTokenError("no subject")
     subject = f"{iss.rstrip('/')}#{sub}"
     user = session.scalar(select(User).where(User.external_id == subject))
     if user is not None:

@@ -247,7 +247,7 @@ def query_token(settings: Settings, token_string: str, hint: str | None) -> Any:
         try:
             claims = tokens.verify_hub_token(session, settings, token_string)
             return AccessTokenRecord(claims)
-        except tokens.InvalidToken:
+        except tokens.InvalidTokenError:
             return None
     row = session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest(token_string)))
     return RefreshTokenRecord(row) if row is not None else None

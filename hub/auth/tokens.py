@@ -3,7 +3,7 @@
 Validation (own issuer and external OpenID Connect issuers alike) rejects: ``alg`` none or any
 symmetric algorithm (no algorithm confusion: only the asymmetric algorithm of the key found by ``kid``
 is accepted), an unknown ``kid``, a wrong ``iss`` or ``aud``, an expired or not-yet-valid token, and
-a revoked ``jti``. Every failure is an ``InvalidToken`` with a reason that never contains the token.
+a revoked ``jti``. Every failure is an ``InvalidTokenError`` with a reason that never contains the token.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from sqlalchemy.orm import Session
 from hub.auth import keys as keyring_mod
 from hub.auth.models import ApiToken, RevokedToken, User
 from hub.db import utcnow
+from hub.errors import AuthenticationError
 from hub.settings import Settings
 
 LEEWAY_SECONDS = 30
 
 
-class InvalidToken(Exception):
+class InvalidTokenError(AuthenticationError):
     """A token that must not be accepted; ``str(exc)`` is the reason (safe to log)."""
 
 
@@ -139,9 +140,9 @@ def unverified_header(token: str) -> dict[str, Any]:
         padded = header_b64 + "=" * (-len(header_b64) % 4)
         header = json.loads(base64.urlsafe_b64decode(padded))
     except Exception as exc:
-        raise InvalidToken("malformed token") from exc
+        raise InvalidTokenError("malformed token") from exc
     if not isinstance(header, dict):
-        raise InvalidToken("malformed token header")
+        raise InvalidTokenError("malformed token header")
     return header
 
 
@@ -150,9 +151,9 @@ def unverified_claims(token: str) -> dict[str, Any]:
         part = token.split(".")[1]
         data = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
     except Exception as exc:
-        raise InvalidToken("malformed token") from exc
+        raise InvalidTokenError("malformed token") from exc
     if not isinstance(data, dict):
-        raise InvalidToken("malformed token claims")
+        raise InvalidTokenError("malformed token claims")
     return data
 
 
@@ -161,46 +162,46 @@ def verify_signature(token: str, key: ECKey | RSAKey) -> dict[str, Any]:
     header = unverified_header(token)
     alg = header.get("alg")
     if not isinstance(alg, str) or alg.lower() == "none":
-        raise InvalidToken("alg none is not accepted")
+        raise InvalidTokenError("alg none is not accepted")
     if alg not in keyring_mod.ASYMMETRIC_ALGS:
-        raise InvalidToken(f"algorithm {alg} is not accepted")
+        raise InvalidTokenError(f"algorithm {alg} is not accepted")
     expected = {"EC": ("ES256", "ES384"), "RSA": ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512")}
     key_alg = key.as_dict(private=False).get("alg")
     allowed = (key_alg,) if key_alg else expected.get(key.key_type, ())
     if alg not in allowed:
-        raise InvalidToken(f"algorithm {alg} does not match the key {header.get('kid')}")
+        raise InvalidTokenError(f"algorithm {alg} does not match the key {header.get('kid')}")
     try:
         obj = jws.deserialize_compact(token, key, algorithms=[alg])
         claims = json.loads(obj.payload)
     except (JoseError, ValueError) as exc:
-        raise InvalidToken(f"bad signature ({type(exc).__name__})") from exc
+        raise InvalidTokenError(f"bad signature ({type(exc).__name__})") from exc
     if not isinstance(claims, dict):
-        raise InvalidToken("claims are not an object")
+        raise InvalidTokenError("claims are not an object")
     return claims
 
 
 def check_claims(claims: dict[str, Any], *, iss: str, aud: str, now: float | None = None) -> None:
     now = time.time() if now is None else now
     if claims.get("iss") != iss:
-        raise InvalidToken("wrong issuer")
+        raise InvalidTokenError("wrong issuer")
     token_aud = claims.get("aud")
     auds = token_aud if isinstance(token_aud, list) else [token_aud]
     if aud not in auds:
-        raise InvalidToken("wrong audience")
+        raise InvalidTokenError("wrong audience")
     exp = claims.get("exp")
     if not _is_time(exp):
-        raise InvalidToken("no expiry")
+        raise InvalidTokenError("no expiry")
     if now > exp + LEEWAY_SECONDS:
-        raise InvalidToken("expired")
+        raise InvalidTokenError("expired")
     for name in ("nbf", "iat"):
         if name in claims and not _is_time(claims[name]):
-            raise InvalidToken(f"{name} is not a time")
+            raise InvalidTokenError(f"{name} is not a time")
     nbf = claims.get("nbf")
     if nbf is not None and now + LEEWAY_SECONDS < nbf:
-        raise InvalidToken("not yet valid")
+        raise InvalidTokenError("not yet valid")
     iat = claims.get("iat")
     if iat is not None and now + LEEWAY_SECONDS < iat:
-        raise InvalidToken("issued in the future")
+        raise InvalidTokenError("issued in the future")
 
 
 def _is_time(value: Any) -> TypeGuard[int | float]:
@@ -215,23 +216,23 @@ def verify_hub_token(session: Session, settings: Settings, token: str) -> dict[s
     ring = keyring_mod.keyring(settings)
     key = ring.published.get(kid) if isinstance(kid, str) else None
     if key is None and isinstance(kid, str) and kid in ring.all_public:
-        raise InvalidToken("key is retired")
+        raise InvalidTokenError("key is retired")
     if key is None:
         ring = keyring_mod.keyring(settings, refresh=True)
         key = ring.published.get(kid) if isinstance(kid, str) else None
     if key is None:
-        raise InvalidToken("unknown kid")
+        raise InvalidTokenError("unknown kid")
     claims = verify_signature(token, key)
     check_claims(claims, iss=issuer(settings), aud=audience(settings))
     jti = claims.get("jti")
     if not isinstance(jti, str):
-        raise InvalidToken("no jti")
+        raise InvalidTokenError("no jti")
     if claims.get("token_use") == "api_token":
         row = session.get(ApiToken, jti)
         if row is None or row.revoked_at is not None:
-            raise InvalidToken("API token revoked")
+            raise InvalidTokenError("API token revoked")
     elif session.get(RevokedToken, jti) is not None:
-        raise InvalidToken("token revoked")
+        raise InvalidTokenError("token revoked")
     return claims
 
 

@@ -18,7 +18,7 @@ from hub.auth.models import ROLES, LoginAttempt, Membership, OAuthClient, User
 from hub.auth.principal import SCOPES, SYSTEM, Principal
 from hub.catalog.models import Organization
 from hub.db import utcnow
-from hub.errors import ConflictError, NotFoundError, ValidationFailed
+from hub.errors import ConflictError, InvalidInputError, NotFoundError
 from hub.settings import Settings
 
 _hasher = PasswordHasher()
@@ -86,7 +86,7 @@ def add_user(
     if session.scalar(select(User).where(User.name == name)) is not None:
         raise ConflictError(f"user {name!r} exists")
     if password is not None and len(password) < 8:
-        raise ValidationFailed("password too short", {"password": ["at least 8 characters"]})
+        raise InvalidInputError("password too short", {"password": ["at least 8 characters"]})
     user = User(
         name=name,
         email=email,
@@ -107,7 +107,7 @@ def set_role(
 ) -> None:
     """Give ``user`` ``role`` in ``org`` (None removes the membership)."""
     if role is not None and role not in ROLES:
-        raise ValidationFailed(f"unknown role {role!r}", {"role": [f"one of {', '.join(ROLES)}"]})
+        raise InvalidInputError(f"unknown role {role!r}", {"role": [f"one of {', '.join(ROLES)}"]})
     user = get_user(session, user_ref)
     org = get_org(session, org_ref)
     m = session.scalar(select(Membership).where(Membership.user_id == user.id, Membership.org_id == org.id))
@@ -167,12 +167,12 @@ def add_client(
     org = get_org(session, org_ref)
     unknown = [s for s in scope.split() if s not in SCOPES]
     if unknown:
-        raise ValidationFailed(f"unknown scopes {unknown}", {"scope": [f"one of {', '.join(SCOPES)}"]})
+        raise InvalidInputError(f"unknown scopes {unknown}", {"scope": [f"one of {', '.join(SCOPES)}"]})
     bad = [g for g in grant_types if g not in CLIENT_GRANT_TYPES]
     if bad:
-        raise ValidationFailed(f"unknown grant types {bad}", {"grant_types": list(CLIENT_GRANT_TYPES)})
+        raise InvalidInputError(f"unknown grant types {bad}", {"grant_types": list(CLIENT_GRANT_TYPES)})
     if public and "client_credentials" in grant_types:
-        raise ValidationFailed("a public client cannot use client_credentials")
+        raise InvalidInputError("a public client cannot use client_credentials")
     cid = client_id or f"{org.name}-{secrets.token_hex(4)}"
     if session.scalar(select(OAuthClient).where(OAuthClient.client_id == cid)) is not None:
         raise ConflictError(f"client {cid!r} exists")

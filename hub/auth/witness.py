@@ -26,7 +26,7 @@ A ``checkpoint`` record is written inside the audit entry's transaction, before 
 Errors::
 
     HubError
-    └── WitnessUnavailable    the witness cannot be written or read (503, retryable)
+    └── WitnessUnavailableError    the witness cannot be written or read (503, retryable)
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ FILE_NAME = "checkpoints.jsonl"
 HTTP_TIMEOUT_SECONDS = 10.0
 
 
-class WitnessUnavailable(HubError):
+class WitnessUnavailableError(HubError):
     """The witness cannot be written or read: the audit entry that needed it was not committed."""
 
     code: ClassVar[str] = "audit_witness_unavailable"
@@ -72,10 +72,10 @@ class Witness(Protocol):
     def location(self) -> str: ...
 
     def append(self, record: dict[str, Any]) -> None:
-        """Store ``record`` durably, or raise ``WitnessUnavailable``."""
+        """Store ``record`` durably, or raise ``WitnessUnavailableError``."""
 
     def read(self) -> list[WitnessItem]:
-        """Every stored record, oldest first (``WitnessUnavailable`` if the store cannot be read)."""
+        """Every stored record, oldest first (``WitnessUnavailableError`` if the store cannot be read)."""
 
 
 def _line(record: dict[str, Any]) -> bytes:
@@ -115,7 +115,7 @@ class DirWitness:
                 finally:
                     os.close(dir_fd)
         except OSError as exc:
-            raise WitnessUnavailable(f"the audit witness {self.path} cannot be written: {exc}") from exc
+            raise WitnessUnavailableError(f"the audit witness {self.path} cannot be written: {exc}") from exc
 
     def read(self) -> list[WitnessItem]:
         try:
@@ -123,7 +123,7 @@ class DirWitness:
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise WitnessUnavailable(f"the audit witness {self.path} cannot be read: {exc}") from exc
+            raise WitnessUnavailableError(f"the audit witness {self.path} cannot be read: {exc}") from exc
         items = []
         # What follows the last newline is a record being written right now (or one a crash cut
         # short, which the next append ends with a newline): not a record yet.
@@ -153,9 +153,9 @@ class HttpWitness:
         try:
             response = httpx.post(self.url, content=_line(record), timeout=self.timeout, headers=_JSON)
         except httpx.HTTPError as exc:
-            raise WitnessUnavailable(f"the audit witness {self.url} cannot be written: {exc}") from exc
+            raise WitnessUnavailableError(f"the audit witness {self.url} cannot be written: {exc}") from exc
         if not response.is_success:
-            raise WitnessUnavailable(
+            raise WitnessUnavailableError(
                 f"the audit witness {self.url} refused a record: HTTP {response.status_code}"
             )
 
@@ -165,9 +165,9 @@ class HttpWitness:
             response.raise_for_status()
             values = response.json()
         except (httpx.HTTPError, ValueError) as exc:
-            raise WitnessUnavailable(f"the audit witness {self.url} cannot be read: {exc}") from exc
+            raise WitnessUnavailableError(f"the audit witness {self.url} cannot be read: {exc}") from exc
         if not isinstance(values, list):
-            raise WitnessUnavailable(f"the audit witness {self.url} did not answer a JSON list")
+            raise WitnessUnavailableError(f"the audit witness {self.url} did not answer a JSON list")
         return [WitnessItem(f"{self.url} #{n}", v) for n, v in enumerate(values, 1)]
 
 

@@ -65,10 +65,10 @@ def audit_export(
 ) -> None:
     """Export every entry in sequence order, with its hashes (for auditors and archives)."""
     from hub.auth.audit_verify import count_entries, export
-    from hub.errors import ValidationFailed
+    from hub.errors import InvalidInputError
 
     if fmt not in ("jsonl", "csv"):
-        raise ValidationFailed("--format must be jsonl or csv")
+        raise InvalidInputError("--format must be jsonl or csv")
     with session() as s, progress(transient=True) as bar:
         task = bar.add_task("exporting", total=count_entries(s), rate="")
 

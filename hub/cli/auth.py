@@ -264,20 +264,20 @@ def tokens_issue(
 ) -> None:
     """Print a token for scripts (to stdout, nothing else)."""
     from hub.auth import audit, tokens, users
-    from hub.errors import ValidationFailed
+    from hub.errors import InvalidInputError
 
     if bool(client) == bool(user):
-        raise ValidationFailed("give exactly one of --client or --user")
+        raise InvalidInputError("give exactly one of --client or --user")
     cfg = settings()
     with session() as s:
         if client:
             c = users.get_client(s, client)
             if c is None or c.state != "active":
-                raise ValidationFailed(f"no active client {client!r}")
+                raise InvalidInputError(f"no active client {client!r}")
             allowed = set(c.scope.split())
             wanted = set(scope.split()) if scope else allowed
             if not wanted <= allowed:
-                raise ValidationFailed(f"client {client} may not have {sorted(wanted - allowed)}")
+                raise InvalidInputError(f"client {client} may not have {sorted(wanted - allowed)}")
             token, claims = tokens.issue_access_token(
                 cfg,
                 subject=c.client_id,
@@ -295,7 +295,7 @@ def tokens_issue(
             allowed = set(users.user_scopes(u, users.org_roles(s, u.id)))
             wanted = set(scope.split()) if scope else allowed
             if not wanted <= allowed:
-                raise ValidationFailed(f"{user} may not have {sorted(wanted - allowed)}")
+                raise InvalidInputError(f"{user} may not have {sorted(wanted - allowed)}")
             token, row = tokens.issue_api_token(s, cfg, u, name, scope=" ".join(sorted(wanted)), days=ttl)
             audit.record(s, "auth.api_token.create", operator(), details={"user": u.name, "jti": row.id})
     typer.echo(token)

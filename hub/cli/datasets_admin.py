@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from hub.cli.common import console, session, settings
-from hub.errors import CatalogError, ValidationFailed
+from hub.errors import CatalogError, InvalidInputError
 
 
 def add(
@@ -28,7 +28,7 @@ def add(
         with session() as s:
             ds = add_dataset(s, settings(), data, organization=org, origin="cli")
             key, schedule = ds.key, ds.spec.get("schedule")
-    except ValidationFailed as exc:
+    except InvalidInputError as exc:
         detail = "; ".join(f"{k}: {', '.join(v)}" for k, v in exc.errors.items())
         raise CatalogError(f"{exc.message}: {detail}" if detail else exc.message, file=str(file)) from exc
     when = f", scheduled {schedule!r} (run by `hub worker`)" if schedule else ""

@@ -4,7 +4,7 @@ if they choose.
 Who sees a saved query: its owner, and, when it is shared with an organization, the members of that
 organization as long as the owner is a member too (a person who leaves the organization takes their
 shared queries with them). To anyone else it does not exist (``NotFoundError``). Only the owner
-changes or deletes it; another member who tries is refused (``AccessDenied``). Sharing is checked at
+changes or deletes it; another member who tries is refused (``AccessDeniedError``). Sharing is checked at
 every read, against the memberships of that moment.
 """
 
@@ -20,7 +20,7 @@ from hub.auth.models import Membership, User
 from hub.catalog.models import Organization
 from hub.console.models import SavedQuery
 from hub.db import utcnow
-from hub.errors import AccessDenied, NotFoundError, ValidationFailed
+from hub.errors import AccessDeniedError, InvalidInputError, NotFoundError
 
 TITLE_CHARS = 200
 
@@ -93,15 +93,15 @@ def get(session: Session, query_id: str, user_id: str) -> SavedView:
 def _checked(session: Session, user_id: str, title: str, sql: str, org_id: str | None, max_sql: int) -> str:
     title = " ".join(title.split())[:TITLE_CHARS]
     if not sql.strip():
-        raise ValidationFailed("a saved query needs its SQL", {"sql": ["empty"]})
+        raise InvalidInputError("a saved query needs its SQL", {"sql": ["empty"]})
     if len(sql) > max_sql:
-        raise ValidationFailed("the SQL is too long", {"sql": [f"at most {max_sql} characters"]})
+        raise InvalidInputError("the SQL is too long", {"sql": [f"at most {max_sql} characters"]})
     if org_id is not None:
         member = session.scalar(
             select(Membership.id).where(Membership.user_id == user_id, Membership.org_id == org_id)
         )
         if member is None:
-            raise ValidationFailed(
+            raise InvalidInputError(
                 "a query can be shared only with an organization you belong to", {"org": [org_id]}
             )
     return title or " ".join(sql.split())[:60]
@@ -121,7 +121,7 @@ def create(
 def _own(session: Session, query_id: str, user_id: str) -> SavedQuery:
     view = get(session, query_id, user_id)  # NotFoundError when not visible
     if not view.mine:
-        raise AccessDenied("only the owner of a saved query changes or deletes it")
+        raise AccessDeniedError("only the owner of a saved query changes or deletes it")
     row = session.get(SavedQuery, query_id)
     assert row is not None
     return row

@@ -27,10 +27,10 @@ Errors::
 
     HubError
     ├── AuthenticationError
-    │   └── SignInFailed        the callback does not match a sign-in of this browser, the person
+    │   └── SignInFailedError        the callback does not match a sign-in of this browser, the person
     │                           denied, or the code was refused
     └── ConfigError
-        └── ConsoleUnavailable  no organization to own the console's client, or the client is disabled
+        └── ConsoleUnavailableError  no organization to own the console's client, or the client is disabled
 """
 
 from __future__ import annotations
@@ -82,11 +82,11 @@ SEEN_EVERY = timedelta(seconds=60)
 """How often a session's last use is written (not at every request)."""
 
 
-class SignInFailed(AuthenticationError):
+class SignInFailedError(AuthenticationError):
     code = "sign_in_failed"
 
 
-class ConsoleUnavailable(ConfigError):
+class ConsoleUnavailableError(ConfigError):
     code = "console_unavailable"
     http_status = 503
 
@@ -169,7 +169,7 @@ class Console:
         if client is None:
             org = self.settings.console_org or s.scalar(select(Organization.name).order_by(Organization.name))
             if not org:
-                raise ConsoleUnavailable(
+                raise ConsoleUnavailableError(
                     "The SQL console needs an organization to own its OAuth client; none exists yet."
                 )
             try:
@@ -196,7 +196,7 @@ class Console:
                 details={"client_id": CLIENT_ID, "redirect_uri": self.redirect_uri},
             )
         if client.state != "active":
-            raise ConsoleUnavailable(
+            raise ConsoleUnavailableError(
                 f"The SQL console is switched off: its OAuth client {CLIENT_ID} is disabled (hub clients)."
             )
         return client
@@ -257,12 +257,12 @@ class Console:
             if row is not None:  # one attempt per sign-in
                 s.execute(delete(ConsoleSession).where(ConsoleSession.id == row.id))
         if row is None or sealed is None or not pending:
-            raise SignInFailed(
+            raise SignInFailedError(
                 "This sign-in does not match one started in this browser (or it took more than "
                 f"{SIGN_IN_SECONDS // 60} minutes): sign in again."
             )
         if error:
-            raise SignInFailed(f"The sign-in was not completed ({error[:100]}).")
+            raise SignInFailedError(f"The sign-in was not completed ({error[:100]}).")
         new_secret = secrets.token_urlsafe(32)
         with transaction(self._sessions) as s:
             status, body = self._token(
@@ -277,7 +277,7 @@ class Console:
                 ip,
             )
             if status != 200:
-                raise SignInFailed(
+                raise SignInFailedError(
                     f"The hub refused the sign-in: {body.get('error_description') or body.get('error')}"
                 )
             principal = principal_from_token(s, self.settings, body["access_token"], ip)
@@ -321,7 +321,7 @@ class Console:
                 return None
             try:
                 principal = principal_from_token(s, self.settings, str(sealed.get("access_token")), ip)
-            except tokens.InvalidToken as exc:  # revoked, the person disabled, the key retired
+            except tokens.InvalidTokenError as exc:  # revoked, the person disabled, the key retired
                 log.info("a console session's token was refused: %s", exc)
                 self._drop(s, row)
                 return None

@@ -62,7 +62,7 @@ def civil_status_service(
     """Run the simulated civil-status service as a child process; yields its base URL; stops it after."""
     import httpx
 
-    from hub.errors import ConfigError, SourceUnavailable
+    from hub.errors import ConfigError, SourceUnavailableError
 
     if not port_free(port):
         raise ConfigError(f"port {port} is in use; stop what listens there or choose another --service-port")
@@ -99,7 +99,7 @@ def civil_status_service(
             except (httpx.HTTPError, ValueError):
                 pass
             if time.monotonic() > deadline:
-                raise SourceUnavailable(
+                raise SourceUnavailableError(
                     f"the civil-status service did not answer on {base} in {timeout:.0f} s"
                 )
             time.sleep(0.2)

@@ -36,7 +36,7 @@ connector that never quarantines leaves the column out. The validator sends ever
 ``_hub_error`` is not null to quarantine with one error ``{path: "", keyword: "source", message:
 <_hub_error>}`` without checking its (null) fields, and drops the column from valid rows.
 
-Errors: raise ``hub.errors.SourceUnavailable`` (retryable) when the source cannot be reached,
+Errors: raise ``hub.errors.SourceUnavailableError`` (retryable) when the source cannot be reached,
 ``hub.errors.SourceDataError`` (file, line, column) when its data cannot be read, and
 ``hub.errors.ConnectorError(..., retryable=...)`` otherwise.
 """

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.catalog.models import Organization
-from hub.errors import ConfigError, ConflictError, HubError, NotFoundError, ValidationFailed
+from hub.errors import ConfigError, ConflictError, HubError, InvalidInputError, NotFoundError
 from hub.ingest import secrets as secret_store
 from hub.ingest.connector import CheckResult, ConnectorContext
 from hub.ingest.models import ConnectorInstance
@@ -44,7 +44,7 @@ def _qualify(config: Any, instance: str, allowed: set[str], used: set[str]) -> A
             if key.startswith(f"{instance}/"):
                 key = key[len(instance) + 1 :]
             if key not in allowed:
-                raise ValidationFailed(
+                raise InvalidInputError(
                     f"config refers to secret {key!r}, which is not among the posted secrets",
                     {"config": [f"unknown secret {key!r}; post its value in 'secrets'"]},
                 )
@@ -78,21 +78,21 @@ def add(
     created_by: str | None = None,
     replace: bool = False,
 ) -> ConnectorInstance:
-    """Register (or, with ``replace``, update) a connector instance. Raises ``ValidationFailed``."""
+    """Register (or, with ``replace``, update) a connector instance. Raises ``InvalidInputError``."""
     from hub.ingest.registry import available_connectors, get_connector_class
 
     secrets = dict(secrets or {})
     if not NAME.match(name):
-        raise ValidationFailed("invalid instance name", {"name": ["2-100 characters of a-z, 0-9, - and _"]})
+        raise InvalidInputError("invalid instance name", {"name": ["2-100 characters of a-z, 0-9, - and _"]})
     if name in {i.name for i in available_connectors()}:
-        raise ValidationFailed("name taken", {"name": [f"{name!r} is the name of a connector class"]})
+        raise InvalidInputError("name taken", {"name": [f"{name!r} is the name of a connector class"]})
     bad = [k for k in secrets if not SECRET_KEY.match(k)]
     if bad:
-        raise ValidationFailed("invalid secret names", {"secrets": [f"invalid name {k!r}" for k in bad]})
+        raise InvalidInputError("invalid secret names", {"secrets": [f"invalid name {k!r}" for k in bad]})
     try:
         cls = get_connector_class(connector)
     except HubError as exc:
-        raise ValidationFailed(exc.message, {"connector": [exc.message]}) from exc
+        raise InvalidInputError(exc.message, {"connector": [exc.message]}) from exc
     existing = session.scalar(select(ConnectorInstance).where(ConnectorInstance.name == name))
     if existing is not None and not replace:
         raise ConflictError(f"connector instance {name!r} already exists")
@@ -103,7 +103,7 @@ def add(
     qualified = _qualify(config, name, set(secrets) | stored, used)
     unused = set(secrets) - used
     if unused:
-        raise ValidationFailed(
+        raise InvalidInputError(
             "posted secrets are not used by the config",
             {
                 "secrets": [
@@ -114,7 +114,7 @@ def add(
     try:
         cls.from_dict(qualified, ConnectorContext(base_dir=str(settings.data_dir)))
     except ConfigError as exc:
-        raise ValidationFailed(exc.message, {"config": [exc.message]}) from exc
+        raise InvalidInputError(exc.message, {"config": [exc.message]}) from exc
     owner = _org(session, organization)
     inst = existing or ConnectorInstance(name=name, connector=connector, config={})
     inst.connector = connector
@@ -231,10 +231,10 @@ def add_dataset(
         errors: dict[str, list[str]] = {}
         for err in exc.errors():
             errors.setdefault("/".join(str(p) for p in err["loc"]) or "(dataset)", []).append(err["msg"])
-        raise ValidationFailed("invalid dataset definition", errors) from exc
+        raise InvalidInputError("invalid dataset definition", errors) from exc
     org_name = spec.organization or organization
     if org_name is None:
-        raise ValidationFailed("no owner", {"organization": ["name the owning organization"]})
+        raise InvalidInputError("no owner", {"organization": ["name the owning organization"]})
     org = _org(session, org_name)
     assert org is not None
     problems: dict[str, list[str]] = {}
@@ -258,7 +258,7 @@ def add_dataset(
                 "secrets belong to a connector instance (`hub connectors add --secret`), not to a dataset"
             )
     if problems:
-        raise ValidationFailed("invalid dataset definition", problems)
+        raise InvalidInputError("invalid dataset definition", problems)
     existing = session.scalar(select(Dataset).where(Dataset.key == spec.id))
     if (
         existing is not None

@@ -39,7 +39,7 @@ from hub.catalog.models import Dataset, Run
 from hub.catalog.spec import DatasetSpec
 from hub.contracts import Contract, Validator, load_contract
 from hub.db import session_scope, utcnow
-from hub.errors import ConfigError, ConflictError, HubError, IngestError, ThresholdExceeded
+from hub.errors import ConfigError, ConflictError, HubError, IngestError, ThresholdExceededError
 from hub.ingest.connector import ROW_COLUMN, WriteMode
 from hub.ingest.hooks import Committed, RunHooks
 from hub.ingest.memory import tune_malloc
@@ -370,7 +370,7 @@ class _Ingest:
         r = self.result
         if r.rows_read and r.rows_quarantined / r.rows_read > self.threshold:
             share = r.rows_quarantined / r.rows_read
-            raise ThresholdExceeded(
+            raise ThresholdExceededError(
                 f"{r.rows_quarantined} of {r.rows_read} rows ({share:.1%}) are invalid, "
                 f"more than the threshold of {self.threshold:.1%}; nothing was committed. Reasons:\n"
                 + self.reasons.text()

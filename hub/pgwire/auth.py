@@ -24,13 +24,14 @@ from hub.auth import audit, tokens
 from hub.auth.principal import Principal
 from hub.auth.resolve import principal_from_token
 from hub.auth.server import FormRequest, HubAuthorizationServer
-from hub.auth.tokens import InvalidToken
+from hub.auth.tokens import InvalidTokenError
+from hub.errors import AuthenticationError
 from hub.runtime import Hub
 
 DOOR = "postgresql"
 
 
-class LoginFailed(Exception):
+class LoginFailedError(AuthenticationError):
     """The credentials were refused; ``str(exc)`` is the reason for the audit log (never the token)."""
 
 
@@ -65,7 +66,7 @@ def _exchange(hub: Hub, server: HubAuthorizationServer, user: str, secret: str, 
         if status != 200 or not isinstance(body, dict) or "access_token" not in body:
             session.rollback()
             error = body.get("error") if isinstance(body, dict) else None
-            raise LoginFailed(f"not a token, and not the secret of client {user!r} ({error or status})")
+            raise LoginFailedError(f"not a token, and not the secret of client {user!r} ({error or status})")
         session.commit()
     return str(body["access_token"])
 
@@ -74,25 +75,25 @@ def _from_token(hub: Hub, user: str, token: str, ip: str | None) -> tuple[Princi
     with hub.session_factory() as session:
         try:
             principal = principal_from_token(session, hub.settings, token, ip)
-        except InvalidToken as exc:
-            raise LoginFailed(f"invalid token: {exc}") from None
+        except InvalidTokenError as exc:
+            raise LoginFailedError(f"invalid token: {exc}") from None
     if user not in _names(principal):
-        raise LoginFailed(f"the token is not {user!r}'s")
+        raise LoginFailedError(f"the token is not {user!r}'s")
     exp: Any = tokens.unverified_claims(token).get("exp")
     return principal, float(exp) if isinstance(exp, int | float) else None
 
 
 def authenticate(hub: Hub, server: HubAuthorizationServer, user: str, password: str, ip: str | None) -> Login:
-    """The login of ``user`` with ``password``, audited; ``LoginFailed`` (audited) when refused."""
+    """The login of ``user`` with ``password``, audited; ``LoginFailedError`` (audited) when refused."""
     try:
         if not user or not password:
-            raise LoginFailed("no user name or no password")
+            raise LoginFailedError("no user name or no password")
         secret: str | None = None
         token = password
         if password.count(".") != 2:
             secret, token = password, _exchange(hub, server, user, password, ip)
         principal, expires = _from_token(hub, user, token, ip)
-    except LoginFailed as exc:
+    except LoginFailedError as exc:
         _audit(hub, Principal(name=user, ip=ip), "denied", str(exc))
         raise
     _audit(hub, principal, "allowed", None)
@@ -100,10 +101,11 @@ def authenticate(hub: Hub, server: HubAuthorizationServer, user: str, password: 
 
 
 def renew(hub: Hub, server: HubAuthorizationServer, login: Login, ip: str | None) -> Login:
-    """``login`` again when its token expired: a new token for a client's secret, else ``LoginFailed``."""
+    """``login`` again when its token expired: a new token for a client's secret, else
+    ``LoginFailedError``."""
     if login.secret is None:
         _audit(hub, login.principal, "denied", "the token expired during the session")
-        raise LoginFailed("the token expired")
+        raise LoginFailedError("the token expired")
     return authenticate(hub, server, login.user, login.secret, ip)
 
 

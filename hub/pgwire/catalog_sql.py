@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
-from hub.errors import AccessDenied, QueryError
+from hub.errors import AccessDeniedError, HubError, QueryError
 from hub.warehouse.engine import policy
 
 PG_SCHEMA = "hubpg"
@@ -96,7 +96,7 @@ _OPERATORS = {"~": "regex", "!~": "not regex", "~*": "iregex", "!~*": "not irege
               "!=": "neq", "<": "lt", "<=": "lte", ">": "gt", ">=": "gte"}  # fmt: skip
 
 
-class NotCatalogue(Exception):
+class NotCatalogueError(HubError):
     """The query reads no catalogue relation: it is a warehouse query."""
 
 
@@ -169,7 +169,7 @@ class _Rewriter:
         elif schema == "information_schema":
             target = INFO_SCHEMA
         else:
-            raise NotCatalogue(f"{schema}.{name}" if schema else name)
+            raise NotCatalogueError(f"{schema}.{name}" if schema else name)
         node.set("db", exp.to_identifier(target))
         node.set("this", exp.to_identifier(name))
         self.tables.add((target, name))
@@ -181,7 +181,7 @@ class _Rewriter:
         if name in MACROS or name in _SESSION_FUNCS:
             return
         if policy.denied_function(name):
-            raise AccessDenied(f"Not authorized to call function {name}")
+            raise AccessDeniedError(f"Not authorized to call function {name}")
 
     def session_function(self, node: exp.Expr) -> exp.Expr | None:
         v = self.values
@@ -295,8 +295,8 @@ def rewrite(sql: str, values: SessionValues) -> Rewritten:
     """``sql`` (one PostgreSQL SELECT over the catalogue) as DuckDB SQL for the catalogue instance,
     and the catalogue tables it reads.
 
-    ``NotCatalogue`` when it reads no catalogue relation (or a warehouse table too, which is refused
-    by the caller); ``QueryError``/``AccessDenied`` when it is not a query the catalogue answers."""
+    ``NotCatalogueError`` when it reads no catalogue relation (or a warehouse table too, which is refused
+    by the caller); ``QueryError``/``AccessDeniedError`` when it is not a query the catalogue answers."""
     try:
         statements = [s for s in sqlglot.parse(sql, read="postgres") if s is not None]
     except (sqlglot.errors.SqlglotError, RecursionError, ValueError) as exc:
@@ -305,7 +305,7 @@ def rewrite(sql: str, values: SessionValues) -> Rewritten:
         raise QueryError("Query is not a single statement.", sqlstate="42601")
     tree = statements[0]
     if not isinstance(tree, exp.Query):
-        raise NotCatalogue("not a query")
+        raise NotCatalogueError("not a query")
     for node in tree.walk():
         if isinstance(node, _FORBIDDEN):
             raise QueryError("Only a SELECT statement is allowed.", sqlstate="25006")
@@ -356,7 +356,7 @@ def rewrite(sql: str, values: SessionValues) -> Rewritten:
 
     out = _post_order(tree.copy(), transform)
     if not rw.catalogue:
-        raise NotCatalogue("no catalogue relation")
+        raise NotCatalogueError("no catalogue relation")
     try:
         return Rewritten(str(out.sql(dialect="duckdb")), rw.tables)
     except (sqlglot.errors.SqlglotError, RecursionError) as exc:

@@ -13,6 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from hub.errors import HubError
+
 PROTOCOL_3 = 196608
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
@@ -26,18 +28,25 @@ _I16 = struct.Struct("!h")
 _HEADER = struct.Struct("!ci")
 
 
-class ProtocolViolation(Exception):
+class ConnectionEndError(HubError):
+    """The connection ends: the statement's error handling must let these through."""
+
+
+class ProtocolViolationError(ConnectionEndError):
     """The client sent something that is not a message of the protocol (08P01)."""
 
 
-class ClientGone(Exception):
+class ClientGoneError(ConnectionEndError):
     """The client closed the connection."""
+
+    def __init__(self, message: str = "the client closed the connection") -> None:
+        super().__init__(message)
 
 
 def _read_exact(src: BinaryIO, n: int) -> bytes:
     data = src.read(n)
     if data is None or len(data) < n:
-        raise ClientGone
+        raise ClientGoneError
     return data
 
 
@@ -54,7 +63,7 @@ class Startup:
 def read_startup(src: BinaryIO) -> Startup:
     length = _I32.unpack(_read_exact(src, 4))[0]
     if not 8 <= length <= MAX_STARTUP:
-        raise ProtocolViolation("invalid length of startup packet")
+        raise ProtocolViolationError("invalid length of startup packet")
     body = _read_exact(src, length - 4)
     code = _I32.unpack_from(body)[0]
     if code == CANCEL_REQUEST and len(body) >= 12:
@@ -74,10 +83,10 @@ def read_message(src: BinaryIO) -> tuple[bytes, bytes]:
     """The next message ``(type, payload)``."""
     head = src.read(5)
     if not head or len(head) < 5:
-        raise ClientGone
+        raise ClientGoneError
     kind, length = _HEADER.unpack(head)
     if not 4 <= length <= MAX_MESSAGE:
-        raise ProtocolViolation(f"invalid message length {length}")
+        raise ProtocolViolationError(f"invalid message length {length}")
     return kind, _read_exact(src, length - 4) if length > 4 else b""
 
 
@@ -91,28 +100,28 @@ class Reader:
     def cstring(self) -> str:
         end = self.data.find(b"\x00", self.pos)
         if end < 0:
-            raise ProtocolViolation("a string is not terminated")
+            raise ProtocolViolationError("a string is not terminated")
         text = self.data[self.pos : end].decode("utf-8")
         self.pos = end + 1
         return text
 
     def int16(self) -> int:
         if self.pos + 2 > len(self.data):
-            raise ProtocolViolation("message too short")
+            raise ProtocolViolationError("message too short")
         value: int = _I16.unpack_from(self.data, self.pos)[0]
         self.pos += 2
         return value
 
     def int32(self) -> int:
         if self.pos + 4 > len(self.data):
-            raise ProtocolViolation("message too short")
+            raise ProtocolViolationError("message too short")
         value: int = _I32.unpack_from(self.data, self.pos)[0]
         self.pos += 4
         return value
 
     def bytes(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
-            raise ProtocolViolation("message too short")
+            raise ProtocolViolationError("message too short")
         out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out

@@ -23,7 +23,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from hub.auth.server import HubAuthorizationServer
-from hub.pgwire.session import Connection, Fatal
+from hub.pgwire.session import Connection, FatalError
 
 if TYPE_CHECKING:
     from hub.runtime import Hub
@@ -95,7 +95,7 @@ class PgServer:
         """A backend process id and secret key for ``conn`` (its identity for CancelRequests)."""
         with self._lock:
             if len(self._connections) >= self.hub.settings.pg_max_connections:
-                raise Fatal("53300", "sorry, too many clients already")
+                raise FatalError("53300", "sorry, too many clients already")
             while True:
                 pid = secrets.randbelow(2**31 - 2) + 1
                 if pid not in self._connections:

@@ -27,12 +27,12 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import pyarrow as pa
 
-from hub.errors import AccessDenied, BusyError, HubError, QueryError
+from hub.errors import AccessDeniedError, BusyError, HubError, QueryError
 from hub.pgwire import auth, commands, encode, protocol, sqltext
 from hub.pgwire.catalog import Catalogue
 from hub.pgwire.catalog_rows import readable
-from hub.pgwire.catalog_sql import NotCatalogue, SessionValues, looks_like_catalogue, rewrite
-from hub.pgwire.protocol import ClientGone, ProtocolViolation, Reader
+from hub.pgwire.catalog_sql import NotCatalogueError, SessionValues, looks_like_catalogue, rewrite
+from hub.pgwire.protocol import ClientGoneError, ConnectionEndError, ProtocolViolationError, Reader
 from hub.pgwire.rows import Rows, StartingRows, StreamRows, TableRows
 from hub.sql import door
 from hub.warehouse.engine import policy
@@ -47,12 +47,12 @@ VERSION = "14.0 (Lien Thong hub)"
 FULL_VERSION = "PostgreSQL 14.0 (Liên Thông hub) on x86_64-pc-linux-gnu, 64-bit"
 
 
-class Fatal(Exception):
-    """End the connection after telling the client (``code``, ``text``)."""
+class FatalError(ConnectionEndError):
+    """End the connection after telling the client (``sqlstate``, ``text``)."""
 
-    def __init__(self, code: str, text: str) -> None:
+    def __init__(self, sqlstate: str, text: str) -> None:
         super().__init__(text)
-        self.code = code
+        self.sqlstate = sqlstate
         self.text = text
 
 
@@ -92,7 +92,7 @@ def sqlstate(exc: HubError) -> str:
         return given
     if isinstance(exc, BusyError):
         return "53000"
-    if isinstance(exc, AccessDenied):
+    if isinstance(exc, AccessDeniedError):
         return "42501"
     text = exc.message
     kind = exc.details.get("kind")
@@ -168,13 +168,13 @@ class Connection:
                 return
             self.sock.settimeout(None)
             self._loop()
-        except Fatal as exc:
+        except FatalError as exc:
             with contextlib.suppress(OSError):
-                self.error(exc.code, exc.text, severity="FATAL")
+                self.error(exc.sqlstate, exc.text, severity="FATAL")
                 self.flush()
-        except (ClientGone, ConnectionError, TimeoutError, ssl.SSLError, OSError):
+        except (ClientGoneError, ConnectionError, TimeoutError, ssl.SSLError, OSError):
             pass
-        except ProtocolViolation as exc:
+        except ProtocolViolationError as exc:
             with contextlib.suppress(OSError):
                 self.error("08P01", str(exc), severity="FATAL")
                 self.flush()
@@ -226,7 +226,7 @@ class Connection:
                 self.server.cancel(start.pid, start.secret)
                 return False
             if start.code != protocol.PROTOCOL_3:
-                raise Fatal("0A000", "unsupported frontend protocol: the hub speaks protocol 3.0")
+                raise FatalError("0A000", "unsupported frontend protocol: the hub speaks protocol 3.0")
             break
         params = start.params
         self.user = params.get("user", "")
@@ -242,12 +242,12 @@ class Connection:
         self.sock.sendall(protocol.AUTH_CLEARTEXT)
         kind, payload = protocol.read_message(self.rfile)
         if kind != b"p":
-            raise Fatal("28000", "expected a password message")
+            raise FatalError("28000", "expected a password message")
         password = Reader(payload).cstring()
         try:
             self.login = auth.authenticate(self.hub, self.server.oauth, self.user, password, self.ip)
-        except auth.LoginFailed:
-            raise Fatal("28P01", f'password authentication failed for user "{self.user}"') from None
+        except auth.LoginFailedError:
+            raise FatalError("28P01", f'password authentication failed for user "{self.user}"') from None
         self.pid, self.secret = self.server.register(self)
         self.send(protocol.AUTH_OK)
         for name, value in (
@@ -278,8 +278,8 @@ class Connection:
         if login.expired():
             try:
                 self.login = auth.renew(self.hub, self.server.oauth, login, self.ip)
-            except auth.LoginFailed:
-                raise Fatal("28P01", "the access token of this session expired; connect again") from None
+            except auth.LoginFailedError:
+                raise FatalError("28P01", "the access token of this session expired; connect again") from None
 
     # --- the message loop ----------------------------------------------------------------------
     def _loop(self) -> None:
@@ -291,14 +291,10 @@ class Connection:
                 continue
             try:
                 self._dispatch(kind, payload)
-            except Fatal:
+            except (ConnectionEndError, ConnectionError):
                 raise
             except HubError as exc:
                 self._failed(sqlstate(exc), exc.message, exc)
-            except ProtocolViolation:
-                raise
-            except (ClientGone, ConnectionError):
-                raise
             except Exception as exc:
                 log.exception("a PostgreSQL statement failed")
                 self._failed("XX000", f"internal error: {type(exc).__name__}", exc)
@@ -349,7 +345,7 @@ class Connection:
         elif kind in (b"F", b"d", b"c", b"f"):
             raise QueryError("the function call and COPY protocols are not supported", sqlstate="0A000")
         else:
-            raise ProtocolViolation(f"invalid message type {kind!r}")
+            raise ProtocolViolationError(f"invalid message type {kind!r}")
 
     def _end_portals(self) -> None:
         for portal in self.portals.values():
@@ -374,6 +370,8 @@ class Connection:
                     self.send(protocol.row_description(c.column for c in codecs))
                 self._send_rows(portal, None)
                 portal.close()
+        except ConnectionEndError:
+            raise
         except HubError as exc:
             self._failed(sqlstate(exc), exc.message, exc)
         finally:
@@ -484,6 +482,8 @@ class Connection:
             self._cancelled.clear()
         try:
             yield
+        except ConnectionEndError:
+            raise
         except HubError:
             if self._cancelled.is_set():
                 raise QueryError("canceling statement due to user request", sqlstate="57014") from None
@@ -530,7 +530,7 @@ class Connection:
     def _catalogue(self, sql: str, *, describe: bool = False) -> Rows | None:
         try:
             rewritten = rewrite(sql, self._values())
-        except NotCatalogue:
+        except NotCatalogueError:
             return None
         assert self.login is not None
         if self.catalogue is None:

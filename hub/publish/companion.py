@@ -165,8 +165,6 @@ def public_datasets(session: Session) -> list[Dataset]:
     included), by name. Every reader of the catalogue shows exactly these."""
     return list(
         session.scalars(
-            select(Dataset)
-            .where(Dataset.state == "active", Dataset.sharing == "open")
-            .order_by(Dataset.name)
+            select(Dataset).where(Dataset.state == "active", Dataset.sharing == "open").order_by(Dataset.name)
         )
     )

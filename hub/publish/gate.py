@@ -36,7 +36,7 @@ from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.qualify import qualify
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from hub.errors import AccessDenied, PublishError, QueryError
+from hub.errors import AccessDeniedError, PublishError, QueryError
 from hub.warehouse.engine import policy
 
 Personal = Literal["direct", "quasi", "sensitive"] | None
@@ -267,7 +267,7 @@ def check_sql(sql: str, catalog: Catalog) -> GateReport:
     """Run the gate over ``sql``; raise ``PublishError`` naming the output column and its source."""
     try:
         tree = policy.parse_select(sql)
-    except (QueryError, AccessDenied) as exc:
+    except (QueryError, AccessDeniedError) as exc:
         denied = exc.message.removeprefix("Not authorized to call function ")
         if denied != exc.message:
             raise PublishError(

@@ -23,8 +23,8 @@ job's heartbeat is older than ``STALE``.
 
 Errors (besides the door's, at submission): ``NotFoundError`` (404: no such job, or another caller's),
 ``ConflictError`` (409: the job has no result, it is not finished or did not succeed),
-``ResultGone`` (410: the result expired or was deleted), ``TooManyQueries`` (429:
-``HUB_QUERY_JOBS_PER_CLIENT``), ``QuotaExceeded`` (429: ``HUB_QUERY_CLIENT_DAILY_ROWS``).
+``ResultGoneError`` (410: the result expired or was deleted), ``TooManyQueriesError`` (429:
+``HUB_QUERY_JOBS_PER_CLIENT``), ``QuotaExceededError`` (429: ``HUB_QUERY_CLIENT_DAILY_ROWS``).
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.db import transaction, utcnow
 from hub.errors import BusyError, ConflictError, NotFoundError, QueryError
 from hub.settings import Settings
-from hub.sql.limits import ClientLimits, TooManyQueries
+from hub.sql.limits import ClientLimits, TooManyQueriesError
 from hub.sql.models import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, UNFINISHED, QueryJob
 from hub.warehouse.engine.pool import ResultStream, WorkerPool
 
@@ -68,7 +68,7 @@ STALE = timedelta(minutes=5)
 INTERRUPTED = "interrupted: the server process that ran the job stopped; submit it again"
 
 
-class ResultGone(NotFoundError):
+class ResultGoneError(NotFoundError):
     """The job's result file expired or was discarded (410)."""
 
     code = "result_gone"
@@ -145,7 +145,7 @@ class QueryJobs:
             )
         limit = self.settings.query_jobs_per_client
         if (unfinished or 0) >= limit:
-            raise TooManyQueries(
+            raise TooManyQueriesError(
                 f"This client has {unfinished} query jobs queued or running (HUB_QUERY_JOBS_PER_CLIENT = "
                 f"{limit}); wait for one to end or cancel one.",
                 retry_after=5,
@@ -402,7 +402,7 @@ class QueryJobs:
 
     def result_file(self, job_id: str, owner: str) -> Path:
         """The result file of a succeeded job of ``owner``: ``ConflictError`` before it succeeded,
-        ``ResultGone`` once it expired or was discarded."""
+        ``ResultGoneError`` once it expired or was discarded."""
         job = self.get(job_id, owner)
         if job.status != SUCCEEDED:
             detail = f": {job.error}" if job.error else ""
@@ -410,10 +410,10 @@ class QueryJobs:
         if job.expires is not None and job.expires <= utcnow():
             self._drop_result(job)
         if job.result_path is None or job.expires is None or job.expires <= utcnow():
-            raise ResultGone(f"the result of query job {job_id} was deleted (kept {self._ttl_text()})")
+            raise ResultGoneError(f"the result of query job {job_id} was deleted (kept {self._ttl_text()})")
         path = self.settings.data_dir / job.result_path
         if not path.is_file():
-            raise ResultGone(f"the result file of query job {job_id} is gone")
+            raise ResultGoneError(f"the result file of query job {job_id} is gone")
         return path
 
     def _ttl_text(self) -> str:

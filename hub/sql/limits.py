@@ -23,8 +23,8 @@ client's own use, not the hub's load, that is over the limit::
 
     BusyError                 503, Retry-After (hub.errors)
     └── ClientLimitError      429, Retry-After
-        ├── TooManyQueries    too many queries or jobs of this client at once
-        └── QuotaExceeded     the client's rows of the day are used up
+        ├── TooManyQueriesError    too many queries or jobs of this client at once
+        └── QuotaExceededError     the client's rows of the day are used up
 """
 
 from __future__ import annotations
@@ -53,11 +53,11 @@ class ClientLimitError(BusyError):
     http_status: ClassVar[int] = 429
 
 
-class TooManyQueries(ClientLimitError):
+class TooManyQueriesError(ClientLimitError):
     code = "too_many_queries"
 
 
-class QuotaExceeded(ClientLimitError):
+class QuotaExceededError(ClientLimitError):
     code = "quota_exceeded"
 
 
@@ -116,14 +116,15 @@ class ClientLimits:
             return self._running.get(key, 0)
 
     def acquire(self, principal: Principal) -> Slot:
-        """Start a query of ``principal``'s client, or raise ``TooManyQueries`` / ``QuotaExceeded``."""
+        """Start a query of ``principal``'s client, or raise ``TooManyQueriesError`` /
+        ``QuotaExceededError``."""
         key = client_key(principal)
         self.check_quota(key)
         limit = self.settings.query_client_concurrency
         with self._lock:
             n = self._running.get(key, 0)
             if n >= limit:
-                raise TooManyQueries(
+                raise TooManyQueriesError(
                     f"This client already runs {n} queries (HUB_QUERY_CLIENT_CONCURRENCY = {limit}); "
                     "wait for one to end, or submit long queries as jobs (POST /api/v1/queries).",
                     retry_after=1,
@@ -148,14 +149,14 @@ class ClientLimits:
             return row.rows if row is not None else 0
 
     def check_quota(self, key: str) -> None:
-        """Raise ``QuotaExceeded`` when ``key`` has used up its rows of the day."""
+        """Raise ``QuotaExceededError`` when ``key`` has used up its rows of the day."""
         quota = self.settings.query_client_daily_rows
         if quota <= 0:
             return
         used = self.used_today(key)
         if used >= quota:
             wait = seconds_to_midnight()
-            raise QuotaExceeded(
+            raise QuotaExceededError(
                 f"This client received {used:,} rows today; its quota is {quota:,} a day "
                 f"(HUB_QUERY_CLIENT_DAILY_ROWS). It is renewed at midnight (Vietnam time), in {wait:,} s.",
                 retry_after=wait,

@@ -30,7 +30,7 @@ What is checked (each a function ``check_<what>(case)`` that raises ``AssertionE
 - state round trip (streams with a cursor field): ``next_state`` after a full read gives a JSON state
   after which a read returns no row; after ``add_rows()`` only rows newer than that state;
 - unreachable: ``read()`` of the unreachable source raises ``ConnectorError`` with ``retryable`` set
-  (``SourceUnavailable``).
+  (``SourceUnavailableError``).
 """
 
 from __future__ import annotations

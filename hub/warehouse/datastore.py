@@ -23,7 +23,7 @@ from typing import Any
 import pyarrow as pa
 
 from hub.cache import LruCache, TtlCache
-from hub.errors import NotFoundError, ValidationFailed
+from hub.errors import InvalidInputError, NotFoundError
 from hub.settings import Settings
 from hub.warehouse.changes import quote
 from hub.warehouse.engine.duck import Engine, duck_type
@@ -137,12 +137,12 @@ class _Builder:
 
     def col(self, name: str, param: str) -> str:
         if name not in self.columns:
-            raise ValidationFailed("invalid field", {param: [f'invalid value "{name}"']})
+            raise InvalidInputError("invalid field", {param: [f'invalid value "{name}"']})
         return quote(name)
 
     def value(self, name: str, value: Any) -> str:
         if isinstance(value, (dict, list)):
-            raise ValidationFailed("invalid filter", {"filters": [f'invalid value for "{name}"']})
+            raise InvalidInputError("invalid filter", {"filters": [f'invalid value for "{name}"']})
         self.params.append(value)
         t = self.columns[name]
         if isinstance(value, str) and pa.types.is_string(t):
@@ -151,7 +151,7 @@ class _Builder:
 
     def filters(self, filters: Any, depth: int = 0) -> str:
         if depth > self.max_nesting:
-            raise ValidationFailed(
+            raise InvalidInputError(
                 "filters nested too deeply",
                 {"filters": [f"nested more than {self.max_nesting} levels (setting HUB_QUERY_MAX_NESTING)"]},
             )
@@ -161,12 +161,12 @@ class _Builder:
             parts = [self.filters(f, depth + 1) for f in filters]
             return "(" + " OR ".join(parts) + ")" if parts else "false"
         if not isinstance(filters, dict):
-            raise ValidationFailed("invalid filters", {"filters": ["Not a json object"]})
+            raise InvalidInputError("invalid filters", {"filters": ["Not a json object"]})
         parts = []
         for name, value in filters.items():
             if name == "$or":
                 if not isinstance(value, list):
-                    raise ValidationFailed("invalid filters", {"filters": ['"$or" must be a list']})
+                    raise InvalidInputError("invalid filters", {"filters": ['"$or" must be a list']})
                 parts.append(self.filters(value, depth + 1))
                 continue
             col = self.col(name, "filters")
@@ -180,7 +180,7 @@ class _Builder:
             elif isinstance(value, dict):
                 for op, operand in value.items():
                     if op not in _OPS:
-                        raise ValidationFailed("invalid filters", {"filters": [f'invalid operator "{op}"']})
+                        raise InvalidInputError("invalid filters", {"filters": [f'invalid operator "{op}"']})
                     parts.append(f"{col} {_OPS[op]} {self.value(name, operand)}")
             elif value is None:
                 parts.append(f"{col} IS NULL")
@@ -224,7 +224,7 @@ class _Builder:
             if nulls not in ("", "nulls first", "nulls last") or (
                 len(parts) > 1 and parts[1].lower() not in ("asc", "desc")
             ):
-                raise ValidationFailed("invalid sort", {"sort": [f'invalid value "{item}"']})
+                raise InvalidInputError("invalid sort", {"sort": [f'invalid value "{item}"']})
             self.col(name, "sort")
             out.append((name, f"{direction} {nulls}".strip()))
         return out
@@ -347,7 +347,7 @@ class DataStore:
         which ``info.table_source()`` is registered as ``TABLE`` (CKAN's dump with parameters).
 
         ``query``'s filters, q, distinct, fields, sort and offset are built as ``search`` builds them
-        (the same ``ValidationFailed`` for a column that does not exist); ``limit`` caps the rows, and
+        (the same ``InvalidInputError`` for a column that does not exist); ``limit`` caps the rows, and
         None means every row (``query.limit``, the page size of a search, is not used). Without a sort
         the rows come in the table's order (``_id``), as in ``search``."""
         plan = _Select.of(info, query, self.settings.query_max_nesting)

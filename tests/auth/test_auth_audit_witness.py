@@ -332,13 +332,13 @@ def test_a_witness_that_cannot_be_written_fails_the_entry_and_loses_nothing(sett
     """The witness directory cannot be created (a file is in the way): the entry that brings a checkpoint
     fails with a 503-class error and its transaction rolls back; once the witness is back, the same
     entry is written with its checkpoint, and the log verifies."""
-    from hub.auth.witness import WitnessUnavailable
+    from hub.auth.witness import WitnessUnavailableError
 
     blocked = settings.data_dir / "witness-here"
     s = _settings(settings, audit_witness_dir=blocked)
     _append(s, 4)  # no checkpoint due: the witness is not needed
     blocked.write_text("not a directory")
-    with pytest.raises(WitnessUnavailable) as caught, session_scope(s) as session:
+    with pytest.raises(WitnessUnavailableError) as caught, session_scope(s) as session:
         audit.record(session, "datastore.search", ANALYST, rows=5)
     assert caught.value.http_status == 503
     assert caught.value.retryable
@@ -430,12 +430,12 @@ def test_a_remote_witness_receives_every_checkpoint_and_finds_a_wiped_log(
 
 
 def test_a_remote_witness_that_refuses_fails_the_entry(settings: Settings, remote: _WitnessServer) -> None:
-    from hub.auth.witness import WitnessUnavailable
+    from hub.auth.witness import WitnessUnavailableError
 
     s = _settings(settings, audit_witness_url=_url(remote))
     _append(s, 4)
     remote.refuse = True
-    with pytest.raises(WitnessUnavailable, match="HTTP 503"), session_scope(s) as session:
+    with pytest.raises(WitnessUnavailableError, match="HTTP 503"), session_scope(s) as session:
         audit.record(session, "datastore.search", ANALYST)
     with session_scope(s) as session:
         assert session.execute(select(AuditHead.seq)).scalar_one() == 4

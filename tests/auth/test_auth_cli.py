@@ -13,7 +13,7 @@ from hub.auth import tokens
 from hub.auth.resolve import resolve_principal
 from hub.cli.main import app
 from hub.db import dispose_engines
-from hub.errors import ValidationFailed
+from hub.errors import InvalidInputError
 from hub.settings import Settings, get_settings
 
 
@@ -137,7 +137,7 @@ def test_grant_commands(cli: CliRunner, tmp_path: Path) -> None:
             "2030-06-30",
         ],
     )
-    assert isinstance(result.exception, ValidationFailed)  # hub's main() prints it and exits 2
+    assert isinstance(result.exception, InvalidInputError)  # hub's main() prints it and exits 2
     assert "legal_basis" in result.exception.errors
     out = _ok(
         cli,

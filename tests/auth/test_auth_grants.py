@@ -15,7 +15,7 @@ from hub.auth.models import AuditEntry, Grant
 from hub.auth.principal import ANONYMOUS, Principal
 from hub.catalog.models import Dataset
 from hub.db import session_scope, utcnow
-from hub.errors import AccessDenied, ValidationFailed
+from hub.errors import AccessDeniedError, InvalidInputError
 from hub.testing.live import live_server
 from tests.auth.conftest import World
 
@@ -156,7 +156,7 @@ def test_who_may_grant(world: World) -> None:
         scopes=frozenset({"grants:manage"}),
     )
     for p in (editor, consumer_admin, ANONYMOUS):
-        with pytest.raises(AccessDenied):
+        with pytest.raises(AccessDeniedError):
             try_create(p)
     try_create(admin)
     with session_scope(world.settings) as s:
@@ -167,7 +167,7 @@ def test_who_may_grant(world: World) -> None:
 
 
 def test_grants_need_purpose_legal_basis_and_a_shared_dataset(world: World) -> None:
-    with session_scope(world.settings) as s, pytest.raises(ValidationFailed) as info:
+    with session_scope(world.settings) as s, pytest.raises(InvalidInputError) as info:
         grants.create(
             s,
             Principal(kind="system", sysadmin=True),

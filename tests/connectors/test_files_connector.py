@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from connectors.files.connector import FilesConnector
-from hub.errors import ConfigError, SourceDataError, SourceUnavailable
+from hub.errors import ConfigError, SourceDataError, SourceUnavailableError
 from hub.ingest.connector import ERROR_COLUMN, ROW_COLUMN, SOURCE_COLUMN, ConnectorContext
 from hub.testing.conformance import ConformanceCase, ConnectorConformance, check_conformance
 
@@ -171,7 +171,7 @@ def test_large_csv_comes_in_batches_of_about_batch_rows(tmp_path: Path) -> None:
 
 
 def test_missing_files_are_unavailable_and_unknown_extension_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(SourceUnavailable) as info:
+    with pytest.raises(SourceUnavailableError) as info:
         read(connector(tmp_path, path="incoming/*.csv"))
     assert info.value.retryable
     (tmp_path / "data.dat").write_text("x", encoding="utf-8")

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from connectors.sql.connector import SqlConnector
-from hub.errors import ConfigError, ConnectorError, SourceUnavailable
+from hub.errors import ConfigError, ConnectorError, SourceUnavailableError
 from hub.ingest.connector import ConnectorContext
 from hub.testing.conformance import ConformanceCase, ConnectorConformance, read_all
 
@@ -140,7 +140,7 @@ def test_password_reference_is_merged_into_the_url(monkeypatch: pytest.MonkeyPat
 
 
 def test_missing_sqlite_file_and_missing_table(tmp_path: Path) -> None:
-    with pytest.raises(SourceUnavailable):
+    with pytest.raises(SourceUnavailableError):
         read_all(sql_connector({"url": "sqlite:///nope.db", "table": "t"}, tmp_path), "t", None)
     sqlite3.connect(tmp_path / "empty.db").close()
     c = sql_connector({"url": "sqlite:///empty.db", "table": "khai_sinh"}, tmp_path)
@@ -233,7 +233,7 @@ def test_unreachable_postgres_names_host_and_port(postgres_url: str) -> None:
     result = c.check()
     assert not result.ok
     assert f"127.0.0.1:{port}" in result.message
-    with pytest.raises(SourceUnavailable) as info:
+    with pytest.raises(SourceUnavailableError) as info:
         read_all(c, "khai_sinh", None)
     assert info.value.retryable
     assert f"127.0.0.1:{port}" in info.value.message

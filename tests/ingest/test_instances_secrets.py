@@ -16,7 +16,7 @@ from connectors.rest.fakeapi import FakeApi
 from hub.catalog.models import Organization
 from hub.catalog.spec import SourceSpec
 from hub.db import get_engine, session_scope
-from hub.errors import ConfigError, ConflictError, ValidationFailed
+from hub.errors import ConfigError, ConflictError, InvalidInputError
 from hub.ingest import instances
 from hub.ingest.registry import build_connector
 from hub.settings import Settings, get_settings
@@ -137,7 +137,7 @@ def test_a_changed_key_cannot_decrypt_and_check_says_so(hub_settings: Settings) 
 def test_invalid_registrations_say_what_is_wrong(
     hub_settings: Settings, config: dict[str, object], secrets_: dict[str, str], field: str
 ) -> None:
-    with session_scope(hub_settings) as s, pytest.raises(ValidationFailed) as info:
+    with session_scope(hub_settings) as s, pytest.raises(InvalidInputError) as info:
         instances.add(s, hub_settings, name="bad", connector="rest", config=config, secrets=secrets_)
     assert field in info.value.errors
     assert SECRET not in str(info.value.to_dict())
@@ -149,9 +149,9 @@ def test_names_are_unique_and_not_connector_names(hub_settings: Settings) -> Non
         instances.add(s, hub_settings, name="twice", connector="rest", config=config)
         with pytest.raises(ConflictError):
             instances.add(s, hub_settings, name="twice", connector="rest", config=config)
-        with pytest.raises(ValidationFailed, match="name taken"):
+        with pytest.raises(InvalidInputError, match="name taken"):
             instances.add(s, hub_settings, name="rest", connector="rest", config=config)
-        with pytest.raises(ValidationFailed):
+        with pytest.raises(InvalidInputError):
             instances.add(s, hub_settings, name="y", connector="nope", config=config)
 
 
@@ -224,6 +224,6 @@ def test_datasets_add_validates_and_stores(hub_settings: Settings, tmp_path: Pat
     )
     from hub.catalog.loader import _read_yaml
 
-    with session_scope(hub_settings) as s, pytest.raises(ValidationFailed) as info:
+    with session_scope(hub_settings) as s, pytest.raises(InvalidInputError) as info:
         instances.add_dataset(s, hub_settings, _read_yaml(bad))
     assert set(info.value.errors) == {"schedule", "source/connector"}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from hub.errors import SourceUnavailable
+from hub.errors import SourceUnavailableError
 from hub.ingest.prefetch import THREAD_NAME, prefetch
 
 
@@ -28,12 +28,12 @@ def test_an_error_of_the_source_is_raised_in_the_consumer_after_the_items_before
     def source() -> Iterator[int]:
         yield 1
         yield 2
-        raise SourceUnavailable("GET http://x/items: HTTP 503 after 5 attempts", retryable=True)
+        raise SourceUnavailableError("GET http://x/items: HTTP 503 after 5 attempts", retryable=True)
 
     items = prefetch(source())
     assert next(items) == 1
     assert next(items) == 2
-    with pytest.raises(SourceUnavailable, match="HTTP 503"):
+    with pytest.raises(SourceUnavailableError, match="HTTP 503"):
         next(items)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from hub.errors import ConnectorError, SourceUnavailable
+from hub.errors import ConnectorError, SourceUnavailableError
 from hub.ingest.connector import CheckResult, Connector, ConnectorConfig, Secret, StreamSpec
 from hub.testing.conformance import ConformanceCase, ConnectorConformance, check_conformance
 
@@ -36,7 +36,7 @@ class ToyConnector(Connector[ToyConfig]):
     def check(self) -> CheckResult:
         if not self.config.up:
             if self.config.flaw == "check_raises":
-                raise SourceUnavailable("down")
+                raise SourceUnavailableError("down")
             return CheckResult(False, "toy source is down")
         return CheckResult(True, "up")
 

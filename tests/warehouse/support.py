@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import yaml
 
-from hub.errors import ConnectorError, SourceUnavailable
+from hub.errors import ConnectorError, SourceUnavailableError
 from hub.ingest.connector import CheckResult, Connector, ConnectorConfig, StreamSpec
 from hub.settings import Settings
 
@@ -64,7 +64,7 @@ class RowsConnector(Connector[RowsConfig]):
 
     def read(self, stream: str, state: dict[str, Any] | None) -> Iterator[pa.RecordBatch]:
         if self.config.unreachable:
-            raise SourceUnavailable("cannot connect to 10.0.0.9:5432: connection refused")
+            raise SourceUnavailableError("cannot connect to 10.0.0.9:5432: connection refused")
         rows = json.loads(Path(self.config.path).read_text(encoding="utf-8"))
         if state and state.get("cursor"):
             after = _time(state["cursor"])

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hub.errors import AccessDenied, QueryError
+from hub.errors import AccessDeniedError, QueryError
 from hub.warehouse.engine import policy
 from hub.warehouse.engine.duck import Engine
 from hub.warehouse.engine.tables import TableCache, TableSource
@@ -144,7 +144,7 @@ def _run_through_policy(engine: Engine, granted: TableSource, sql: str) -> pa.Ta
 
         text, _ = policy.bind(tree, resolve)
         return engine.arrow(text, tables=tables)
-    except (QueryError, AccessDenied):
+    except (QueryError, AccessDeniedError):
         return None
 
 

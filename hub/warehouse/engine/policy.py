@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import sqlglot
 from sqlglot import exp
 
-from hub.errors import AccessDenied, QueryError
+from hub.errors import AccessDeniedError, QueryError
 
 DENIED_FUNCTIONS = frozenset(
     {
@@ -118,7 +118,7 @@ def _func_name(node: exp.Func) -> str:
 def parse_select(sql: str, limits: Limits = Limits()) -> exp.Query:
     """Parse ``sql`` as one read-only query and check it against the rules above.
 
-    Raises ``QueryError`` naming what is wrong, ``AccessDenied`` naming a denied function."""
+    Raises ``QueryError`` naming what is wrong, ``AccessDeniedError`` naming a denied function."""
     if not sql.strip():
         raise QueryError("The query is empty.")
     if len(sql) > limits.max_chars:
@@ -147,7 +147,7 @@ def parse_select(sql: str, limits: Limits = Limits()) -> exp.Query:
         if isinstance(node, _FORBIDDEN_NODES):
             raise QueryError("Only a SELECT statement is allowed.")
         if isinstance(node, exp.Func) and denied_function(_func_name(node)):
-            raise AccessDenied(f"Not authorized to call function {_func_name(node)}")
+            raise AccessDeniedError(f"Not authorized to call function {_func_name(node)}")
     return tree
 
 
@@ -194,11 +194,11 @@ def table_refs(tree: exp.Expr) -> list[exp.Table]:
 
 
 def relation_name(table: exp.Table) -> tuple[str | None, str]:
-    """``(schema, name)`` of a plain table reference; ``AccessDenied`` for a table function,
+    """``(schema, name)`` of a plain table reference; ``AccessDeniedError`` for a table function,
     ``QueryError`` (worded as for an unknown table) for a catalog part or another time-travel form
     than ``AT (VERSION => n)`` / ``AT (TIMESTAMP => '...')``."""
     if not isinstance(table.this, exp.Identifier):
-        raise AccessDenied("Not authorized to read this relation: only tables may be queried")
+        raise AccessDeniedError("Not authorized to read this relation: only tables may be queried")
     if table.args.get("catalog") or table.args.get("version"):
         raise QueryError(f'relation "{table.sql(dialect="duckdb")[:80]}" does not exist or is not readable')
     as_of(table)  # a time-travel clause must be one the hub reads

@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import orjson
 
+from hub.errors import HubError
+
 INIT = b"I"
 READY = b"R"
 JOB = b"J"
@@ -27,7 +29,7 @@ _HEADER = struct.Struct(">Ic")
 MAX_FRAME = 1 << 31
 
 
-class ProtocolError(Exception):
+class ProtocolError(HubError):
     """The other side closed the pipe or sent something that is not a frame."""
 
 

@@ -101,6 +101,8 @@ def _job(engine: Engine, job: dict[str, Any], src: IO[bytes], out: IO[bytes]) ->
                 if batch.schema != schema:
                     batch = batch.cast(schema)
                 p.send(out, p.BATCH, batch.serialize())
+    except p.ProtocolError:
+        raise  # the server went away: main() stops
     except HubError as exc:
         _error(out, exc.message, str(exc.details.get("kind", "invalid")))
     except MemoryError:
