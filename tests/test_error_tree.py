@@ -37,7 +37,13 @@ def _exception_classes() -> list[type[BaseException]]:
 
 def test_the_walk_finds_the_known_errors() -> None:
     names = {c.__name__ for c in _exception_classes()}
-    assert {"HubError", "AccessDeniedError", "InvalidTokenError", "FatalError", "PageUnreadableError"} <= names
+    assert {
+        "HubError",
+        "AccessDeniedError",
+        "InvalidTokenError",
+        "FatalError",
+        "PageUnreadableError",
+    } <= names
 
 
 @pytest.mark.parametrize("cls", _exception_classes(), ids=lambda c: f"{c.__module__}.{c.__qualname__}")

@@ -146,6 +146,13 @@ def _type_name(dtype: exp.Expr) -> str | None:
     return None
 
 
+def _uncast(node: exp.Expr) -> exp.Expr:
+    """A constant under its casts (``'x'::text`` is ``'x'``)."""
+    while isinstance(node, exp.Cast):
+        node = node.this
+    return node
+
+
 class _Rewriter:
     def __init__(self, values: SessionValues) -> None:
         self.values = values
@@ -213,6 +220,7 @@ class _Rewriter:
             return _literal("UTF8")
         if name in ("inet_server_addr", "inet_client_addr", "inet_server_port"):
             return exp.Null()
+        args = [_uncast(a) for a in args]  # drivers write current_setting('x'::text)
         if name in ("current_setting", "set_config") and args and isinstance(args[0], exp.Literal):
             key = str(args[0].this).lower()
             if name == "set_config" and len(args) > 1 and isinstance(args[1], exp.Literal):

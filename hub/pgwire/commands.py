@@ -27,6 +27,7 @@ CLIENT_SETTINGS = {
     "geqo": "on", "lc_messages": "C", "lc_monetary": "C", "lc_numeric": "C", "lc_time": "C",
     "max_identifier_length": "63", "default_text_search_config": "pg_catalog.simple",
     "synchronous_commit": "on", "enable_seqscan": "on", "idle_session_timeout": "0",
+    "default_table_access_method": "heap", "default_tablespace": "", "temp_tablespaces": "",
     "server_version": "14.0", "server_version_num": "140000", "server_encoding": "UTF8",
     "integer_datetimes": "on", "is_superuser": "off", "max_connections": "100", "block_size": "8192",
     "hub.as_of": "",

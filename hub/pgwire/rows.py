@@ -13,6 +13,7 @@ import pyarrow as pa
 from sqlalchemy.orm import Session
 
 from hub.sql.door import Prepared
+from hub.sql.limits import Slot
 from hub.warehouse.engine.pool import ResultStream
 
 log = logging.getLogger("hub.pgwire")
@@ -81,8 +82,9 @@ class TableRows(Rows):
 class StreamRows(Rows):
     """The rows of a warehouse query, from its query worker; audited when the result ends."""
 
-    def __init__(self, stream: ResultStream, prepared: Prepared, session: Session) -> None:
+    def __init__(self, stream: ResultStream, prepared: Prepared, session: Session, slot: Slot) -> None:
         super().__init__()
+        self.slot = slot
         self.stream = stream
         self.prepared = prepared
         self.session = session
@@ -112,6 +114,7 @@ class StreamRows(Rows):
             self.session.rollback()
         finally:
             self.session.close()
+            self.slot.release(self.rows_taken)
 
     def cancel(self) -> None:
         self.stream.interrupt()

@@ -35,6 +35,7 @@ from hub.pgwire.catalog_sql import NotCatalogueError, SessionValues, looks_like_
 from hub.pgwire.protocol import ClientGoneError, ConnectionEndError, ProtocolViolationError, Reader
 from hub.pgwire.rows import Rows, StartingRows, StreamRows, TableRows
 from hub.sql import door
+from hub.sql.limits import ClientLimitError
 from hub.warehouse.engine import policy
 from hub.warehouse.engine.pool import ResultStream
 from hub.warehouse.engine.tables import TableSource
@@ -90,6 +91,8 @@ def sqlstate(exc: HubError) -> str:
     given = exc.details.get("sqlstate")
     if isinstance(given, str):
         return given
+    if isinstance(exc, ClientLimitError):
+        return "53400"  # configuration_limit_exceeded: this client's own limit, not the hub's load
     if isinstance(exc, BusyError):
         return "53000"
     if isinstance(exc, AccessDeniedError):
@@ -560,6 +563,7 @@ class Connection:
         """Start ``sql`` through the door; a cancel request stops it while its worker computes the
         first rows (an aggregate's whole work), as well as while they are sent."""
         assert self.login is not None
+        slot = self.hub.query_limits.acquire(self.login.principal)  # the client's limits, as over HTTP
         session = self.hub.session_factory()
         starting = StartingRows()
         started: tuple[ResultStream, door.Prepared] | None = None
@@ -579,11 +583,12 @@ class Connection:
             session.commit()
         except BaseException:
             if started is not None:  # cancelled just as the first rows came
-                StreamRows(*started, session).close("canceled")
+                StreamRows(*started, session, slot).close("canceled")
             else:
                 session.close()
+                slot.release()
             raise
-        return StreamRows(*started, session)
+        return StreamRows(*started, session, slot)
 
     def _describe_sql(self, sql: str) -> pa.Schema | None:
         """The columns ``sql`` would return, without reading data (Describe of a statement)."""

@@ -103,6 +103,13 @@ def test_sqlalchemy_inspector_and_pandas(pg: PgHub) -> None:
                 params={"w": "26734"},
             )
         assert sorted(frame.itertuples(index=False, name=None)) == [("26735", 4), ("26736", 4)]
+        # reflection and read_sql_table send current_setting('...'::text) and the catalogue's queries
+        meta = sa.MetaData()
+        meta.reflect(engine, schema="civil_status")
+        assert sorted(meta.tables) == ["civil_status.births", "civil_status.marriages"]
+        whole = pd.read_sql_table("births", engine, schema="civil_status")
+        assert list(whole.columns) == ["registration_number", "ward_code", "full_name"]
+        assert len(whole) == 12
     finally:
         engine.dispose()
 

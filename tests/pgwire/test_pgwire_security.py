@@ -230,3 +230,34 @@ def test_tls_with_a_certificate(tmp_path: Path) -> None:
             assert conn.execute("SELECT count(*) FROM civil_status.deaths").fetchone() == (12,)
         with psycopg.connect(**dsn, password=token, sslmode="disable") as plain:
             assert plain.pgconn.ssl_in_use is False
+
+
+def test_the_clients_limits_of_the_http_door_hold_here_too(tmp_path: Path) -> None:
+    """HUB_QUERY_CLIENT_CONCURRENCY and HUB_QUERY_CLIENT_DAILY_ROWS count PostgreSQL queries too: a second
+    query while a cursor holds the first is 53400, and so is a query once the day's rows are used up."""
+    settings = make_settings(tmp_path, query_client_concurrency=1, query_client_daily_rows=20)
+    world = build_matrix_world(settings)
+    with Hub(settings) as hub:
+        port = hub.pg_server.start("127.0.0.1", 0)
+        dsn = {"host": "127.0.0.1", "port": port, "dbname": "hub", "user": "owner-client"}
+        token = world.tokens["owner-client"]
+        with (
+            psycopg.connect(**dsn, password=token) as first,
+            psycopg.connect(**dsn, password=token) as second,
+        ):
+            held = first.cursor("held")  # a server-side cursor: the query stays open between fetches
+            held.execute("SELECT * FROM civil_status.deaths")
+            assert len(held.fetchmany(1)) == 1
+            with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="already runs 1"):
+                second.execute("SELECT count(*) FROM civil_status.deaths")
+            second.rollback()
+            held.close()
+            first.commit()
+            assert second.execute("SELECT count(*) FROM civil_status.deaths").fetchone() == (12,)
+            second.commit()
+            # 1 + 1 rows so far; 12 more reach 14, the next 12 pass the quota of 20 (counted at the end)
+            assert len(second.execute("SELECT * FROM civil_status.deaths").fetchall()) == 12
+            assert len(second.execute("SELECT * FROM civil_status.deaths").fetchall()) == 12
+            second.commit()
+            with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="quota"):
+                second.execute("SELECT 1 FROM civil_status.deaths")

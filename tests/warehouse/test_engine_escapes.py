@@ -190,6 +190,18 @@ def test_a_cte_shadowing_a_granted_name_is_the_cte(
     assert sorted(out.column("n").to_pylist()) == [1, 3]
 
 
+def test_columns_qualified_with_schema_and_table_name_the_bound_table(
+    warehouse: tuple[Warehouse, TableSource], engine: Engine
+) -> None:
+    """SQLAlchemy and pandas.read_sql_table write ``schema.table.column``; the bound table answers it."""
+    _, granted = warehouse
+    out = _run_through_policy(
+        engine, granted, "SELECT test.granted.n FROM test.granted ORDER BY test.granted.n"
+    )
+    assert out is not None
+    assert out.column("n").to_pylist() == [1, 2, 3]
+
+
 # --- the property: table-like names in every position ------------------------------------------
 
 _SHAPES = [

@@ -244,15 +244,19 @@ def bind(
     approved, and the names bound.
 
     The tree is copied: the caller's tree is not changed. An alias keeps column references working
-    (``births.ward_code`` still names the table as written)."""
+    (``births.ward_code`` still names the table as written), and a column qualified with the schema
+    too (``civil_status.births.ward_code``, as SQLAlchemy and pandas write) loses the schema part."""
     tree = tree.copy()
     bound: dict[tuple[str | None, str, str | None], str] = {}
+    unaliased: set[tuple[str, str]] = set()
     for table in table_refs(tree):
         schema, name = relation_name(table)
         when = as_of(table)
         key = (schema.lower() if schema else None, name.lower(), when)
         if key not in bound:
             bound[key] = resolve(schema, name, when)
+        if schema and not table.alias:
+            unaliased.add((schema.lower(), name.lower()))
         alias = table.alias or name
         table.replace(
             exp.Table(
@@ -260,6 +264,10 @@ def bind(
                 alias=exp.TableAlias(this=exp.to_identifier(alias, quoted=True)),
             )
         )
+    for column in tree.find_all(exp.Column):
+        db = column.args.get("db")
+        if db is not None and (db.name.lower(), column.table.lower()) in unaliased:
+            column.set("db", None)
     try:
         text = tree.sql(dialect="duckdb")
     except RecursionError as exc:  # pragma: no cover - the nesting limit comes first
