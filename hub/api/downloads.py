@@ -43,6 +43,7 @@ from hub.api import download_formats as fmts
 from hub.api.ckan_registry import as_bool, as_int, as_json, as_list
 from hub.api.deps import app_session_factory
 from hub.api.streaming import Producer as _Producer
+from hub.api.streaming import QueryRows
 from hub.api.streaming import Streamed as _Streamed
 from hub.api.streaming import gzip_chunks as _gzip
 from hub.api.uploads import upload_path
@@ -284,32 +285,12 @@ def _query_error(exc: QueryError) -> QueryError | InvalidInputError:
     return InvalidInputError("invalid query", {"query": [exc.message]})
 
 
-class _QueryRows:
+class _QueryRows(QueryRows):
     """A dump's rows from a query worker, counted; closed and audited once, when the stream ends."""
 
     def __init__(self, result: ResultStream, plan: _Plan) -> None:
-        self.result = result
+        super().__init__(result)
         self.plan = plan
-        self.error: str | None = None
-        self._rows = iter(result)
-        self._first: list[pa.RecordBatch] = []
-        self._closed = False
-
-    def prime(self) -> None:
-        """Read the first batch now: a query that fails is then the response's status, not a cut
-        stream."""
-        first = next(self._rows, None)
-        if first is not None:
-            self._first.append(first)
-
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        try:
-            while self._first:
-                yield self._first.pop()
-            yield from self._rows
-        except QueryError as exc:
-            self.error = exc.message
-            raise
 
     def close(self, error: str | None = None) -> None:
         if self._closed:

@@ -16,9 +16,13 @@ import threading
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 
+import pyarrow as pa
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
+
+from hub.errors import QueryError
+from hub.warehouse.engine.pool import ResultStream
 
 log = logging.getLogger("hub.api.streaming")
 
@@ -108,3 +112,30 @@ class Streamed(StreamingResponse):
             await super().__call__(scope, receive, send)
         finally:
             self.producer.stop()
+
+
+class QueryRows:
+    """A query worker's result as a response body reads it: ``prime()`` reads the first batch before
+    the status is sent (a query that fails is then the status, not a cut body), ``batches()`` yields
+    them all and records a failure met on the way in ``error``. Subclasses close and audit it."""
+
+    def __init__(self, result: ResultStream) -> None:
+        self.result = result
+        self.error: str | None = None
+        self._rows = iter(result)
+        self._first: list[pa.RecordBatch] = []
+        self._closed = False
+
+    def prime(self) -> None:
+        first = next(self._rows, None)
+        if first is not None:
+            self._first.append(first)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        try:
+            while self._first:
+                yield self._first.pop()
+            yield from self._rows
+        except QueryError as exc:
+            self.error = exc.message
+            raise

@@ -43,9 +43,9 @@ from starlette.responses import FileResponse, Response
 from hub.api import download_formats as fmts
 from hub.api.deps import HubDep, V1PrincipalDep
 from hub.api.errors import InvalidBodyError, dumps, preferred
-from hub.api.streaming import Producer, Streamed, gzip_chunks
+from hub.api.streaming import Producer, QueryRows, Streamed, gzip_chunks
 from hub.auth.principal import Principal
-from hub.errors import AuthenticationError, HubError, QueryError
+from hub.errors import AuthenticationError, HubError
 from hub.runtime import Hub
 from hub.sql import door
 from hub.sql.limits import Slot, client_key
@@ -196,34 +196,15 @@ def _gzip_ok(request: Request, fmt: str) -> bool:
 # --- /api/v1/query ----------------------------------------------------------------------------
 
 
-class _Run:
+class _Run(QueryRows):
     """One query's stream: its batches counted; at its end (once) the stream closed, the reads audited
     with the rows returned (or the error), the session ended and the client's slot freed."""
 
     def __init__(self, result: ResultStream, prepared: door.Prepared, session: Session, slot: Slot) -> None:
-        self.result = result
+        super().__init__(result)
         self.prepared = prepared
         self.session = session
         self.slot = slot
-        self.error: str | None = None
-        self._rows = iter(result)
-        self._first: list[pa.RecordBatch] = []
-        self._closed = False
-
-    def prime(self) -> None:
-        """Read the first batch now: a query that fails is then the answer's status, not a cut body."""
-        first = next(self._rows, None)
-        if first is not None:
-            self._first.append(first)
-
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        try:
-            while self._first:
-                yield self._first.pop()
-            yield from self._rows
-        except QueryError as exc:
-            self.error = exc.message
-            raise
 
     def guard(self, body: Iterator[bytes]) -> Iterator[bytes]:
         """``body`` (the encoded batches), an encoder's failure recorded as the query's error."""

@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from markupsafe import Markup, escape
 
+from hub.publish.columns import table_schema_type
+
 PAGE_ROWS = 20
 MAX_PAGE = 10_000
 CHART_GROUPS = 60
@@ -165,17 +167,8 @@ def cell(value: Any) -> str:
 
 
 def type_name(t: pa.DataType) -> str:
-    if pa.types.is_boolean(t):
-        return "boolean"
-    if pa.types.is_integer(t):
-        return "integer"
-    if pa.types.is_floating(t) or pa.types.is_decimal(t):
-        return "number"
-    if pa.types.is_date(t):
-        return "date"
-    if pa.types.is_timestamp(t):
-        return "datetime"
-    return "string"
+    """The Table Schema type of ``t`` (as the releases' data dictionaries name it)."""
+    return table_schema_type(t)
 
 
 def release_table(table: pa.Table, source: str, params: PreviewParams) -> Table:

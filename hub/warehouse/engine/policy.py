@@ -53,7 +53,7 @@ DENIED_PREFIXES = (
     "mysql_", "scan_", "enable_", "disable_", "test_", "pg_", "icu_", "arrow_", "json_execute",
 )  # fmt: skip
 
-_FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
+FORBIDDEN_NODES: tuple[type[exp.Expression], ...] = tuple(
     getattr(exp, n)
     for n in (
         "Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "Copy", "Command", "Pragma",
@@ -144,7 +144,7 @@ def parse_select(sql: str, limits: Limits = Limits()) -> exp.Query:
     if not isinstance(tree, exp.Query):
         raise QueryError("Only a SELECT statement is allowed.")
     for node in tree.walk():
-        if isinstance(node, _FORBIDDEN_NODES):
+        if isinstance(node, FORBIDDEN_NODES):
             raise QueryError("Only a SELECT statement is allowed.")
         if isinstance(node, exp.Func) and denied_function(_func_name(node)):
             raise AccessDeniedError(f"Not authorized to call function {_func_name(node)}")
