@@ -125,12 +125,15 @@ class ResultStream:
         self.rows = 0
         self.done = False
 
-    def _ask(self, kind: bytes) -> tuple[bytes, bytes]:
+    def _ask(self, kind: bytes | None) -> tuple[bytes, bytes]:
+        """Send ``kind`` (None: the request went ahead) and wait for the worker's answer; the wait
+        counts against the time limit."""
         worker = self._worker
         assert worker is not None
         started = time.monotonic()
         try:
-            p.send(worker.stdin, kind)
+            if kind is not None:
+                p.send(worker.stdin, kind)
             frame = worker.receive(self._remaining)
         except TimeoutError:
             self._finish(kill=True)
@@ -142,12 +145,18 @@ class ResultStream:
         return frame
 
     def __iter__(self) -> Iterator[pa.RecordBatch]:
+        asked = False
         while not self.done:
-            kind, payload = self._ask(p.NEXT)
+            kind, payload = self._ask(None if asked else p.NEXT)
+            asked = False
             if kind == p.BATCH:
                 batch = pa.ipc.read_record_batch(pa.py_buffer(payload), self.schema)
                 batch.validate()
                 self.rows += batch.num_rows
+                # one batch ahead: the worker makes the next while this one is encoded and sent (a
+                # close() meanwhile reads that answer before the cancel's)
+                self._send_ahead()
+                asked = self._worker is not None
                 yield batch
             elif kind == p.END:
                 self._finish(info=p.loads(payload))
@@ -157,6 +166,16 @@ class ResultStream:
             else:
                 self._finish(kill=True)
                 raise QueryError("the query worker sent an unexpected answer")
+
+    def _send_ahead(self) -> None:
+        worker = self._worker
+        if worker is None:
+            return
+        try:
+            p.send(worker.stdin, p.NEXT)
+        except (p.ProtocolError, OSError, ValueError):
+            self._finish(kill=True)
+            raise _crashed(worker) from None
 
     def read_all(self, max_rows: int | None = None) -> tuple[pa.Table, bool]:
         """The whole result (at most ``max_rows`` rows, and whether there were more)."""
@@ -185,7 +204,7 @@ class ResultStream:
         try:
             p.send(self._worker.stdin, p.CANCEL)
             kind, _ = self._worker.receive(5.0)
-            while kind == p.BATCH:  # pragma: no cover - a batch already on its way
+            while kind == p.BATCH:  # the batch asked ahead, on its way
                 kind, _ = self._worker.receive(5.0)
             self._finish(kill=kind not in (p.END, p.ERROR))
         except (TimeoutError, p.ProtocolError, OSError, ValueError):
