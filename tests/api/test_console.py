@@ -25,7 +25,7 @@ from sqlalchemy import select
 from hub.auth import tokens, users
 from hub.auth.models import AuditEntry, RefreshToken, RevokedToken
 from hub.console.models import ConsoleSession
-from hub.console.sessions import CLIENT_ID, COOKIE, pkce_challenge, session_id
+from hub.console.sessions import CLIENT_ID, COOKIE, pkce_challenge, session_id, unseal
 from hub.db import dispose_engines, session_scope
 from hub.settings import Settings
 from hub.testing.live import free_port, live_server
@@ -153,7 +153,12 @@ def test_sign_in_through_the_login_page_with_pkce(site: Site) -> None:
     with session_scope(site.settings) as s:
         row = s.get(ConsoleSession, session_id(signed))
         assert row is not None
-        assert "eyJ" not in row.sealed  # the tokens are sealed, not stored as they are
+        opened = unseal(signed, row.sealed)  # the tokens are sealed under the cookie's secret
+        assert opened is not None
+        assert opened["access_token"].startswith("eyJ")
+        assert opened["access_token"] not in row.sealed
+        assert opened["access_token"][:40] not in row.sealed
+        assert unseal(pending, row.sealed) is None  # and nothing else opens them
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action == "auth.token")).all()
         codes = [e for e in entries if e.client_id == CLIENT_ID]
         assert codes
