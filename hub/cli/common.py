@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -19,6 +20,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table as RichTable
 from sqlalchemy.orm import Session
 
 from hub.db import session_scope
@@ -73,3 +75,24 @@ def json_config(value: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError("--config must be a JSON object")
     return data
+
+
+def print_table(table: pa.Table, fmt: str) -> None:
+    """``table`` on standard output: ``csv``, ``json`` (a list of objects) or a terminal table."""
+    if fmt == "csv":
+        import pyarrow.csv as pacsv
+
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink)
+        sys.stdout.write(sink.getvalue().to_pybytes().decode("utf-8"))
+        return
+    if fmt == "json":
+        sys.stdout.write(json.dumps(table.to_pylist(), default=str, ensure_ascii=False, indent=1) + "\n")
+        return
+    out = RichTable(show_lines=False)
+    for name in table.column_names:
+        out.add_column(name, overflow="fold")
+    for row in table.to_pylist():
+        out.add_row(*["" if v is None else str(v) for v in row.values()])
+    console.print(out)
+    console.print(f"[dim]{table.num_rows} row(s)[/]")

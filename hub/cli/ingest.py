@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import sys
 import time
 from typing import Any
 
-import pyarrow as pa
 import typer
 from rich.table import Table as RichTable
 from sqlalchemy import select
 
-from hub.cli.common import console, err_console, progress, session, settings
+from hub.cli.common import console, err_console, print_table, progress, session, settings
 
 
 def _recover() -> None:
@@ -106,26 +103,6 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _print_table(table: pa.Table, fmt: str) -> None:
-    if fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(table, sink)
-        sys.stdout.write(sink.getvalue().to_pybytes().decode("utf-8"))
-        return
-    if fmt == "json":
-        sys.stdout.write(json.dumps(table.to_pylist(), default=str, ensure_ascii=False, indent=1) + "\n")
-        return
-    out = RichTable(show_lines=False)
-    for name in table.column_names:
-        out.add_column(name, overflow="fold")
-    for row in table.to_pylist():
-        out.add_row(*["" if v is None else str(v) for v in row.values()])
-    console.print(out)
-    console.print(f"[dim]{table.num_rows} row(s)[/]")
-
-
 def history(dataset: str = typer.Argument(..., help="Dataset key.")) -> None:
     """List a dataset's snapshots (time travel targets) and its runs."""
     from hub.catalog.loader import get_dataset
@@ -202,7 +179,7 @@ def quarantine(
         key = get_dataset(s, dataset).key
     rows = read_quarantine(Warehouse(settings()), key, run_id=run, limit=limit)
     if fmt != "table":
-        _print_table(rows, fmt)
+        print_table(rows, fmt)
         return
     out = RichTable(title=f"quarantine of {key}")
     for col in ("run", "source", "row", "problems", "record"):

@@ -13,8 +13,6 @@
 from __future__ import annotations
 
 import io
-import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,9 +21,8 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import typer
-from rich.table import Table as RichTable
 
-from hub.cli.common import console, err_console, progress, settings
+from hub.cli.common import err_console, print_table, progress, settings
 
 _SUFFIX_FORMATS = {
     ".parquet": "parquet",
@@ -48,26 +45,6 @@ def _parse_as_of(values: list[str] | None) -> dict[str, str]:
             )
         out[key.strip()] = when.strip()
     return out
-
-
-def _print_table(table: pa.Table, fmt: str) -> None:
-    if fmt == "csv":
-        import pyarrow.csv as pacsv
-
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(table, sink)
-        sys.stdout.write(sink.getvalue().to_pybytes().decode("utf-8"))
-        return
-    if fmt == "json":
-        sys.stdout.write(json.dumps(table.to_pylist(), default=str, ensure_ascii=False, indent=1) + "\n")
-        return
-    out = RichTable(show_lines=False)
-    for name in table.column_names:
-        out.add_column(name, overflow="fold")
-    for row in table.to_pylist():
-        out.add_row(*["" if v is None else str(v) for v in row.values()])
-    console.print(out)
-    console.print(f"[dim]{table.num_rows} row(s)[/]")
 
 
 def query(
@@ -115,7 +92,7 @@ def query(
     from hub.warehouse.query import run_sql
     from hub.warehouse.tables import Warehouse
 
-    _print_table(run_sql(Warehouse(settings()), sql, _parse_as_of(as_of), max_rows=limit), fmt)
+    print_table(run_sql(Warehouse(settings()), sql, _parse_as_of(as_of), max_rows=limit), fmt)
 
 
 # --- --async: a job of a running hub -----------------------------------------------------------------
@@ -203,7 +180,7 @@ def _run_job(
                 kept += batches[-1].num_rows
                 if kept >= limit:
                     break
-        _print_table(pa.Table.from_batches(batches, schema=reader.schema), fmt)
+        print_table(pa.Table.from_batches(batches, schema=reader.schema), fmt)
 
 
 class _Chunks(io.RawIOBase):
