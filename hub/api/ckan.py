@@ -17,7 +17,7 @@ from starlette.datastructures import UploadFile
 from starlette.responses import Response
 
 from hub.api import ckan_read, ckan_tokens, ckan_write, datastore  # noqa: F401  (register the actions)
-from hub.api.ckan_registry import ACTIONS, Action, ActionContext
+from hub.api.ckan_registry import ACTIONS, Action, ActionContext, no_session
 from hub.api.deps import app_session_factory
 from hub.api.errors import (
     BodyTooLargeError,
@@ -27,7 +27,7 @@ from hub.api.errors import (
     json_response,
     loads_json,
 )
-from hub.auth.resolve import resolve_principal
+from hub.auth.resolve import extract_token, resolve_principal
 from hub.errors import InvalidInputError
 from hub.settings import Settings
 
@@ -155,6 +155,26 @@ def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dic
             ctx.opened.close()
 
 
+def _call_in_memory(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+    """``act``'s in-memory answer for a request without a token (on the event loop), or None."""
+    if act.in_memory is None or extract_token(request.headers) is not None:
+        return None
+    settings = request.app.state.settings
+    ctx = ActionContext(
+        hub=request.app.state.hub,
+        settings=settings,
+        session_factory=no_session,
+        principal=resolve_principal(
+            request.headers, request.client.host if request.client else None, settings, "ckan"
+        ),
+        method=request.method,
+        path=request.url.path,
+        query_string=request.url.query,
+    )
+    result = act.in_memory(ctx, data)
+    return None if result is None else (result, ctx.envelope)
+
+
 async def _run(request: Request, act: Action, data: dict[str, Any]) -> Any:
     result, _extra = await run_in_threadpool(_call, request, act, data)
     return result
@@ -168,7 +188,10 @@ async def _dispatch(name: str, request: Request) -> Response:
         raise CkanBadRequestError("JSON Error: Invalid request. Please use POST method for your request")
     data = await _request_data(request, act)
     try:
-        result, extra = await run_in_threadpool(_call, request, act, data)
+        answered = _call_in_memory(request, act, data)
+        if answered is None:
+            answered = await run_in_threadpool(_call, request, act, data)
+        result, extra = answered
     finally:
         for value in data.values():
             if isinstance(value, UploadFile):

@@ -3,6 +3,12 @@
 An action is ``fn(ctx: ActionContext, data: dict) -> result``, registered with ``@action(name)``
 (``write=True`` for actions that need POST). Actions run in a worker thread with their own session;
 they raise ``hub.errors`` exceptions, which ``hub.api.errors`` turns into CKAN's envelope.
+
+A read action may also have an in-memory variant (``@in_memory(name)``): it answers from what the
+runtime already holds (no database, no file, a bounded amount of work) or returns None. The dispatcher
+calls it on the event loop for requests without a token, before sending the action to a thread: a
+thread hop per request, with the threads' wait for the interpreter lock, costs more than such an
+answer (datastore_search's equality lookups).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class Action:
     name: str
     fn: ActionFn
     write: bool = False
+    in_memory: ActionFn | None = None
+    """``fn``'s answer from memory alone, or None when it needs more (see the module docstring)."""
 
     @property
     def side_effect_free(self) -> bool:
@@ -50,6 +58,23 @@ def action(name: str, *, write: bool = False) -> Callable[[ActionFn], ActionFn]:
         return fn
 
     return register
+
+
+def in_memory(name: str) -> Callable[[ActionFn], ActionFn]:
+    """Register ``fn`` as the in-memory variant of the read action ``name`` (registered before)."""
+
+    def register(fn: ActionFn) -> ActionFn:
+        act = ACTIONS[name]
+        assert not act.write, "only read actions answer from memory"
+        ACTIONS[name] = Action(act.name, act.fn, act.write, fn)
+        return fn
+
+    return register
+
+
+def no_session() -> Session:
+    """The session factory of an in-memory call: it must not reach the database."""
+    raise RuntimeError("an in-memory action asked for a database session")
 
 
 @dataclass

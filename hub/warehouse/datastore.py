@@ -30,7 +30,7 @@ from hub.warehouse.engine.duck import Engine, duck_type
 from hub.warehouse.engine.tables import TableSource
 from hub.warehouse.lookup import Lookup, equal_rows
 from hub.warehouse.tables import Warehouse
-from hub.warehouse.values import json_rows, json_value
+from hub.warehouse.values import json_rows
 
 log = logging.getLogger("hub.warehouse.datastore")
 STATE_TTL_SECONDS = 2.0
@@ -119,6 +119,8 @@ class SearchQuery:
 
 @dataclass
 class SearchResult:
+    """One search's page; ``rows`` hold values under the JSON rule (``hub.warehouse.values``)."""
+
     fields: list[dict[str, Any]]
     columns: list[str]
     rows: list[tuple[Any, ...]]
@@ -312,6 +314,10 @@ class DataStore:
         """The current snapshot of dataset ``key``, or None when it has no table or no snapshot yet."""
         return self._infos.get(key, lambda k: load_table_info(self.settings, k), max_age=max_age)
 
+    def cached_table_info(self, key: str) -> TableInfo | None:
+        """The snapshot of ``key`` if it was looked up less than ``STATE_TTL_SECONDS`` ago (never reads)."""
+        return self._infos.peek(key)
+
     def forget(self, key: str | None = None) -> None:
         """Drop the cached snapshot of ``key`` (or of every dataset): a run committed a new one."""
         self._infos.invalidate(key)
@@ -330,7 +336,8 @@ class DataStore:
         for column in plan.equality:
             if column != "_id":
                 self._want_lookup(source, column)
-        names, rows = self.engine.rows(plan.sql(query.limit, query.offset), plan.params, {TABLE: source})
+        table = self.engine.arrow(plan.sql(query.limit, query.offset), plan.params, {TABLE: source})
+        names, rows = table.column_names, json_rows(table)
         total = None
         if query.include_total:
             if plan.where == "true" and not query.distinct and info.rows is not None:
@@ -341,6 +348,12 @@ class DataStore:
                 total = self._count(source, plan)
         self._freeze_once()
         return _result(plan.columns, plan.wanted, names, rows, total, plan.order)
+
+    def search_in_memory(self, info: TableInfo, query: SearchQuery) -> SearchResult | None:
+        """``search``'s answer when the snapshot's cached copy and an equality lookup give it (no
+        DuckDB, no file read); None otherwise. Invalid parameters raise as in ``search``."""
+        plan = _Select.of(info, query, self.settings.query_max_nesting)
+        return self._lookup(info.table_source(), query, plan.wanted, plan.columns)
 
     def select_sql(self, info: TableInfo, query: SearchQuery, *, limit: int | None) -> tuple[str, list[Any]]:
         """The SELECT of ``query`` at ``info``'s snapshot, and its parameters, for a query worker on
@@ -432,8 +445,7 @@ class DataStore:
             return None
         page = positions[query.offset : query.offset + query.limit]
         part = cached.table.select(wanted).take(pa.array(page, pa.int64()))
-        plain = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in part.columns]
-        rows = list(zip(*(c.to_pylist() for c in plain), strict=True)) if len(page) else []
+        rows = json_rows(part) if len(page) else []
         total = len(positions) if query.include_total else None
         return _result(columns, wanted, list(wanted), rows, total, [])
 
@@ -443,20 +455,11 @@ class DataStore:
 
 def records(res: SearchResult | pa.Table, fmt: str) -> Any:
     """Rows as CKAN's ``records_format``: objects, lists, or one csv/tsv string (no header); values
-    under the hub's one JSON rule (``hub.warehouse.values``)."""
+    under the hub's one JSON rule (``hub.warehouse.values``; a ``SearchResult``'s rows already are)."""
     if isinstance(res, pa.Table):
-        names = res.column_names
-        rows = json_rows(res)
+        names, rows = res.column_names, json_rows(res)
     else:
-        names = res.columns
-        fix = [
-            i
-            for i, t in enumerate(res.types)
-            if not (pa.types.is_integer(t) or pa.types.is_string(t) or pa.types.is_boolean(t))
-        ]
-        rows = res.rows
-        if fix:
-            rows = [tuple(json_value(v) if i in fix else v for i, v in enumerate(r)) for r in rows]
+        names, rows = res.columns, res.rows
     if fmt == "lists":
         return [list(r) for r in rows]
     if fmt in ("csv", "tsv"):

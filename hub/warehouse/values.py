@@ -153,6 +153,8 @@ def _column(col: pa.ChunkedArray | pa.Array) -> list[Any]:
             return [_timestamp_text(v, t.unit, t.tz is not None) for v in ints]
         return list(col.to_pylist())
     if pa.types.is_floating(t):
+        if pc.all(pc.is_finite(col)).as_py() is not False:  # no NaN or infinity (nulls aside)
+            return list(col.to_pylist())
         return [None if v is None else _float(v) for v in col.to_pylist()]
     if pa.types.is_decimal(t):
         return [None if v is None else _decimal(v, t.scale) for v in col.to_pylist()]

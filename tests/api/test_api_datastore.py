@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
@@ -143,6 +144,65 @@ def test_errors(hub: LiveHub) -> None:
     r = call(hub, "datastore_search", resource_id=parcels, filters=json.dumps({"area_m2": "abc"}))
     assert r.status_code == 409
     assert r.json()["error"]["__type"] == "Validation Error"
+
+
+def test_equality_searches_answered_in_memory_as_in_a_thread(
+    hub: LiveHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An anonymous text-equality search of open data, once the dataset, its snapshot and the lookup
+    are held, is answered on the event loop (no thread), with the document a thread gives."""
+    import hub.api.ckan as ckan
+
+    threads: list[str] = []
+    real = ckan.run_in_threadpool
+
+    async def counting(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        if fn is ckan._call:
+            threads.append(args[1].name)
+        return await real(fn, *args, **kwargs)
+
+    monkeypatch.setattr(ckan, "run_in_threadpool", counting)
+    parcels = rid(hub, "land-parcels")
+    base: dict[str, Any] = {"resource_id": parcels, "filters": json.dumps({"land_use": "ODT"})}
+    for _ in range(300):  # the first searches build the lookup in the background
+        threads.clear()
+        assert call(hub, "datastore_search", **base).status_code == 200
+        if not threads:
+            break
+        time.sleep(0.05)
+    assert not threads, "the search still went to a thread after 15 s"
+
+    cases: list[dict[str, Any]] = [
+        {},
+        {"limit": 7, "offset": 3, "include_next_page": "true"},
+        {"fields": "parcel_id,_id", "include_total": "false"},
+        {"records_format": "lists", "limit": 3},
+        {"records_format": "csv", "limit": 3},
+        {"filters": json.dumps({"land_use": "nowhere"})},
+        {"limit": 0},
+    ]
+    for extra in cases:
+        params = {**base, **extra}
+        threads.clear()
+        anonymous = call(hub, "datastore_search", **params)
+        assert not threads, extra  # in memory
+        with_token = call(hub, "datastore_search", hub.member_token, **params)
+        assert threads == ["datastore_search"], extra  # a token: a thread
+        assert anonymous.status_code == with_token.status_code == 200, extra
+        assert anonymous.json() == with_token.json(), extra
+    for extra in (  # more than one column, a page past the in-memory bound, not an equality: a thread
+        {"filters": json.dumps({"land_use": "ODT", "ward_code": "26734"})},
+        {"limit": 1001},
+        {"filters": json.dumps({"land_use": ["ODT"]})},
+        {"q": "nguyen"},
+    ):
+        threads.clear()
+        assert call(hub, "datastore_search", **{**base, **extra}).status_code == 200, extra
+        assert threads == ["datastore_search"], extra
+    threads.clear()  # invalid input gets the same answer in memory
+    bad = call(hub, "datastore_search", **{**base, "fields": "nope"})
+    assert (bad.status_code, threads) == (409, [])
+    assert bad.json()["error"]["fields"] == ['invalid value "nope"']
 
 
 def test_private_table_access(hub: LiveHub) -> None:
