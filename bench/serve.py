@@ -304,6 +304,20 @@ def tree_rss(pid: int) -> int:
         return 0
 
 
+def settle(pid: int, timeout: float = 60) -> None:
+    """Wait until the hub's process tree stops growing: its query workers start beside the first
+    requests, and their start-up is not the memory a download takes."""
+    start = time.time()
+    last = -1
+    while time.time() < start + timeout:
+        time.sleep(1.0)
+        now = tree_rss(pid)
+        workers = psutil.Process(pid).children(recursive=True)
+        if abs(now - last) < 2_000_000 and (workers or time.time() > start + 15):
+            return
+        last = now
+
+
 def download(url: str, server_pid: int | None) -> dict[str, Any]:
     peak = [0]
     stop = threading.Event()
@@ -440,6 +454,7 @@ def main() -> None:
         procs.append(ds)
         hub_base, ds_base = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{dport}"
         wait_http(f"{hub_base}/healthz")
+        settle(hub.pid)
         wait_http(f"{ds_base}/-/versions.json")
         pkg = get_json(f"{hub_base}/api/3/action/package_show?id=bench-people")["result"]
         rid = pkg["resources"][0]["id"]
