@@ -85,7 +85,7 @@ class Producer:
     def stop(self) -> None:
         self._stop.set()
 
-    async def chunks(self) -> AsyncIterator[bytes]:
+    async def chunks(self) -> AsyncIterator[bytes | memoryview]:
         try:
             while True:
                 item = await run_in_threadpool(self._queue.get)
@@ -93,8 +93,8 @@ class Producer:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                assert isinstance(item, bytes)
-                yield item
+                assert isinstance(item, (bytes, bytearray))
+                yield item if isinstance(item, bytes) else memoryview(item)  # a worker's batch, uncopied
         finally:
             self._stop.set()
 
@@ -122,8 +122,8 @@ class QueryRows:
     def __init__(self, result: ResultStream) -> None:
         self.result = result
         self.error: str | None = None
-        self._rows = iter(result)
-        self._first: list[pa.RecordBatch] = []
+        self._rows = result.messages()
+        self._first: list[tuple[pa.RecordBatch, bytearray]] = []
         self._closed = False
 
     def prime(self) -> None:
@@ -131,7 +131,8 @@ class QueryRows:
         if first is not None:
             self._first.append(first)
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
+    def messages(self) -> Iterator[tuple[pa.RecordBatch, bytearray]]:
+        """The batches with their Arrow IPC messages (``ResultStream.messages``)."""
         try:
             while self._first:
                 yield self._first.pop()
@@ -139,3 +140,7 @@ class QueryRows:
         except QueryError as exc:
             self.error = exc.message
             raise
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        for batch, _message in self.messages():
+            yield batch

@@ -138,15 +138,22 @@ class _Sink:
 _END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
-def encode_arrow(rows: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[bytes]:
+def encode_arrow(
+    rows: Iterator[pa.RecordBatch] | Iterator[tuple[pa.RecordBatch, bytearray]], schema: pa.Schema
+) -> Iterator[bytes]:
     """The Arrow IPC stream format: the schema, then one message per batch, then the end marker.
 
-    Without dictionary columns (the query workers send none), each batch's encapsulated message is
-    written as it is, byte for byte what the stream writer makes, without the writer's many small
-    copies."""
+    ``rows``: batches, or batches with the IPC message each came in from a query worker
+    (``QueryRows.messages``), which is then passed on as it is. Without dictionary columns (the query
+    workers send none) each batch's encapsulated message is written as it is, byte for byte what the
+    stream writer makes, without the writer's many small copies."""
     if not any(pa.types.is_dictionary(f.type) for f in schema):
         yield schema.serialize().to_pybytes()
-        for batch in rows:
+        for item in rows:
+            batch, message = item if isinstance(item, tuple) else (item, None)
+            if message is not None and batch.schema.equals(schema):
+                yield message
+                continue
             if batch.schema != schema:
                 batch = batch.cast(schema)
             yield batch.serialize().to_pybytes()
@@ -154,8 +161,8 @@ def encode_arrow(rows: Iterator[pa.RecordBatch], schema: pa.Schema) -> Iterator[
         return
     sink = _Sink()
     with pa.ipc.new_stream(sink, schema) as writer:
-        for batch in rows:
-            writer.write_batch(batch)
+        for item in rows:
+            writer.write_batch(item[0] if isinstance(item, tuple) else item)
             yield sink.drain()
     yield sink.drain()
 
@@ -255,7 +262,10 @@ def _start(hub: Hub, principal: Principal, query: QueryIn, fmt: str, gzip: bool)
         raise
     run = _Run(result, prepared, session, slot)
     try:
-        body = encode(fmt, run.batches(), result.schema, bom=query.bom and fmt in ("csv", "tsv"))
+        if fmt == "arrow":  # the workers' IPC messages passed on
+            body = encode_arrow(run.messages(), result.schema)
+        else:
+            body = encode(fmt, run.batches(), result.schema, bom=query.bom and fmt in ("csv", "tsv"))
         run.prime()
     except HubError as exc:
         run.close(exc.message)

@@ -35,3 +35,18 @@ def test_dictionary_columns_take_the_writer() -> None:
     batch = pa.record_batch([pa.array(["F", "M", "F"]).dictionary_encode()], schema=schema)
     body = b"".join(encode_arrow(iter([batch]), schema))
     assert pa.ipc.open_stream(body).read_all().column("sex").to_pylist() == ["F", "M", "F"]
+
+
+def test_a_query_workers_messages_are_passed_on_as_they_came() -> None:
+    """The IPC message each batch came in from a query worker is written as it is: the same stream."""
+    schema = pa.schema([("n", pa.int64()), ("ward", pa.string())])
+    batches = [
+        pa.record_batch([pa.array(range(i, i + 5)), pa.array([f"W{j}" for j in range(5)])], schema=schema)
+        for i in range(0, 15, 5)
+    ]
+    messages = [b.serialize().to_pybytes() for b in batches]
+    received = [(pa.ipc.read_record_batch(pa.py_buffer(m), schema), m) for m in messages]
+    body = b"".join(encode_arrow(iter(received), schema))
+    assert body == _writer_bytes(schema, batches)
+    marked = [(b, b"MESSAGE" if i == 1 else m) for i, (b, m) in enumerate(received)]
+    assert b"MESSAGE" in b"".join(encode_arrow(iter(marked), schema))  # passed on, not written again

@@ -44,33 +44,27 @@ def send_json(out: IO[bytes], kind: bytes, value: Any) -> None:
     send(out, kind, orjson.dumps(value))
 
 
-def _read_exact(src: IO[bytes], n: int) -> bytes:
-    """Exactly ``n`` bytes (a raw pipe may return fewer per read; loop until all came)."""
-    data = src.read(n)
-    if data is None or len(data) == 0:
-        raise ProtocolError("the pipe was closed")
-    if len(data) == n:
-        return data
+def _read_exact(src: IO[bytes], n: int) -> bytearray:
+    """Exactly ``n`` bytes, read into one buffer (a raw pipe may return fewer per read: loop until all
+    came). A batch of megabytes is copied once, from the pipe into this buffer."""
     buf = bytearray(n)
     view = memoryview(buf)
-    view[: len(data)] = data
-    got = len(data)
+    got = 0
     while got < n:
-        chunk = src.read(n - got)
-        if not chunk:
+        count = src.readinto(view[got:])  # type: ignore[attr-defined]
+        if not count:
             raise ProtocolError("the pipe was closed")
-        view[got : got + len(chunk)] = chunk
-        got += len(chunk)
-    return bytes(buf)
+        got += count
+    return buf
 
 
-def receive(src: IO[bytes]) -> tuple[bytes, bytes]:
+def receive(src: IO[bytes]) -> tuple[bytes, bytearray]:
     """The next frame ``(kind, payload)``; ``ProtocolError`` when the pipe closed."""
     length, kind = _HEADER.unpack(_read_exact(src, _HEADER.size))
     if length > MAX_FRAME:
         raise ProtocolError(f"a frame of {length} bytes")
-    return kind, (_read_exact(src, length) if length else b"")
+    return kind, (_read_exact(src, length) if length else bytearray())
 
 
-def loads(payload: bytes) -> Any:
+def loads(payload: bytes | bytearray) -> Any:
     return orjson.loads(payload)
