@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 from sqlalchemy.orm import Session
@@ -82,7 +82,14 @@ class TableRows(Rows):
 class StreamRows(Rows):
     """The rows of a warehouse query, from its query worker; audited when the result ends."""
 
-    def __init__(self, stream: ResultStream, prepared: Prepared, session: Session, slot: Slot) -> None:
+    def __init__(
+        self,
+        stream: ResultStream,
+        prepared: Prepared,
+        session: Session,
+        slot: Slot,
+        defer: Callable[[Callable[[], None]], None] | None = None,
+    ) -> None:
         super().__init__()
         self.slot = slot
         self.stream = stream
@@ -90,12 +97,18 @@ class StreamRows(Rows):
         self.session = session
         self.schema = stream.schema
         self._done = False
+        self._defer = defer
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         yield from self.stream
 
     def finished(self) -> None:
-        self._end("allowed", None)
+        """Every row was sent: the read is audited (with ``defer``, once the client has its answer:
+        the connection writes the entry after flushing, before it reads the next message)."""
+        if self._defer is None:
+            self._end("allowed", None)
+        else:
+            self._defer(lambda: self._end("allowed", None))
 
     def close(self, error: str | None = None) -> None:
         if not self._done:

@@ -22,6 +22,7 @@ import logging
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -148,6 +149,7 @@ class Connection:
         self._running: Rows | None = None
         self._cancelled = threading.Event()
         self._lock = threading.Lock()
+        self._deferred: list[Callable[[], None]] = []
 
     # --- output --------------------------------------------------------------------------------
     def send(self, data: bytes | memoryview) -> None:
@@ -159,6 +161,19 @@ class Connection:
         if self._out:
             self.sock.sendall(self._out)
             self._out.clear()
+
+    def defer(self, work: Callable[[], None]) -> None:
+        """Run ``work`` once the answers so far are flushed to the client, before the next message is
+        read (or when the connection ends): a finished query's audit entry, off the client's wait."""
+        self._deferred.append(work)
+
+    def _run_deferred(self) -> None:
+        while self._deferred:
+            work = self._deferred.pop(0)
+            try:
+                work()
+            except Exception:
+                log.exception("deferred work of a PostgreSQL connection failed")
 
     def error(self, code: str, text: str, *, severity: str = "ERROR", hint: str | None = None) -> None:
         self.send(protocol.error_response(code, text, severity=severity, hint=hint))
@@ -187,6 +202,7 @@ class Connection:
             self.close()
 
     def close(self) -> None:
+        self._run_deferred()
         for portal in [*self.portals.values(), *self.cursors.values()]:
             with contextlib.suppress(Exception):
                 portal.close("the connection ended")
@@ -302,7 +318,10 @@ class Connection:
                 log.exception("a PostgreSQL statement failed")
                 self._failed("XX000", f"internal error: {type(exc).__name__}", exc)
             if kind in (b"S", b"Q", b"H"):
-                self.flush()
+                try:
+                    self.flush()
+                finally:
+                    self._run_deferred()
 
     def _failed(self, code: str, text: str, exc: BaseException) -> None:
         hint = f"retry in {exc.retry_after} s" if isinstance(exc, BusyError) else None
@@ -588,7 +607,7 @@ class Connection:
                 session.close()
                 slot.release()
             raise
-        return StreamRows(*started, session, slot)
+        return StreamRows(*started, session, slot, defer=self.defer)
 
     def _describe_sql(self, sql: str) -> pa.Schema | None:
         """The columns ``sql`` would return, without reading data (Describe of a statement)."""

@@ -66,6 +66,26 @@ def test_an_expired_token_is_28P01_and_audited(pg: PgHub) -> None:
     assert any(e.reason and "expired" in e.reason for e in _entries(pg, "auth.login", "denied"))
 
 
+def test_a_read_is_audited_with_its_rows_once_the_client_has_them(pg: PgHub) -> None:
+    """The entry is written after the answer is flushed (off the client's wait), before the connection
+    reads its next message, and also when the client hangs up at once."""
+    before = len(_entries(pg, "query.pg", "allowed"))
+    with pg.connect("owner-client", autocommit=True) as conn:
+        rows = conn.execute("SELECT ward_code FROM civil_status.births").fetchall()
+        conn.execute("SELECT 1").fetchall()  # the next message: the entry is there by now
+        entries = _entries(pg, "query.pg", "allowed")
+        assert len(entries) == before + 1
+        assert entries[-1].rows == len(rows) > 0
+        assert entries[-1].snapshot_id is not None and entries[-1].dataset_id is not None
+        conn.execute("SELECT registration_number FROM civil_status.births LIMIT 3").fetchall()
+    deadline = time.monotonic() + 10  # the client hung up right after its answer
+    while len(_entries(pg, "query.pg", "allowed")) < before + 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    entries = _entries(pg, "query.pg", "allowed")
+    assert len(entries) == before + 2
+    assert entries[-1].rows == 3
+
+
 def test_a_client_secret_is_exchanged_for_a_token(tmp_path: Path) -> None:
     from hub.auth import users
 
