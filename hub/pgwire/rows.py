@@ -97,6 +97,7 @@ class StreamRows(Rows):
         self.session = session
         self.schema = stream.schema
         self._done = False
+        self._ending = False
         self._defer = defer
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
@@ -107,11 +108,12 @@ class StreamRows(Rows):
         the connection writes the entry after flushing, before it reads the next message)."""
         if self._defer is None:
             self._end("allowed", None)
-        else:
+        elif not self._ending:
+            self._ending = True
             self._defer(lambda: self._end("allowed", None))
 
     def close(self, error: str | None = None) -> None:
-        if not self._done:
+        if not self._done and not self._ending:  # (a finished result's entry is on its way)
             self.stream.close()
             self._end("error" if error else "allowed", error)
 

@@ -76,7 +76,8 @@ def test_a_read_is_audited_with_its_rows_once_the_client_has_them(pg: PgHub) -> 
         entries = _entries(pg, "query.pg", "allowed")
         assert len(entries) == before + 1
         assert entries[-1].rows == len(rows) > 0
-        assert entries[-1].snapshot_id is not None and entries[-1].dataset_id is not None
+        assert entries[-1].snapshot_id is not None
+        assert entries[-1].dataset_id is not None
         conn.execute("SELECT registration_number FROM civil_status.births LIMIT 3").fetchall()
     deadline = time.monotonic() + 10  # the client hung up right after its answer
     while len(_entries(pg, "query.pg", "allowed")) < before + 2 and time.monotonic() < deadline:
