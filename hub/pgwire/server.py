@@ -87,6 +87,9 @@ class PgServer:
             except OSError:
                 return
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            # room for a few batches of rows: the endpoint encodes ahead while the client parses (the
+            # kernel caps this at net.core.wmem_max)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             client.settimeout(None)
             conn = Connection(self, client, address)
             threading.Thread(target=conn.run, name="pg-connection", daemon=True).start()
