@@ -298,7 +298,8 @@ def test_the_tables_show_their_columns_with_the_contracts_labels(site: Site) -> 
 
 def test_a_running_job_can_be_followed_and_cancelled_without_a_script(site: Site) -> None:
     browser = sign_in(site, "lan")
-    slow = "SELECT a.* FROM land.parcels a, land.parcels b, land.parcels c"  # 15.6 million rows
+    # 3.9 billion rows: it runs until cancelled
+    slow = "SELECT a.* FROM land.parcels a, land.parcels b, land.parcels c, land.parcels d"
     job_url = run(browser, slow).headers["location"]
     page = browser.get(job_url).text
     assert 'data-status="running"' in page or 'data-status="queued"' in page
