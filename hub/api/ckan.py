@@ -9,9 +9,11 @@ JSON is parsed under the hub's size and nesting limits (``hub.api.errors.loads_j
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.responses import Response
@@ -125,20 +127,24 @@ def _loads(text: bytes | str, settings: Settings) -> Any:
         raise CkanBadRequestError(f"JSON Error: Error decoding JSON data. Error: {exc.message}") from exc
 
 
-def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+def _context(request: Request, session_factory: Callable[[], Session]) -> ActionContext:
     settings = request.app.state.settings
     principal = resolve_principal(
         request.headers, request.client.host if request.client else None, settings, "ckan"
     )
-    ctx = ActionContext(
+    return ActionContext(
         hub=request.app.state.hub,
         settings=settings,
-        session_factory=app_session_factory(request),
+        session_factory=session_factory,
         principal=principal,
         method=request.method,
         path=request.url.path,
         query_string=request.url.query,
     )
+
+
+def _call(request: Request, act: Action, data: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    ctx = _context(request, app_session_factory(request))
     try:
         result = act.fn(ctx, data)
         if ctx.opened is not None:
@@ -159,18 +165,7 @@ def _call_in_memory(request: Request, act: Action, data: dict[str, Any]) -> tupl
     """``act``'s in-memory answer for a request without a token (on the event loop), or None."""
     if act.in_memory is None or extract_token(request.headers) is not None:
         return None
-    settings = request.app.state.settings
-    ctx = ActionContext(
-        hub=request.app.state.hub,
-        settings=settings,
-        session_factory=no_session,
-        principal=resolve_principal(
-            request.headers, request.client.host if request.client else None, settings, "ckan"
-        ),
-        method=request.method,
-        path=request.url.path,
-        query_string=request.url.query,
-    )
+    ctx = _context(request, no_session)
     result = act.in_memory(ctx, data)
     return None if result is None else (result, ctx.envelope)
 
